@@ -1,0 +1,27 @@
+"""Shared fixtures: the real shipped models, found through their installed packages."""
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests run on the CPU. Multi-device tests need 8 simulated devices, set before JAX starts.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """Directory with all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer files)."""
+    from transformers_jax.utils import minilm_dir as find
+
+    return find()
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """Path to SmolLM2-135M-Instruct as a 4-bit GGUF file."""
+    from transformers_jax.utils import smollm2_gguf as find
+
+    return find()

