@@ -247,10 +247,26 @@ class PreTrainedModel:
                     logger.warning("%s: weights of heads in %s were not used: %s", cls.__name__, source, ", ".join(dropped))
                 state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             elif not cls.is_base_model and not has_prefix:
-                base_keys = {k[len(prefix):] for k in cls._torch_keys(config) if k.startswith(prefix)}
-                state = {(prefix + k if k in base_keys else k): v for k, v in state.items()}
+                state = {prefix + k: v for k, v in state.items()}  # a base-model checkpoint
         for tied in cls.tied_weights(config):
             state.pop(tied, None)
+        # Weights of modules this class does not have: other task heads, or optional base modules
+        # such as the pooler that BertForMaskedLM leaves out. Reported, not used.
+        ours = cls._torch_keys(config)
+        our_modules = {k.rsplit(".", 1)[0] for k in ours}
+
+        def foreign(key):
+            if key in ours or key.rsplit(".", 1)[0] in our_modules:
+                return False
+            if cls.is_base_model or key.startswith(prefix):
+                relative = key if cls.is_base_model else key[len(prefix):]
+                return relative.split(".")[0] in cls.optional_base_modules
+            return True
+
+        unused = sorted(k for k in state if foreign(k))
+        if unused:
+            logger.warning("%s: weights of modules it does not have in %s were not used: %s", cls.__name__, source, ", ".join(unused))
+            state = {k: v for k, v in state.items() if k not in unused}
         return state
 
     # ------------------------------------------------------------------ loading and saving
