@@ -91,7 +91,9 @@ def rope_inverse_frequencies(rope: dict, head_dim: int, max_position_embeddings:
     rope_type = rope.get("rope_type", rope.get("type", "default"))
     base = np.float32(rope.get("rope_theta", 10000.0))
     dim = int(head_dim * rope.get("partial_rotary_factor", 1.0))
-    inv_freq = np.float32(1.0) / (base ** (np.arange(0, dim, 2).astype(np.float32) / np.float32(dim)))
+    # A correctly rounded float32 power, then a float32 division: bit-equal to PyTorch's inv_freq.
+    exponent = np.arange(0, dim, 2).astype(np.float32) / np.float32(dim)
+    inv_freq = np.float32(1.0) / (np.float64(base) ** exponent.astype(np.float64)).astype(np.float32)
     scaling = 1.0
     if rope_type == "default":
         pass

@@ -22,38 +22,39 @@ _ACTIVE: contextvars.ContextVar = contextvars.ContextVar("transformers_jax_shard
 
 
 def validate_rules(rules: Rules) -> dict:
-    """Rules as a dict; a mesh axis may serve only one logical axis name."""
+    """Rules as a dict {logical name: tuple of mesh axes}; a logical name may appear once."""
     table: dict = {}
-    owner: dict = {}
     for logical, mesh_axes in rules:
         if logical in table:
             raise ValueError(f"logical axis {logical!r} appears twice in the sharding rules")
-        axes = () if mesh_axes is None else (mesh_axes,) if isinstance(mesh_axes, str) else tuple(mesh_axes)
-        for axis in axes:
-            if axis in owner:
-                raise ValueError(
-                    f"mesh axis {axis!r} is used by both logical axes {owner[axis]!r} and {logical!r}"
-                )
-            owner[axis] = logical
-        table[logical] = axes
+        table[logical] = () if mesh_axes is None else (mesh_axes,) if isinstance(mesh_axes, str) else tuple(mesh_axes)
     return table
 
 
 def logical_to_partition_spec(axes: Sequence[str | None], rules: Rules, shape=None, mesh: Mesh | None = None) -> PartitionSpec:
-    """PartitionSpec for one array's logical axes. A mesh axis is used once per array; a dim that
-    the mesh axes do not divide (when ``shape`` and ``mesh`` are given) stays replicated."""
+    """PartitionSpec for one array's logical axes.
+
+    Rules that would shard one array twice over the same mesh axis are refused. A dim that its
+    mesh axes do not divide (when ``shape`` and ``mesh`` are given) stays replicated.
+    """
     table = validate_rules(rules)
-    used: set = set()
+    owner: dict = {}
     spec = []
     for i, name in enumerate(axes):
-        mesh_axes = tuple(a for a in table.get(name, ()) if a not in used) if name else ()
+        mesh_axes = table.get(name, ()) if name else ()
+        for axis in mesh_axes:
+            if axis in owner:
+                raise ValueError(
+                    f"mesh axis {axis!r} is used by both logical axes {owner[axis]!r} and {name!r} "
+                    f"of one array (logical axes {tuple(axes)})"
+                )
+            owner[axis] = name
         if mesh_axes and shape is not None and mesh is not None:
             size = 1
             for a in mesh_axes:
                 size *= mesh.shape[a]
             if shape[i] % size:
                 mesh_axes = ()
-        used.update(mesh_axes)
         spec.append(None if not mesh_axes else mesh_axes[0] if len(mesh_axes) == 1 else mesh_axes)
     return PartitionSpec(*spec)
 

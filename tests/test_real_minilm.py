@@ -1,0 +1,52 @@
+"""Real weights: sentence-transformers all-MiniLM-L6-v2 (BERT) against Hugging Face PyTorch."""
+import numpy as np
+import pytest
+import torch
+import transformers as hf
+
+import transformers_jax as tj
+
+SENTENCES = [
+    "A man is eating food.",
+    "A man is eating a piece of bread.",
+    "The girl is carrying a baby.",
+    "Crème brûlée à Zürich 🍮 — 東京で食べた。",
+]
+
+
+def mean_pool(hidden, mask):
+    mask = mask[..., None].astype(np.float32)
+    emb = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+    return emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def batch(minilm_dir):
+    tokenizer = hf.AutoTokenizer.from_pretrained(minilm_dir)
+    return tokenizer(SENTENCES, padding=True, return_tensors="np")
+
+
+def test_minilm_embeddings_equal_pytorch(minilm_dir, batch):
+    ours = tj.AutoModel.from_pretrained(minilm_dir)
+    assert isinstance(ours, tj.BertModel)
+    out = ours(batch["input_ids"], attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"])
+    reference = hf.AutoModel.from_pretrained(minilm_dir).eval()
+    with torch.no_grad():
+        ref = reference(**{k: torch.tensor(v) for k, v in batch.items()})
+    mask = batch["attention_mask"].astype(bool)
+    np.testing.assert_allclose(np.asarray(out.last_hidden_state)[mask], ref.last_hidden_state.numpy()[mask], atol=1e-5)
+    ours_emb = mean_pool(np.asarray(out.last_hidden_state), batch["attention_mask"])
+    ref_emb = mean_pool(ref.last_hidden_state.numpy(), batch["attention_mask"])
+    np.testing.assert_allclose(ours_emb, ref_emb, atol=1e-5)
+    similarity = ours_emb @ ours_emb.T
+    # The two sentences about eating are closer to each other than to the one about a baby.
+    assert similarity[0, 1] > similarity[0, 2] + 0.3
+
+
+def test_minilm_saved_by_us_loads_in_pytorch(minilm_dir, batch, tmp_path):
+    tj.BertModel.from_pretrained(minilm_dir).save_pretrained(tmp_path)
+    reloaded = hf.BertModel.from_pretrained(tmp_path).eval()
+    original = hf.BertModel.from_pretrained(minilm_dir).eval()
+    inputs = {k: torch.tensor(v) for k, v in batch.items()}
+    with torch.no_grad():
+        np.testing.assert_array_equal(reloaded(**inputs).last_hidden_state.numpy(), original(**inputs).last_hidden_state.numpy())
