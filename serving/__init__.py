@@ -1,0 +1,1 @@
+"""Serving: the compiled inference engine, HTTP server and batch runner (issues 3 and 5)."""

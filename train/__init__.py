@@ -1,0 +1,1 @@
+"""Training: Trainer, TrainingArguments, optax optimizers, collators, orbax checkpoints (issue 4)."""
