@@ -1,7 +1,6 @@
 """Llama: decoder-only LM with grouped-query attention, RoPE, RMSNorm and a SwiGLU MLP."""
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from transformers_jax import layers as L
