@@ -185,17 +185,22 @@ def dot_product_attention(q, k, v, mask, *, scale: float, head_mask=None):
     Returns (output [B, T, H, D], probabilities [B, H, T, S]).
     """
     batch, q_len, num_heads, head_dim = q.shape
-    num_kv = k.shape[2]
+    kv_len, num_kv = k.shape[1], k.shape[2]
     groups = num_heads // num_kv
-    q = q.reshape(batch, q_len, num_kv, groups, head_dim)  # [B, T, K, G, D]
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, k).astype(jnp.float32) * scale
-    scores = scores.reshape(batch, num_heads, q_len, k.shape[1])  # [B, H, T, S]
+    # Heads first, and the G query heads of a group stacked along the rows of one matmul per KV head.
+    q = q.reshape(batch, q_len, num_kv, groups, head_dim).transpose(0, 2, 3, 1, 4)  # [B, K, G, T, D]
+    q = q.reshape(batch, num_kv, groups * q_len, head_dim)  # [B, K, G*T, D]
+    k = k.transpose(0, 2, 3, 1)  # [B, K, D, S]
+    v = v.transpose(0, 2, 1, 3)  # [B, K, S, D]
+    scores = jnp.matmul(q, k).astype(jnp.float32) * scale  # [B, K, G*T, S]
+    scores = scores.reshape(batch, num_heads, q_len, kv_len)  # [B, H, T, S]
     scores = scores + jnp.where(mask, 0.0, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1)
     if head_mask is not None:
         probs = probs * head_mask.astype(jnp.float32)[None, :, None, None]
-    weights = probs.astype(v.dtype).reshape(batch, num_kv, groups, q_len, k.shape[1])
-    out = jnp.einsum("bkgts,bskd->btkgd", weights, v).reshape(batch, q_len, num_heads, head_dim)
+    weights = probs.astype(v.dtype).reshape(batch, num_kv, groups * q_len, kv_len)
+    out = jnp.matmul(weights, v).reshape(batch, num_kv, groups, q_len, head_dim)  # [B, K, G, T, D]
+    out = out.transpose(0, 3, 1, 2, 4).reshape(batch, q_len, num_heads, head_dim)  # [B, T, H, D]
     return constrain(out, ("batch", "length", "heads", None)), probs
 
 
