@@ -50,3 +50,18 @@ def test_minilm_saved_by_us_loads_in_pytorch(minilm_dir, batch, tmp_path):
     inputs = {k: torch.tensor(v) for k, v in batch.items()}
     with torch.no_grad():
         np.testing.assert_array_equal(reloaded(**inputs).last_hidden_state.numpy(), original(**inputs).last_hidden_state.numpy())
+
+
+def test_added_tokens_and_resized_embeddings(minilm_dir):
+    ours_tok = tj.AutoTokenizer.from_pretrained(minilm_dir)
+    ref_tok = hf.AutoTokenizer.from_pretrained(minilm_dir)
+    assert ours_tok.add_tokens(["<jax>", "<xla>"]) == ref_tok.add_tokens(["<jax>", "<xla>"]) == 2
+    model = tj.BertModel.from_pretrained(minilm_dir)
+    table = model.resize_token_embeddings(len(ours_tok))
+    assert table.shape == (30524, 384) and model.config.vocab_size == len(ref_tok) == 30524
+    text = "hello <jax> and <xla> world"
+    ids = ours_tok(text, return_tensors="np")
+    assert ids["input_ids"].tolist() == ref_tok(text, return_tensors="np")["input_ids"].tolist()
+    assert ours_tok.convert_tokens_to_ids("<xla>") == 30523 and 30523 in ids["input_ids"][0]
+    hidden = model(**ids).last_hidden_state
+    assert hidden.shape == (1, ids["input_ids"].shape[1], 384) and np.isfinite(np.asarray(hidden)).all()

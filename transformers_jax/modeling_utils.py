@@ -390,4 +390,4 @@ class PreTrainedModel:
         return f"{type(self).__name__}({self.num_parameters():,} parameters, config={self.config.to_dict()})"
 
 
-__all__ = ["PreTrainedModel", "ParamSpec"]
+__all__ = ["PreTrainedModel"]
