@@ -23,7 +23,6 @@ import numpy as np
 from transformers_jax import hub
 from transformers_jax.configuration_utils import CONFIG_NAME, PretrainedConfig, read_config_dict
 from transformers_jax.params import (
-    ParamSpec,
     abstract_params,
     flatten_tree,
     init_params,
