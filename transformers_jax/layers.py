@@ -167,12 +167,30 @@ def padding_mask(attention_mask: jax.Array) -> jax.Array:
     return attention_mask.astype(bool)[:, None, None, :]
 
 
-def causal_padding_mask(attention_mask: jax.Array, query_len: int) -> jax.Array:
-    """Causal mask combined with key padding: boolean [B, 1, T, S] (query i sees keys <= i + S - T)."""
-    key_len = attention_mask.shape[-1]
-    q = jnp.arange(query_len)[:, None] + (key_len - query_len)
+def causal_padding_mask(key_mask: jax.Array, query_len: int, query_start=None) -> jax.Array:
+    """Causal mask combined with key padding: boolean [B, 1, T, S].
+
+    Query t sits at key slot ``query_start + t`` (by default the last T slots) and sees the valid
+    keys at slots up to its own.
+    """
+    key_len = key_mask.shape[-1]
+    if query_start is None:
+        query_start = key_len - query_len
+    q = jnp.arange(query_len)[:, None] + query_start
     k = jnp.arange(key_len)[None, :]
-    return (k <= q)[None, None] & attention_mask.astype(bool)[:, None, None, :]
+    return (k <= q)[None, None] & key_mask.astype(bool)[:, None, None, :]
+
+
+def update_kv_cache(cache: dict, layer, index, k, v):
+    """Write ``k``, ``v`` [B, T, K, D] into layer ``layer`` of a stacked cache ([L, B, S, K, D]) at
+    slot ``index``; returns (cache, that layer's keys, that layer's values)."""
+    dtype = cache["k"].dtype
+    start = (layer, 0, index, 0, 0)
+    cache = {
+        "k": jax.lax.dynamic_update_slice(cache["k"], k[None].astype(dtype), start),
+        "v": jax.lax.dynamic_update_slice(cache["v"], v[None].astype(dtype), start),
+    }
+    return cache, cache["k"][layer], cache["v"][layer]
 
 
 def dot_product_attention(q, k, v, mask, *, scale: float, head_mask=None):

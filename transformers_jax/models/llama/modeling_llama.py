@@ -41,9 +41,15 @@ def decoder_specs(config: LlamaConfig) -> dict:
     }
 
 
-def decoder_forward(params, config: LlamaConfig, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions):
-    """LlamaModel forward. Returns a BaseModelOutput; hidden_states are the embeddings, every
-    layer's output, and the last one after the final norm (as Hugging Face records them)."""
+def decoder_forward(params, config: LlamaConfig, input_ids, attention_mask, position_ids, output_hidden_states,
+                    output_attentions, cache=None, cache_index=None):
+    """LlamaModel forward. Returns (BaseModelOutput, cache).
+
+    hidden_states are the embeddings, every layer's output, and the last one after the final norm
+    (as Hugging Face records them). With a KV ``cache`` ({"k", "v"}: [layers, B, S, K, D]) the
+    new keys and values are written at slots ``cache_index ...`` and queries attend to every
+    earlier slot; ``attention_mask`` is then the [B, S] mask of valid cache slots.
+    """
     dtype = jnp.dtype(config.compute_dtype)
     batch, length = input_ids.shape
     if attention_mask is None:
@@ -53,34 +59,56 @@ def decoder_forward(params, config: LlamaConfig, input_ids, attention_mask, posi
     x = constrain(L.embed(params["embed_tokens"], input_ids, dtype), ("batch", "length", "embed"))  # [B, T, D]
     inv_freq, rope_scale = L.rope_inverse_frequencies(config.rope_parameters, config.head_dim, config.max_position_embeddings)
     cos, sin = L.rotary_cos_sin(position_ids, inv_freq, rope_scale, dtype)
-    mask = L.causal_padding_mask(attention_mask, length)  # [B, 1, T, T]
+    query_start = 0 if cache is None else cache_index
+    mask = L.causal_padding_mask(attention_mask, length, query_start)  # [B, 1, T, S]
     eps = config.rms_norm_eps
 
-    def layer(x, p, _):
+    def layer(carry, p, index):
+        x, cache = carry
         h = L.rms_norm(p["input_layernorm"], x, eps)
         attn = p["self_attn"]
         q = L.apply_rotary(L.split_heads(L.dense(attn["q_proj"], h), config.num_attention_heads), cos, sin)
         k = L.apply_rotary(L.split_heads(L.dense(attn["k_proj"], h), config.num_key_value_heads), cos, sin)
         v = L.split_heads(L.dense(attn["v_proj"], h), config.num_key_value_heads)
+        if cache is not None:
+            cache, k, v = L.update_kv_cache(cache, index, cache_index, k, v)
         out, probs = L.dot_product_attention(q, k, v, mask, scale=config.head_dim**-0.5)
         x = x + L.dense(attn["o_proj"], L.merge_heads(out))
         h = L.rms_norm(p["post_attention_layernorm"], x, eps)
         mlp = p["mlp"]
         gate = L.activation(config.hidden_act)(L.dense(mlp["gate_proj"], h)) * L.dense(mlp["up_proj"], h)
         x = x + L.dense(mlp["down_proj"], constrain(gate, ("batch", "length", "mlp")))
-        return x, (x if output_hidden_states else None, probs if output_attentions else None)
+        return (x, cache), (x if output_hidden_states else None, probs if output_attentions else None)
 
     embeddings = x
-    x, (layer_outputs, attentions) = L.run_layers(layer, x, params["layers"], config)
+    layer_index = jnp.arange(config.num_hidden_layers)
+    (x, cache), (layer_outputs, attentions) = L.run_layers(layer, (x, cache), params["layers"], config, layer_index)
     x = L.rms_norm(params["norm"], x, eps)
     hidden_states = None
     if output_hidden_states:
         hidden_states = (embeddings, *[layer_outputs[i] for i in range(config.num_hidden_layers - 1)], x)
-    return BaseModelOutput(
+    out = BaseModelOutput(
         last_hidden_state=x,
         hidden_states=hidden_states,
         attentions=tuple(attentions[i] for i in range(config.num_hidden_layers)) if output_attentions else None,
     )
+    return out, cache
+
+
+def init_cache(config: LlamaConfig, batch: int, max_length: int) -> dict:
+    """An empty KV cache: {"k", "v"} of shape [layers, B, max_length, kv_heads, head_dim]."""
+    shape = (config.num_hidden_layers, batch, max_length, config.num_key_value_heads, config.head_dim)
+    dtype = jnp.dtype(config.compute_dtype)
+    return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+
+
+def lm_logits(params, config: LlamaConfig, hidden):
+    """The LM head: tied to the input embeddings or its own ``lm_head``."""
+    if config.tie_word_embeddings:
+        logits = L.tied_logits(params["model"]["embed_tokens"]["embedding"], hidden)
+    else:
+        logits = L.dense(params["lm_head"], hidden)
+    return constrain(logits, ("batch", "length", "vocab"))
 
 
 class LlamaPreTrainedModel(PreTrainedModel):
@@ -100,7 +128,7 @@ class LlamaModel(LlamaPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, position_ids=None, output_hidden_states=False, output_attentions=False):
-        return decoder_forward(params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)
+        return decoder_forward(params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)[0]
 
 
 class LlamaForCausalLM(LlamaPreTrainedModel):
@@ -119,15 +147,21 @@ class LlamaForCausalLM(LlamaPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, position_ids=None, labels=None, output_hidden_states=False, output_attentions=False):
-        out = decoder_forward(params["model"], config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)
-        h = out.last_hidden_state
-        if config.tie_word_embeddings:
-            logits = L.tied_logits(params["model"]["embed_tokens"]["embedding"], h)
-        else:
-            logits = L.dense(params["lm_head"], h)
-        logits = constrain(logits, ("batch", "length", "vocab"))
+        out, _ = decoder_forward(params["model"], config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)
+        logits = lm_logits(params, config, out.last_hidden_state)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
         return CausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
+
+    init_cache = staticmethod(init_cache)
+
+    @staticmethod
+    def decode(params, config, input_ids, position_ids, cache_mask, cache, cache_index):
+        """One cached step for generation: feed ``input_ids`` [B, T] at cache slots
+        ``cache_index ... cache_index + T - 1``; ``cache_mask`` [B, S] marks valid slots (the new
+        ones included). Returns (logits [B, T, V], updated cache)."""
+        out, cache = decoder_forward(params["model"], config, input_ids, cache_mask, position_ids, False, False,
+                                     cache=cache, cache_index=cache_index)
+        return lm_logits(params, config, out.last_hidden_state), cache
 
 
 class LlamaForSequenceClassification(LlamaPreTrainedModel):
@@ -142,7 +176,7 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, position_ids=None, labels=None, output_hidden_states=False, output_attentions=False):
-        out = decoder_forward(params["model"], config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)
+        out, _ = decoder_forward(params["model"], config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)
         logits = L.dense(params["score"], out.last_hidden_state)  # [B, T, num_labels]
         batch, length = input_ids.shape
         if config.pad_token_id is None:
