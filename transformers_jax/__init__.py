@@ -1,5 +1,6 @@
 """transformers_jax: Hugging Face style Transformer models on pure-functional JAX."""
 from transformers_jax.configuration_utils import PretrainedConfig
+from transformers_jax.generation import GenerationConfig, GenerationMixin
 from transformers_jax.modeling_utils import PreTrainedModel
 from transformers_jax.models.auto import (
     AutoConfig,

@@ -309,7 +309,18 @@ class PreTrainedModel:
         if state is None:
             state = hub.load_state_dict(directory, use_safetensors=use_safetensors)
         params = cls.state_dict_to_params(state, config, source=source, seed=seed)
-        return cls(config, params)
+        model = cls(config, params)
+        if cls.can_generate() and gguf_file is None and not str(name_or_path).endswith(".gguf"):
+            from transformers_jax.generation.configuration_utils import GENERATION_CONFIG_NAME, GenerationConfig
+
+            if (directory / GENERATION_CONFIG_NAME).is_file():
+                model.generation_config = GenerationConfig.from_pretrained(directory)
+        return model
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """True for classes with ``generate`` (those built on GenerationMixin)."""
+        return False
 
     @classmethod
     def _check_model_type(cls, config_dict: dict, source: str) -> None:
@@ -329,6 +340,8 @@ class PreTrainedModel:
         config = self.config.replace(architectures=[type(self).__name__], extra={**self.config.extra, "dtype": self.config.param_dtype})
         with hub.staged_directory(Path(save_directory)) as stage:
             (stage / CONFIG_NAME).write_text(config.to_json_string())
+            if self.can_generate():
+                self.generation_config.save_pretrained(stage)
             written = set(hub.save_state_dict(state, stage, max_shard_size=max_shard_size))
         # A previous save with a different sharding leaves weight files this save did not write.
         for stale in Path(save_directory).glob("model*.safetensors*"):

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 from transformers_jax import layers as L
 from transformers_jax.losses import causal_lm_loss, sequence_classification_loss
 from transformers_jax.modeling_outputs import BaseModelOutput, CausalLMOutput, SequenceClassifierOutput
+from transformers_jax.generation.utils import GenerationMixin
 from transformers_jax.modeling_utils import PreTrainedModel
 from transformers_jax.models.auto import register
 from transformers_jax.models.llama.configuration_llama import LlamaConfig
@@ -131,7 +132,7 @@ class LlamaModel(LlamaPreTrainedModel):
         return decoder_forward(params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)[0]
 
 
-class LlamaForCausalLM(LlamaPreTrainedModel):
+class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
     """Llama with a language-modelling head (tied to the input embeddings when configured)."""
 
     @classmethod

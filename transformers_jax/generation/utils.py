@@ -1,0 +1,295 @@
+"""Compiled text generation: ``model.generate`` for causal LMs.
+
+The prompt (left padded, as HF expects for decoder-only models) gets extra left padding up to a
+bucket length, the output budget is rounded up to a bucket too, and a fixed-size KV cache of
+``prompt bucket + budget bucket`` slots is allocated (``model.init_cache``) and donated. One jitted
+program runs the prefill and then every decoding step — logits processing, greedy/sampling, EOS
+bookkeeping — inside a ``lax.while_loop``; the requested ``max_new_tokens``, the prompt length and
+the numeric knobs (temperature, top-k, top-p, penalty, min lengths) are traced values, so calls
+whose shapes fall into the same buckets reuse one compiled program.
+
+Semantics follow ``transformers.GenerationMixin.generate`` (greedy / multinomial sampling):
+positions ``cumsum(mask) - 1``; finished rows are filled with ``pad_token_id`` (falling back to
+the first EOS id); the output is the prompt as given plus the new tokens, only as long as the
+longest-running row.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from transformers_jax.generation import logits_process as lp
+from transformers_jax.generation.configuration_utils import GenerationConfig
+
+MIN_BUCKET = 16
+
+
+def bucket_size(n: int, minimum: int = MIN_BUCKET) -> int:
+    """The bucket a length falls into: the next power of two, at least ``minimum``."""
+    size = minimum
+    while size < n:
+        size *= 2
+    return size
+
+
+class StaticOptions(NamedTuple):
+    """What changes the compiled program (everything else is traced)."""
+
+    do_sample: bool
+    use_repetition_penalty: bool
+    no_repeat_ngram_size: int
+    use_temperature: bool
+    use_top_k: bool
+    use_top_p: bool
+    eos_token_ids: tuple
+    pad_token_id: int
+
+
+def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, static: StaticOptions):
+    """Prefill + the whole decoding loop. input_ids/mask: [B, Pb] (left padded); the cache has
+    Pb + Nb slots. Returns (token buffer [B, Pb + Nb], number of steps run, final cache)."""
+    batch, prompt_bucket = input_ids.shape
+    total = cache["k"].shape[2]
+    budget_bucket = total - prompt_bucket
+    mask = mask.astype(jnp.int32)
+    counts = jnp.sum(mask, axis=-1)  # valid prompt tokens per row
+    positions = jnp.where(mask == 1, jnp.cumsum(mask, axis=-1) - 1, 1)
+    cache_mask = jnp.concatenate([mask, jnp.ones((batch, budget_bucket), jnp.int32)], axis=1)
+    logits, cache = decode(params, config, input_ids, positions, cache_mask, cache, 0)
+    logits = logits[:, -1].astype(jnp.float32)
+    pad = static.pad_token_id
+    tokens = jnp.concatenate([input_ids.astype(jnp.int32), jnp.full((batch, budget_bucket), pad, jnp.int32)], axis=1)
+    slots = jnp.arange(total)[None, :]
+    offset = prompt_bucket - scalars["prompt_length"]  # first slot of the prompt as given
+    first_attended = jnp.argmax(mask, axis=-1)[:, None]  # HF's repetition penalty skips left padding
+    eos = jnp.asarray(static.eos_token_ids, jnp.int32) if static.eos_token_ids else None
+
+    def cond(carry):
+        step, _, _, _, unfinished, _ = carry
+        return (step < scalars["max_new_tokens"]) & jnp.any(unfinished)
+
+    def body(carry):
+        step, tokens, cache, logits, unfinished, key = carry
+        end = prompt_bucket + step  # slot of the token chosen now
+        history = slots < end
+        scores = logits
+        if static.use_repetition_penalty:
+            scores = lp.repetition_penalty(scores, tokens, history & (slots >= first_attended), scalars["repetition_penalty"])
+        if static.no_repeat_ngram_size > 0:
+            scores = lp.no_repeat_ngram(scores, tokens, history & (slots >= offset), end, static.no_repeat_ngram_size)
+        if eos is not None:
+            too_short = (scalars["prompt_length"] + step < scalars["min_length"]) | (step < scalars["min_new_tokens"])
+            scores = lp.suppress_eos(scores, static.eos_token_ids, too_short)
+        if static.do_sample:
+            scores = lp.warp(
+                scores,
+                temp=scalars["temperature"] if static.use_temperature else None,
+                k=scalars["top_k"] if static.use_top_k else None,
+                p=scalars["top_p"] if static.use_top_p else None,
+            )
+            key, sub = jax.random.split(key)
+            token = lp.sample(sub, scores)
+        else:
+            token = jnp.argmax(scores, axis=-1).astype(jnp.int32)
+        token = jnp.where(unfinished, token, pad)
+        tokens = jax.lax.dynamic_update_slice_in_dim(tokens, token[:, None], end, axis=1)
+        if eos is not None:
+            unfinished = unfinished & ~jnp.isin(token, eos)
+        logits, cache = decode(params, config, token[:, None], (counts + step)[:, None], cache_mask, cache, end)
+        return step + 1, tokens, cache, logits[:, -1].astype(jnp.float32), unfinished, key
+
+    carry = (jnp.int32(0), tokens, cache, logits, jnp.ones((batch,), bool), key)
+    step, tokens, cache, _, _, _ = jax.lax.while_loop(cond, body, carry)
+    return tokens, step, cache  # the cache comes back so the donated input buffers are reused
+
+
+@functools.cache
+def _compiled_loop():
+    return jax.jit(_decode_loop, static_argnames=("decode", "config", "static"), donate_argnames=("cache",))
+
+
+def _to_numpy_ids(input_ids, attention_mask):
+    if isinstance(input_ids, Mapping) or hasattr(input_ids, "keys"):
+        if attention_mask is None and "attention_mask" in input_ids:
+            attention_mask = input_ids["attention_mask"]
+        input_ids = input_ids["input_ids"]
+    ids = np.asarray(input_ids)
+    if ids.ndim == 1:
+        ids = ids[None]
+    if ids.ndim != 2:
+        raise ValueError(f"input_ids must be [batch, length], got shape {ids.shape}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"input_ids must be integers, got dtype {ids.dtype}")
+    mask = None
+    if attention_mask is not None:
+        mask = np.asarray(attention_mask).reshape(ids.shape).astype(np.int32)
+    return ids.astype(np.int32), mask
+
+
+class GenerationMixin:
+    """``generate`` for causal LMs. The class must provide ``init_cache(config, batch, length)``
+    and ``decode(params, config, input_ids, position_ids, cache_mask, cache, cache_index)``."""
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        return True
+
+    @property
+    def generation_config(self) -> GenerationConfig:
+        config = self.__dict__.get("_generation_config")
+        if config is None:
+            config = GenerationConfig.from_model_config(self.config)
+            self._generation_config = config
+        return config
+
+    @generation_config.setter
+    def generation_config(self, value: GenerationConfig) -> None:
+        if not isinstance(value, GenerationConfig):
+            raise TypeError(f"generation_config must be a GenerationConfig, got {type(value).__name__}")
+        self._generation_config = value
+
+    def _resolve_generation_config(self, generation_config, kwargs) -> GenerationConfig:
+        base = generation_config if generation_config is not None else GenerationConfig()
+        return base.resolve(self.generation_config, **kwargs)
+
+    def _beam_search(self, ids, mask, gc, max_new_tokens, pad, params, prng_key):
+        return _beam_search_dispatch(self, ids, mask, gc, max_new_tokens, pad, params, prng_key)
+
+    def generate(self, input_ids, attention_mask=None, generation_config: GenerationConfig | None = None,
+                 prng_key=None, *, params=None, **kwargs):
+        """Generate continuations of ``input_ids`` ([B, T] or [T], left padded; a BatchEncoding or
+        the dict ``apply_chat_template(..., return_dict=True)`` returns is accepted too).
+
+        Settings: ``generation_config`` (else the model's), unset fields filled from the model's
+        generation config and HF's defaults, keyword arguments (HF names) on top. Returns a
+        [B * num_return_sequences, T + n] int32 array: the prompt as given plus the new tokens.
+        """
+        gc = self._resolve_generation_config(generation_config, kwargs)
+        ids, mask = _to_numpy_ids(input_ids, attention_mask)
+        batch, prompt_length = ids.shape
+        if prompt_length == 0:
+            raise ValueError("generate needs a non-empty prompt (input_ids has length 0)")
+        self.check_inputs({"input_ids": ids})
+
+        eos = gc.eos_token_ids
+        pad = gc.pad_token_id
+        if pad is None and eos:
+            pad = eos[0]  # HF: "Setting pad_token_id to eos_token_id for open-end generation"
+        if mask is None:
+            if pad is not None and np.isin(ids, [pad]).any() and not np.isin(eos, [pad]).any():
+                mask = (ids != pad).astype(np.int32)
+            else:
+                mask = np.ones_like(ids)
+        if not np.all(mask.any(axis=-1)):
+            raise ValueError("every prompt needs at least one attended token (a row of attention_mask is all zeros)")
+        if (mask == 0).any() and pad is None:
+            raise ValueError(
+                "the batch is padded (attention_mask has zeros) but no pad_token_id is known: set "
+                "generation_config.pad_token_id (or an eos_token_id) to pad finished and padded sequences"
+            )
+
+        if gc.max_new_tokens is not None:
+            max_new_tokens = int(gc.max_new_tokens)
+            if max_new_tokens <= 0:
+                raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens}")
+        else:
+            max_new_tokens = int(gc.max_length) - prompt_length
+            if max_new_tokens <= 0:
+                raise ValueError(
+                    f"max_length={gc.max_length} leaves no room for new tokens after a prompt of length "
+                    f"{prompt_length}: max_new_tokens would be {max_new_tokens}; pass max_new_tokens instead"
+                )
+        limit = getattr(self.config, "max_position_embeddings", None)
+        if limit is not None and prompt_length + max_new_tokens > limit:
+            raise ValueError(
+                f"prompt length {prompt_length} plus max_new_tokens {max_new_tokens} = "
+                f"{prompt_length + max_new_tokens} exceeds max_position_embeddings={limit} of this model"
+            )
+        num_beams = int(gc.num_beams)
+        num_return = int(gc.num_return_sequences)
+        if num_return < 1:
+            raise ValueError(f"num_return_sequences must be >= 1, got {num_return}")
+        if not gc.do_sample and num_return > num_beams:
+            raise ValueError(
+                f"num_return_sequences ({num_return}) has to be smaller or equal to num_beams ({num_beams}) "
+                "when do_sample=False (greedy and beam search return at most num_beams sequences)"
+            )
+        if gc.do_sample and (gc.temperature is None or not gc.temperature > 0):
+            raise ValueError(f"temperature must be a strictly positive float when sampling, got {gc.temperature}")
+        if gc.top_p is not None and not 0.0 <= gc.top_p <= 1.0:
+            raise ValueError(f"top_p must be in [0, 1], got {gc.top_p}")
+        if gc.repetition_penalty is not None and not gc.repetition_penalty > 0:
+            raise ValueError(f"repetition_penalty must be a strictly positive float, got {gc.repetition_penalty}")
+
+        params = self.params if params is None else params
+        if num_beams > 1:
+            return self._beam_search(ids, mask, gc, max_new_tokens, pad, params, prng_key)
+
+        if num_return > 1:
+            ids, mask = np.repeat(ids, num_return, axis=0), np.repeat(mask, num_return, axis=0)
+            batch = ids.shape[0]
+        prompt_bucket, budget_bucket = bucket_size(prompt_length), bucket_size(max_new_tokens)
+        extra = prompt_bucket - prompt_length
+        fill = pad if pad is not None else 0
+        padded_ids = np.concatenate([np.full((batch, extra), fill, np.int32), ids], axis=1)
+        padded_mask = np.concatenate([np.zeros((batch, extra), np.int32), mask], axis=1)
+
+        do_sample = bool(gc.do_sample)
+        static = StaticOptions(
+            do_sample=do_sample,
+            use_repetition_penalty=gc.repetition_penalty is not None and gc.repetition_penalty != 1.0,
+            no_repeat_ngram_size=int(gc.no_repeat_ngram_size or 0),
+            use_temperature=do_sample and gc.temperature != 1.0,
+            use_top_k=do_sample and bool(gc.top_k),
+            use_top_p=do_sample and gc.top_p is not None and gc.top_p < 1.0,
+            eos_token_ids=eos,
+            pad_token_id=int(fill),
+        )
+        scalars = {
+            "max_new_tokens": np.int32(max_new_tokens),
+            "prompt_length": np.int32(prompt_length),
+            "min_length": np.int32(gc.min_length or 0),
+            "min_new_tokens": np.int32(gc.min_new_tokens or 0),
+            "temperature": np.float32(gc.temperature),
+            "top_k": np.int32(gc.top_k or 0),
+            "top_p": np.float32(gc.top_p if gc.top_p is not None else 1.0),
+            "repetition_penalty": np.float32(gc.repetition_penalty if gc.repetition_penalty is not None else 1.0),
+        }
+        if prng_key is None:
+            prng_key = jax.random.PRNGKey(0)
+        cache = type(self).init_cache(self.config, batch, prompt_bucket + budget_bucket)
+        tokens, steps, _ = _compiled_loop()(
+            params, cache, padded_ids, padded_mask, prng_key, scalars,
+            decode=type(self).decode, config=self.config, static=static,
+        )
+        tokens = np.asarray(tokens)
+        steps = int(steps)
+        return jax.device_put(np.ascontiguousarray(tokens[:, extra : prompt_bucket + steps]))
+
+
+def _beam_search_dispatch(model, ids, mask, gc: GenerationConfig, max_new_tokens: int, pad, params, prng_key):
+    """num_beams > 1: hand the resolved config to ``generation.beam_search.beam_search``."""
+    from transformers_jax.generation.beam_search import beam_search
+
+    resolved = gc.replace(max_new_tokens=max_new_tokens, pad_token_id=pad)
+    out = beam_search(model, ids, mask, resolved, params=params, prng_key=prng_key)
+    return jax.device_put(np.asarray(out, np.int32))
+
+
+def chat(model, tokenizer, messages, *, prng_key=None, **gen_kwargs) -> str:
+    """Answer a conversation (list of {"role", "content"}) through the tokenizer's chat template;
+    returns the new text, special tokens skipped. ``gen_kwargs`` go to ``generate``."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, Mapping) or hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    ids = np.asarray(ids, np.int32).reshape(-1)
+    out = model.generate(ids[None], prng_key=prng_key, **gen_kwargs)
+    return tokenizer.decode(np.asarray(out)[0, ids.shape[0]:].tolist(), skip_special_tokens=True)
+
+
+__all__ = ["GenerationMixin", "bucket_size", "chat"]
