@@ -1,8 +1,8 @@
 """The main job on the real shipped models.
 
 1. all-MiniLM-L6-v2 (BERT): sentence embeddings (mean pooling) and their cosine similarities.
-2. SmolLM2-135M-Instruct (Llama, 4-bit GGUF): the chat template applied to a question and the
-   most likely next tokens.
+2. SmolLM2-135M-Instruct (Llama, 4-bit GGUF): the most likely next tokens after a chat prompt, and
+   the model's answer through the chat template and compiled greedy generate().
 """
 import sys
 from pathlib import Path
@@ -13,6 +13,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import transformers_jax as tj  # noqa: E402
+from transformers_jax.generation.utils import chat  # noqa: E402
 from transformers_jax.utils import minilm_dir, smollm2_gguf  # noqa: E402
 
 
@@ -45,6 +46,8 @@ def next_tokens():
     print(f"  prompt: {messages[0]['content']!r}; most likely next tokens:")
     for token in top:
         print(f"  {tokenizer.decode([int(token)])!r:>14}  p={float(probs[token]):.3f}")
+    answer = chat(model, tokenizer, messages, max_new_tokens=48, do_sample=False)
+    print(f"  generate(): {answer!r}")
 
 
 if __name__ == "__main__":

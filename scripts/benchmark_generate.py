@@ -1,0 +1,106 @@
+"""Generation benchmark: transformers_jax generate() against Hugging Face PyTorch generate().
+
+Same machine, same random ~125M Llama weights (HF builds them, we load its checkpoint), float32,
+greedy, prompt of 16 tokens, exactly 64 new tokens (min_new_tokens=64 on both sides). Reports new
+tokens/s at batch 1 and 8, time to first token (generate with one new token: prefill + one step),
+compile time (first call minus a warm call) separately, and batch-1 decode as a fraction of the
+memory-bandwidth limit: (bytes of weights + KV cache read per token) / measured read bandwidth.
+
+    python scripts/benchmark_generate.py [--repeats 5]
+Run it alone: on a 2-core machine any other busy process spoils the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+import transformers as hf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import transformers_jax as tj  # noqa: E402
+from scripts.benchmark import LLAMA_125M  # noqa: E402
+
+PROMPT, NEW = 16, 64
+
+
+def timed(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def read_bandwidth() -> float:
+    """Bytes/s at which XLA reads a large array (a sum over 256 MiB) on this machine: decoding one
+    token must read every weight once, so this bounds batch-1 decode speed."""
+    x = jnp.ones((64 * 2**20,), jnp.float32)  # 256 MiB
+    total = jax.jit(jnp.sum)
+    seconds = timed(lambda: total(x).block_until_ready(), 5)
+    return x.nbytes / seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    config = dict(LLAMA_125M, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    hf_model = hf.LlamaForCausalLM(hf.LlamaConfig(**config)).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        hf_model.save_pretrained(tmp)
+        ours = tj.LlamaForCausalLM.from_pretrained(tmp)
+    print(f"jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"transformers {hf.__version__}; {ours.num_parameters() / 1e6:.0f}M params, float32, greedy")
+    print("| batch | HF new tok/s | ours new tok/s | speedup | HF first token ms | ours first token ms | "
+          "ours compile s | same tokens |")
+    print("|---|---|---|---|---|---|---|---|")
+    for batch in (1, 8):
+        ids = np.random.RandomState(batch).randint(3, config["vocab_size"], (batch, PROMPT))
+        mask = np.ones_like(ids)
+        ids_t, mask_t = torch.tensor(ids), torch.tensor(mask)
+
+        def run_hf(new=NEW):
+            with torch.inference_mode():
+                return hf_model.generate(ids_t, attention_mask=mask_t, max_new_tokens=new, min_new_tokens=new,
+                                         do_sample=False)
+
+        def run_ours(new=NEW):
+            return np.asarray(ours.generate(ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new,
+                                            do_sample=False))
+
+        start = time.perf_counter()
+        first = run_ours()
+        first_call = time.perf_counter() - start
+        ours_s = timed(run_ours, args.repeats)
+        compile_s = first_call - ours_s
+        same = bool((first == run_hf().numpy()).all())
+        hf_s = timed(run_hf, args.repeats)
+        hf_first = timed(lambda: run_hf(1), args.repeats)
+        ours_first = timed(lambda: run_ours(1), args.repeats)
+        tokens = batch * NEW
+        print(f"| {batch} | {tokens / hf_s:.1f} | {tokens / ours_s:.1f} | {hf_s / ours_s:.2f}x | "
+              f"{hf_first * 1e3:.0f} | {ours_first * 1e3:.0f} | {compile_s:.1f} | {same} |", flush=True)
+        if batch == 1:
+            bandwidth = read_bandwidth()
+            weight_bytes = 4 * ours.num_parameters()
+            kv_bytes = 2 * 4 * config["num_hidden_layers"] * (PROMPT + NEW) * config["hidden_size"]
+            per_token = (ours_s - ours_first) / (NEW - 1)
+            limit = (weight_bytes + kv_bytes) / bandwidth
+            print(f"batch-1 decode: {per_token * 1e3:.1f} ms/token; bandwidth limit {limit * 1e3:.1f} ms/token "
+                  f"({(weight_bytes + kv_bytes) / 1e6:.0f} MB per token at {bandwidth / 1e9:.1f} GB/s read) "
+                  f"-> {limit / per_token:.0%} of the limit")
+
+
+if __name__ == "__main__":
+    main()
