@@ -17,7 +17,7 @@ import transformers as hf
 import transformers_jax as tj
 from parity import perturb_torch
 from transformers_jax.generation import GenerationConfig, logits_process as lp
-from transformers_jax.generation.utils import bucket_size, chat
+from transformers_jax.generation.utils import bucket_size
 
 PAD = 0
 BASE = dict(vocab_size=61, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -311,39 +311,6 @@ def test_bad_inputs(models):
         model.generate(ids, attention_mask=mask, top_q=0.5)
     with pytest.raises(ValueError, match="max_length=5 leaves no room"):
         model.generate(ids, attention_mask=mask, max_length=5)
-
-
-# ----------------------------------------------------------------------------- a real model
-
-
-def test_smollm2_chat_and_greedy_parity(smollm2_gguf):
-    model = tj.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
-    tokenizer = tj.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
-    messages = [{"role": "user", "content": "What is the capital of France?"}]
-    answer = chat(model, tokenizer, messages, max_new_tokens=32)
-    print("SmolLM2:", repr(answer))
-    assert "Paris" in answer
-
-    ids = np.asarray(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="jax"))
-    ids = ids.reshape(1, -1)
-    got = np.asarray(model.generate(ids, max_new_tokens=32, eos_token_id=None))[0, ids.shape[1]:]
-    reference = hf.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
-    reference.set_attn_implementation("eager")
-    with torch.no_grad():
-        want = reference.generate(torch.tensor(ids, dtype=torch.long), attention_mask=torch.ones(ids.shape, dtype=torch.long),
-                                  max_new_tokens=32, do_sample=False, eos_token_id=None)[0, ids.shape[1]:].numpy()
-    assert len(got) == len(want) == 32
-    flips = np.flatnonzero(got != want)
-    if flips.size:
-        i = int(flips[0])
-        prefix = np.concatenate([ids[0], want[:i]])[None]
-        with torch.no_grad():
-            logits = reference(torch.tensor(prefix, dtype=torch.long)).logits[0, -1].numpy()
-        gap = abs(float(logits[got[i]] - logits[want[i]]))
-        print(f"SmolLM2 greedy differs from HF at token {i}; HF logit gap there {gap:.2e}")
-        assert gap < 1e-3
-    else:
-        np.testing.assert_array_equal(got, want)
 
 
 def test_num_beams_dispatches_to_beam_search(models):

@@ -7,6 +7,7 @@ import torch
 import transformers as hf
 
 import transformers_jax as tj
+from transformers_jax.generation.utils import chat
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -15,6 +16,7 @@ MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 def models(smollm2_gguf):
     ours = tj.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
     theirs = hf.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name).eval()
+    theirs.set_attn_implementation("eager")
     tokenizer = hf.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
     return ours, theirs, tokenizer
 
@@ -51,3 +53,30 @@ def test_smollm2_tokenizer_and_template_from_gguf(models, smollm2_gguf):
     assert text == reference.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False)
     assert "<|im_start|>assistant" in text
     assert ours(text)["input_ids"] == reference(text)["input_ids"]
+
+
+def test_smollm2_chat_and_greedy_parity(models, smollm2_gguf):
+    model, reference, _ = models
+    tokenizer = tj.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+    answer = chat(model, tokenizer, MESSAGES, max_new_tokens=32)
+    print("SmolLM2:", repr(answer))
+    assert "Paris" in answer
+
+    ids = np.asarray(tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, return_tensors="jax"))
+    ids = ids.reshape(1, -1)
+    got = np.asarray(model.generate(ids, max_new_tokens=32, eos_token_id=None))[0, ids.shape[1]:]
+    with torch.no_grad():
+        want = reference.generate(torch.tensor(ids, dtype=torch.long), attention_mask=torch.ones(ids.shape, dtype=torch.long),
+                                  max_new_tokens=32, do_sample=False, eos_token_id=None)[0, ids.shape[1]:].numpy()
+    assert len(got) == len(want) == 32
+    flips = np.flatnonzero(got != want)
+    if flips.size:  # float noise may flip a near-tie; then the logit gap there must be tiny
+        i = int(flips[0])
+        prefix = np.concatenate([ids[0], want[:i]])[None]
+        with torch.no_grad():
+            logits = reference(torch.tensor(prefix, dtype=torch.long)).logits[0, -1].numpy()
+        gap = abs(float(logits[got[i]] - logits[want[i]]))
+        print(f"SmolLM2 greedy differs from HF at token {i}; HF logit gap there {gap:.2e}")
+        assert gap < 1e-3
+    else:
+        np.testing.assert_array_equal(got, want)
