@@ -1,5 +1,6 @@
 """Shared helpers of the Hugging Face parity tests: perturbing weights, running both libraries,
 and comparing every output field."""
+import contextlib
 import inspect
 
 import jax
@@ -78,3 +79,19 @@ def assert_outputs_match(ours, theirs, atol=ATOL, keep=None, subset=False):
             if keep is not None and x.ndim >= 2 and x.shape[:2] == keep.shape:
                 x, y = x[keep.astype(bool)], y[keep.astype(bool)]
             np.testing.assert_allclose(x, y, atol=atol, rtol=0, err_msg=f"{key}[{i}]")
+
+
+@contextlib.contextmanager
+def count_compiles(fun_name=None):
+    """Collect XLA backend compilations (optionally of one jitted function) inside the block."""
+    compiles = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration" and fun_name in (None, kwargs.get("fun_name")):
+            compiles.append(kwargs.get("fun_name"))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield compiles
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)

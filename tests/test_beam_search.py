@@ -12,11 +12,12 @@ compiled program.
 import functools
 import tempfile
 
-import jax
 import numpy as np
 import pytest
 import torch
 import transformers as hf
+
+from parity import count_compiles
 
 import transformers_jax as tj
 from transformers_jax.generation.beam_search import beam_search
@@ -124,14 +125,8 @@ def test_several_eos_ids_and_no_padding(models):
 
 def test_compiles_once_per_bucket():
     seed, hf_model, ours, ids, mask = build(0)
-    compiles = []
 
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with count_compiles() as compiles:
         # num_beams=5 is used by no other test, so the first call here must compile
         short = beam_search(ours, ids[:, 3:], mask[:, 3:], num_beams=5, max_new_tokens=6, eos_token_id=2,
                             pad_token_id=PAD)
@@ -139,8 +134,6 @@ def test_compiles_once_per_bucket():
         long = beam_search(ours, ids, mask, num_beams=5, max_new_tokens=9, eos_token_id=3, pad_token_id=PAD,
                            length_penalty=2.0)
         assert len(compiles) == 1  # other prompt length, budget, EOS id and penalty: same bucket, no compile
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
     assert short.shape[0] == long.shape[0] == ids.shape[0]
     np.testing.assert_array_equal(
         long, hf_generate(hf_model, ids, mask, num_beams=5, max_new_tokens=9, eos_token_id=3, pad_token_id=PAD,

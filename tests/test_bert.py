@@ -15,7 +15,7 @@ import torch
 import transformers as hf
 
 import transformers_jax as tj
-from parity import assert_outputs_match, perturb_params, perturb_torch, run_hf, run_ours, safetensors_keys, to_np
+from parity import count_compiles, assert_outputs_match, perturb_params, perturb_torch, run_hf, run_ours, safetensors_keys, to_np
 
 ATOL = 1e-5
 B, T = 3, 12
@@ -299,19 +299,13 @@ def test_sequence_classifier_from_base_checkpoint(hf_case, caplog):
 
 # ----------------------------------------------------------------------------- compilation
 def test_compiles_once_per_shape():
-    compiles = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration" and kwargs.get("fun_name") == "jit(run)":
-            compiles.append(kwargs)
 
     # A config no other test uses, so the first call must compile.
     config = tj.BertConfig.from_dict({**CONFIGS["small"], "layer_norm_eps": 1.2345e-9})
     model = tj.BertModel(config, seed=0)
     first, second = make_inputs("BertModel", CONFIGS["small"], seed=1), make_inputs("BertModel", CONFIGS["small"], seed=2)
     first.pop("token_type_ids"), second.pop("token_type_ids")
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with count_compiles("jit(run)") as compiles:
         a = jax.block_until_ready(model(**first).last_hidden_state)
         assert len(compiles) == 1
         b = jax.block_until_ready(model(**second).last_hidden_state)
@@ -320,8 +314,6 @@ def test_compiles_once_per_shape():
         assert not np.allclose(np.asarray(a), np.asarray(b))
         jax.block_until_ready(model(first["input_ids"][:, :7], attention_mask=first["attention_mask"][:, :7]))
         assert len(compiles) == 2  # a new shape compiles again
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 # ----------------------------------------------------------------------------- output containers

@@ -15,7 +15,7 @@ import torch
 import transformers as hf
 
 import transformers_jax as tj
-from parity import perturb_torch
+from parity import count_compiles, perturb_torch
 from transformers_jax.generation import GenerationConfig, logits_process as lp
 from transformers_jax.generation.utils import bucket_size
 
@@ -247,14 +247,8 @@ def test_warpers_match_hf_on_random_logits():
 
 def test_one_bucket_compiles_once(models):
     _, model, _ = models(0)
-    compiles = []
 
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with count_compiles() as compiles:
         ids, mask = prompts(5, lengths=(7, 3))
         model.generate(ids, attention_mask=mask, max_new_tokens=9, eos_token_id=None)  # warm-up: compiles this bucket
         warm = len(compiles)
@@ -267,8 +261,6 @@ def test_one_bucket_compiles_once(models):
         ids, mask = prompts(0, lengths=(20, 3))  # the next prompt bucket compiles anew
         model.generate(ids, attention_mask=mask, max_new_tokens=9, eos_token_id=None)
         assert len(compiles) > warm
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
     assert bucket_size(1) == bucket_size(16) == 16 and bucket_size(17) == 32
 
 

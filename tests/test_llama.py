@@ -17,7 +17,7 @@ import torch
 import transformers as hf
 
 import transformers_jax as tj
-from parity import assert_outputs_match, perturb_params, perturb_torch, run_hf, run_ours, safetensors_keys, to_np
+from parity import count_compiles, assert_outputs_match, perturb_params, perturb_torch, run_hf, run_ours, safetensors_keys, to_np
 
 ATOL = 1e-5
 B, T = 3, 20
@@ -332,19 +332,13 @@ def test_explicit_position_ids_match_hf(hf_case):
 
 # ----------------------------------------------------------------------------- compilation
 def test_compiles_once_per_shape():
-    compiles = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration" and kwargs.get("fun_name") == "jit(run)":
-            compiles.append(kwargs)
 
     # A config no other test uses, so the first call must compile.
     config = tj.LlamaConfig.from_dict({**CONFIGS["gqa_linear_tied"], "rms_norm_eps": 1.2345e-6})
     model = tj.LlamaForCausalLM(config, seed=0)
     first = make_inputs("LlamaForCausalLM", CONFIGS["gqa_linear_tied"], seed=1)
     second = make_inputs("LlamaForCausalLM", CONFIGS["gqa_linear_tied"], seed=2)
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with count_compiles("jit(run)") as compiles:
         a = jax.block_until_ready(model(**first))
         assert len(compiles) == 1
         b = jax.block_until_ready(model(**second))
@@ -354,8 +348,6 @@ def test_compiles_once_per_shape():
         assert float(a.loss) != float(b.loss)
         jax.block_until_ready(model(**{k: v[:, :9] for k, v in first.items()}))
         assert len(compiles) == 2  # a new shape compiles again
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 # ----------------------------------------------------------------------------- output containers
