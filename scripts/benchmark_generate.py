@@ -12,7 +12,6 @@ Run it alone: on a 2-core machine any other busy process spoils the numbers.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -26,19 +25,9 @@ import transformers as hf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import transformers_jax as tj  # noqa: E402
-from scripts.benchmark import LLAMA_125M  # noqa: E402
+from scripts.benchmark import LLAMA_125M, median_time as timed  # noqa: E402
 
 PROMPT, NEW = 16, 64
-
-
-def timed(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def read_bandwidth() -> float:
