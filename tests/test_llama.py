@@ -382,3 +382,28 @@ def test_output_container_indexes_like_hf(hf_case):
     assert isinstance(tup, tuple) and len(tup) == len(ref_tup) == 4
     assert len(tup[2]) == len(ref_tup[2]) == CONFIGS["mha"]["num_hidden_layers"] + 1
     np.testing.assert_allclose(np.asarray(tup[1]), to_np(ref_tup[1]), atol=ATOL, rtol=0)
+
+
+def test_cache_with_one_position_per_row_matches_full_forward():
+    """Rows of one KV cache at different positions (as a continuous-batching engine keeps them)."""
+    config = tj.LlamaConfig.from_dict({**CONFIGS["gqa_linear_tied"]})
+    model = tj.LlamaForCausalLM(config, seed=3)
+    rng = np.random.RandomState(0)
+    lengths, slots = np.array([5, 9]), 16
+    rows = rng.randint(0, config.vocab_size, (2, 12))
+    full = np.asarray(model(rows).logits)
+    ids = np.where(np.arange(9)[None] < lengths[:, None], rows[:, :9], 0)  # right padded prompts
+    cache = model.init_cache(config, 2, slots)
+    valid = np.zeros((2, slots), np.int32)
+    valid[:, :9] = 1
+    logits, cache = model.decode(model.params, config, ids, np.tile(np.arange(9), (2, 1)), valid, cache, np.array([0, 0]))
+    for b, n in enumerate(lengths):
+        np.testing.assert_allclose(np.asarray(logits)[b, :n], full[b, :n], atol=1e-5)
+    valid = (np.arange(slots)[None] < lengths[:, None]).astype(np.int32)
+    position = lengths.copy()
+    for _ in range(3):
+        valid[np.arange(2), position] = 1
+        token = rows[np.arange(2), position][:, None]
+        logits, cache = model.decode(model.params, config, token, position[:, None], valid, cache, position)
+        np.testing.assert_allclose(np.asarray(logits)[:, 0], full[np.arange(2), position], atol=1e-5)
+        position = position + 1

@@ -171,26 +171,38 @@ def causal_padding_mask(key_mask: jax.Array, query_len: int, query_start=None) -
     """Causal mask combined with key padding: boolean [B, 1, T, S].
 
     Query t sits at key slot ``query_start + t`` (by default the last T slots) and sees the valid
-    keys at slots up to its own.
+    keys at slots up to its own. ``query_start`` is a scalar or one start per row ([B]).
     """
     key_len = key_mask.shape[-1]
     if query_start is None:
         query_start = key_len - query_len
-    q = jnp.arange(query_len)[:, None] + query_start
-    k = jnp.arange(key_len)[None, :]
-    return (k <= q)[None, None] & key_mask.astype(bool)[:, None, None, :]
+    start = jnp.reshape(jnp.asarray(query_start), (-1, 1, 1, 1))  # [B or 1, 1, 1, 1]
+    q = jnp.arange(query_len)[None, None, :, None] + start
+    k = jnp.arange(key_len)[None, None, None, :]
+    return (k <= q) & key_mask.astype(bool)[:, None, None, :]
 
 
 def update_kv_cache(cache: dict, layer, index, k, v):
     """Write ``k``, ``v`` [B, T, K, D] into layer ``layer`` of a stacked cache ([L, B, S, K, D]) at
-    slot ``index``; returns (cache, that layer's keys, that layer's values)."""
+    slot ``index`` (a scalar, or one slot per row: [B]); returns (cache, that layer's keys, that
+    layer's values)."""
     dtype = cache["k"].dtype
-    start = (layer, 0, index, 0, 0)
-    cache = {
-        "k": jax.lax.dynamic_update_slice(cache["k"], k[None].astype(dtype), start),
-        "v": jax.lax.dynamic_update_slice(cache["v"], v[None].astype(dtype), start),
-    }
-    return cache, cache["k"][layer], cache["v"][layer]
+    index = jnp.asarray(index)
+    if index.ndim == 0:
+        start = (layer, 0, index, 0, 0)
+        cache = {
+            "k": jax.lax.dynamic_update_slice(cache["k"], k[None].astype(dtype), start),
+            "v": jax.lax.dynamic_update_slice(cache["v"], v[None].astype(dtype), start),
+        }
+        return cache, cache["k"][layer], cache["v"][layer]
+
+    def write_rows(buffer, new):  # buffer [S, K, D], new [T, K, D], per row
+        return jax.vmap(lambda b, n, i: jax.lax.dynamic_update_slice(b, n, (i, 0, 0)))(buffer, new, index)
+
+    layer_k = write_rows(cache["k"][layer], k.astype(dtype))  # [B, S, K, D]
+    layer_v = write_rows(cache["v"][layer], v.astype(dtype))
+    cache = {"k": cache["k"].at[layer].set(layer_k), "v": cache["v"].at[layer].set(layer_v)}
+    return cache, layer_k, layer_v
 
 
 def dot_product_attention(q, k, v, mask, *, scale: float, head_mask=None):
