@@ -204,7 +204,7 @@ def test_head_initialised_when_checkpoint_lacks_it(hf_bert_pretraining_dir, capl
     with caplog.at_level(logging.WARNING, logger="transformers_jax"):
         model = tj.BertForTokenClassification.from_pretrained(hf_bert_pretraining_dir, num_labels=7)
     assert model.params["classifier"]["kernel"].shape == (32, 7)
-    assert "newly initialised: classifier.bias, classifier.kernel" in caplog.text
+    assert "newly initialised: classifier.bias, classifier.weight" in caplog.text
     assert "not used: bert.pooler.dense.bias, bert.pooler.dense.weight, cls.predictions.bias" in caplog.text
 
 

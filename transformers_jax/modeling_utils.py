@@ -201,7 +201,7 @@ class PreTrainedModel:
             fresh = flatten_tree(init_params(unflatten_tree({p: specs[p] for p in initialisable}), jax.random.PRNGKey(seed), config.param_dtype))
             logger.warning(
                 "%s: weights not in %s were newly initialised: %s",
-                cls.__name__, source, ", ".join(sorted(".".join(p) for p in initialisable)),
+                cls.__name__, source, ", ".join(k for k in missing if expected[k][0] in initialisable),
             )
             flat.update(fresh)
         return jax.tree.map(jnp.asarray, unflatten_tree(flat))

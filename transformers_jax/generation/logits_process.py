@@ -54,14 +54,22 @@ def suppress_eos(logits, eos_token_ids: tuple[int, ...], active):
     return jnp.where(active & eos[None, :], NEG_INF, logits)
 
 
+def _per_row(x):
+    """A scalar stays a scalar; a [B] array of per-row settings becomes [B, 1] (broadcasts over V)."""
+    x = jnp.asarray(x)
+    return x[:, None] if x.ndim == 1 else x
+
+
 def temperature(logits, temp):
-    return logits / temp
+    """Divide by ``temp`` (a scalar or one temperature per row, [B])."""
+    return logits / _per_row(temp)
 
 
 def top_k(logits, k, min_tokens_to_keep: int = 1):
-    """HF's TopKLogitsWarper: keep the scores >= the k-th largest (ties kept); ``k`` may be traced."""
+    """HF's TopKLogitsWarper: keep the scores >= the k-th largest (ties kept); ``k`` may be traced,
+    a scalar or one k per row ([B])."""
     vocab = logits.shape[-1]
-    k = jnp.clip(jnp.maximum(k, min_tokens_to_keep), 1, vocab)
+    k = jnp.clip(jnp.maximum(_per_row(k), min_tokens_to_keep), 1, vocab)
     ordered = jnp.sort(logits, axis=-1)[:, ::-1]  # descending
     kth = jnp.take_along_axis(ordered, jnp.broadcast_to(k - 1, (logits.shape[0], 1)).astype(jnp.int32), axis=-1)
     return jnp.where(logits < kth, NEG_INF, logits)
@@ -69,7 +77,9 @@ def top_k(logits, k, min_tokens_to_keep: int = 1):
 
 def top_p(logits, p, min_tokens_to_keep: int = 1):
     """HF's TopPLogitsWarper: sort ascending, drop the tokens whose cumulative probability is
-    <= 1 - top_p, always keeping the ``min_tokens_to_keep`` most likely."""
+    <= 1 - top_p, always keeping the ``min_tokens_to_keep`` most likely. ``p`` is a scalar or one
+    value per row ([B])."""
+    p = _per_row(p)
     order = jnp.argsort(logits, axis=-1)  # ascending
     sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
     cumulative = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
