@@ -1,4 +1,6 @@
-"""Serving: the compiled inference engine, HTTP server and batch runner (issues 3 and 5)."""
+"""Serving: the batch runner, the continuous-batching engine, and the OpenAI-compatible server."""
 from serving.batch import BatchRunSummary, Request, parse_input, run_batch
+from serving.engine import Engine, EngineClosed, QueueFull, RequestHandle, SamplingParams
 
-__all__ = ["BatchRunSummary", "Request", "parse_input", "run_batch"]
+__all__ = ["BatchRunSummary", "Request", "parse_input", "run_batch",
+           "Engine", "EngineClosed", "QueueFull", "RequestHandle", "SamplingParams"]
