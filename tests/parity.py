@@ -95,3 +95,20 @@ def count_compiles(fun_name=None):
         yield compiles
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def tiny_bpe_tokenizer(corpus, vocab_size, chat_template=None):
+    """A byte-level BPE trained on ``corpus`` (<pad>=0, <s>=1, </s>=2; <s> prepended), wrapped as ours."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    import transformers_jax as tj
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(list(corpus) * 3, trainer)
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return tj.PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                      chat_template=chat_template)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import transformers_jax as tj
+from parity import tiny_bpe_tokenizer
 from serving import batch as B
 from serving.batch import run_batch
 
@@ -35,17 +36,7 @@ PROMPTS = [
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(PROMPTS * 3, trainer)
-    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return tj.PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                      chat_template=CHAT_TEMPLATE)
+    return tiny_bpe_tokenizer(PROMPTS, 300, CHAT_TEMPLATE)
 
 
 def _save_model(directory: Path, tokenizer, eos_token_id: int) -> None:

@@ -20,6 +20,7 @@ import openai
 import pytest
 
 import transformers_jax as tj
+from parity import tiny_bpe_tokenizer
 from serving.engine import Engine
 from serving.server import OpenAIServer, ServerThread, _Detokenizer
 
@@ -49,17 +50,7 @@ class SlowEngine(Engine):
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<pad>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(CORPUS * 3, trainer)
-    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return tj.PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                      chat_template=CHAT_TEMPLATE)
+    return tiny_bpe_tokenizer(CORPUS, 320, CHAT_TEMPLATE)
 
 
 @pytest.fixture(scope="module")
