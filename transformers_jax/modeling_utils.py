@@ -86,9 +86,15 @@ class PreTrainedModel:
 
         return jax.jit(run, static_argnames=("config", *_STATIC_FLAGS, "_sharding"))
 
+    @classmethod
+    @functools.cache
+    def _input_names(cls) -> list[str]:
+        """The forward's input names (all but params and config), read once per class."""
+        return [n for n in inspect.signature(cls.forward).parameters if n not in ("params", "config")]
+
     def __call__(self, *args, params=None, return_dict: bool = True, **kwargs):
         """Run the model as Hugging Face does: ``model(input_ids, attention_mask=..., labels=...)``."""
-        names = [n for n in inspect.signature(self.forward).parameters if n not in ("params", "config")]
+        names = self._input_names()
         if len(args) > len(names):
             raise TypeError(f"{type(self).__name__} takes at most {len(names)} positional inputs")
         inputs = dict(zip(names, args))
