@@ -8,7 +8,7 @@ import transformers_jax as tj
 from transformers_jax.partitioning import logical_sharding, logical_to_partition_spec, param_shardings, validate_rules
 
 # fsdp over the embedding dim, tensor parallel over heads and MLP.
-RULES = (("embed", "fsdp"), ("heads", "tensor"), ("kv_heads", "tensor"), ("mlp", "tensor"), ("batch", None))
+RULES = (("embed", "fsdp"), ("heads", "tensor"), ("kv_heads", "tensor"), ("mlp", "tensor"), ("batch", None))  # params only; activations use act_* names
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,21 @@ def activation(name: str):
     return ACT2FN[name]
 
 
+# ----------------------------------------------------------------------------- dropout
+def dropout(x: jax.Array, rate: float, rng) -> jax.Array:
+    """Inverted dropout: zero each element with probability ``rate`` and scale the rest by
+    1 / (1 - rate). Does nothing without an ``rng`` (inference) or at rate 0."""
+    if rng is None or not rate:
+        return x
+    keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+
+
+def split_key(rng, num: int):
+    """``num`` independent keys from ``rng``, or None when there is no rng (no dropout)."""
+    return None if rng is None else jax.random.split(rng, num)
+
+
 # ----------------------------------------------------------------------------- linear, norms, embeddings
 def dense(params: dict, x: jax.Array) -> jax.Array:
     """``x @ kernel + bias`` with ``kernel`` stored [in, out]."""
@@ -172,6 +187,11 @@ def causal_padding_mask(key_mask: jax.Array, query_len: int, query_start=None) -
 
     Query t sits at key slot ``query_start + t`` (by default the last T slots) and sees the valid
     keys at slots up to its own. ``query_start`` is a scalar or one start per row ([B]).
+
+    Packed rows: when queries and keys are the same T positions, ``key_mask`` may hold document
+    ids (1, 2, ... per document, 0 for padding) instead of 1/0; a token then sees only earlier
+    tokens of its own document. A plain 1/0 mask is the one-document case, and padding queries
+    keep Hugging Face's behaviour (they see every valid earlier key).
     """
     key_len = key_mask.shape[-1]
     if query_start is None:
@@ -179,7 +199,12 @@ def causal_padding_mask(key_mask: jax.Array, query_len: int, query_start=None) -
     start = jnp.reshape(jnp.asarray(query_start), (-1, 1, 1, 1))  # [B or 1, 1, 1, 1]
     q = jnp.arange(query_len)[None, None, :, None] + start
     k = jnp.arange(key_len)[None, None, None, :]
-    return (k <= q) & key_mask.astype(bool)[:, None, None, :]
+    mask = (k <= q) & key_mask.astype(bool)[:, None, None, :]
+    if query_len == key_len:
+        doc = key_mask.astype(jnp.int32)
+        q_doc, k_doc = doc[:, None, :, None], doc[:, None, None, :]  # [B, 1, T, 1], [B, 1, 1, S]
+        mask = mask & ((q_doc == k_doc) | (q_doc == 0))
+    return mask
 
 
 def update_kv_cache(cache: dict, layer, index, k, v):
@@ -205,13 +230,14 @@ def update_kv_cache(cache: dict, layer, index, k, v):
     return cache, layer_k, layer_v
 
 
-def dot_product_attention(q, k, v, mask, *, scale: float, head_mask=None):
+def dot_product_attention(q, k, v, mask, *, scale: float, head_mask=None, dropout_rate: float = 0.0, dropout_rng=None):
     """Multi-head attention with grouped key/value heads.
 
     q: [B, T, H, D]; k, v: [B, S, K, D] with H a multiple of K (GQA/MQA); mask: boolean,
     broadcastable to [B, H, T, S]. Scores and softmax in float32; masked scores get the float32
     minimum added, as Hugging Face's eager attention does (a fully masked row attends uniformly).
-    ``head_mask`` ([H], optional) scales each head's probabilities.
+    ``head_mask`` ([H], optional) scales each head's probabilities; with ``dropout_rng`` the
+    probabilities get dropout at ``dropout_rate`` (training).
     Returns (output [B, T, H, D], probabilities [B, H, T, S]).
     """
     batch, q_len, num_heads, head_dim = q.shape
@@ -228,10 +254,11 @@ def dot_product_attention(q, k, v, mask, *, scale: float, head_mask=None):
     probs = jax.nn.softmax(scores, axis=-1)
     if head_mask is not None:
         probs = probs * head_mask.astype(jnp.float32)[None, :, None, None]
+    probs = dropout(probs, dropout_rate, dropout_rng)
     weights = probs.astype(v.dtype).reshape(batch, num_kv, groups * q_len, kv_len)
     out = jnp.matmul(weights, v).reshape(batch, num_kv, groups, q_len, head_dim)  # [B, K, G, T, D]
     out = out.transpose(0, 3, 1, 2, 4).reshape(batch, q_len, num_heads, head_dim)  # [B, T, H, D]
-    return constrain(out, ("batch", "length", "heads", None)), probs
+    return constrain(out, ("batch", "length", "act_heads", None)), probs
 
 
 def split_heads(x: jax.Array, num_heads: int) -> jax.Array:

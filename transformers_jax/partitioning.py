@@ -18,6 +18,16 @@ from transformers_jax.params import is_spec
 
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 
+# Logical axes of the activations the models constrain (params use "embed", "heads", "mlp", ...;
+# activations have their own names so that FSDP can shard params along "embed" while the
+# activations stay sharded by "batch" only).
+ACTIVATION_AXES = (
+    ("batch", "length", "act_embed"),
+    ("batch", "length", "act_mlp"),
+    ("batch", "length", "act_heads", None),
+    ("batch", "length", "act_vocab"),
+)
+
 _ACTIVE: contextvars.ContextVar = contextvars.ContextVar("transformers_jax_sharding", default=None)
 
 

@@ -135,6 +135,8 @@ class GenerationMixin:
     """``generate`` for causal LMs. The class must provide ``init_cache(config, batch, length)``
     and ``decode(params, config, input_ids, position_ids, cache_mask, cache, cache_index)``."""
 
+    is_causal_lm = True  # labels are the unshifted input ids; the loss predicts labels[t + 1] at t
+
     @classmethod
     def can_generate(cls) -> bool:
         return True

@@ -1,6 +1,7 @@
 """BERT: a bidirectional encoder with post-LayerNorm residual blocks, and its task heads."""
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from transformers_jax import layers as L
@@ -70,9 +71,11 @@ def _linear(config: BertConfig, num_out: int) -> dict:
 
 # ----------------------------------------------------------------------------- forward pieces
 def encoder_forward(params, config: BertConfig, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                    output_hidden_states, output_attentions):
+                    output_hidden_states, output_attentions, dropout_rng=None):
     """BertModel forward. ``head_mask`` ([H] or [layers, H], 1 keeps a head, 0 masks it) scales
-    attention probabilities per head. Returns a BaseModelOutputWithPooling."""
+    attention probabilities per head. With ``dropout_rng`` (training) dropout is applied where
+    Hugging Face applies it: embeddings, attention probabilities, and each sub-layer's output.
+    Returns a BaseModelOutputWithPooling."""
     dtype = jnp.dtype(config.compute_dtype)
     batch, length = input_ids.shape
     if attention_mask is None:
@@ -84,25 +87,32 @@ def encoder_forward(params, config: BertConfig, input_ids, attention_mask, token
     emb = params["embeddings"]
     x = (L.embed(emb["word_embeddings"], input_ids, dtype) + L.embed(emb["token_type_embeddings"], token_type_ids, dtype)
          + L.embed(emb["position_embeddings"], position_ids, dtype))
-    x = constrain(L.layer_norm(emb["LayerNorm"], x, config.layer_norm_eps), ("batch", "length", "embed"))  # [B, T, D]
+    keys = L.split_key(dropout_rng, config.num_hidden_layers + 1)  # embeddings, then one per layer
+    rate = config.hidden_dropout_prob
+    x = L.layer_norm(emb["LayerNorm"], x, config.layer_norm_eps)
+    x = constrain(L.dropout(x, rate, None if keys is None else keys[0]), ("batch", "length", "act_embed"))  # [B, T, D]
     mask = L.padding_mask(attention_mask)  # [B, 1, 1, T]
     if head_mask is not None:
         head_mask = jnp.broadcast_to(jnp.asarray(head_mask, jnp.float32), (config.num_hidden_layers, config.num_attention_heads))
     eps, heads = config.layer_norm_eps, config.num_attention_heads
 
-    def layer(x, p, layer_head_mask):
+    def layer(x, p, layer_inputs):
+        layer_head_mask, key = layer_inputs
+        k_probs, k_attn, k_out = L.split_key(key, 3) if key is not None else (None, None, None)
         a = p["attention"]["self"]
         q, k, v = (L.split_heads(L.dense(a[name], x), heads) for name in ("query", "key", "value"))
-        ctx, probs = L.dot_product_attention(q, k, v, mask, scale=config.head_dim**-0.5, head_mask=layer_head_mask)
+        ctx, probs = L.dot_product_attention(q, k, v, mask, scale=config.head_dim**-0.5, head_mask=layer_head_mask,
+                                             dropout_rate=config.attention_probs_dropout_prob, dropout_rng=k_probs)
         out = p["attention"]["output"]
-        x = L.layer_norm(out["LayerNorm"], L.dense(out["dense"], L.merge_heads(ctx)) + x, eps)
+        x = L.layer_norm(out["LayerNorm"], L.dropout(L.dense(out["dense"], L.merge_heads(ctx)), rate, k_attn) + x, eps)
         h = L.activation(config.hidden_act)(L.dense(p["intermediate"]["dense"], x))
-        h = constrain(h, ("batch", "length", "mlp"))
-        x = L.layer_norm(p["output"]["LayerNorm"], L.dense(p["output"]["dense"], h) + x, eps)
+        h = constrain(h, ("batch", "length", "act_mlp"))
+        x = L.layer_norm(p["output"]["LayerNorm"], L.dropout(L.dense(p["output"]["dense"], h), rate, k_out) + x, eps)
         return x, (x if output_hidden_states else None, probs if output_attentions else None)
 
     embeddings = x
-    x, (layer_outputs, attentions) = L.run_layers(layer, x, params["encoder"]["layer"], config, head_mask)
+    layer_keys = None if keys is None else keys[1:]
+    x, (layer_outputs, attentions) = L.run_layers(layer, x, params["encoder"]["layer"], config, (head_mask, layer_keys))
     pooled = None
     if "pooler" in params:
         pooled = jnp.tanh(L.dense(params["pooler"]["dense"], x[:, 0]))
@@ -125,7 +135,14 @@ def mlm_logits(params, config: BertConfig, sequence_output):
         logits = L.tied_logits(params["bert"]["embeddings"]["word_embeddings"]["embedding"], h) + head["bias"].astype(h.dtype)
     else:
         logits = L.dense(head["decoder"], h)
-    return constrain(logits, ("batch", "length", "vocab"))
+    return constrain(logits, ("batch", "length", "act_vocab"))
+
+
+def classifier_dropout(config: BertConfig, x, dropout_rng):
+    """Dropout before a classifier head (``classifier_dropout``, else ``hidden_dropout_prob``),
+    with a key of its own (the encoder uses the other split of ``dropout_rng``)."""
+    rate = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    return L.dropout(x, rate, None if dropout_rng is None else jax.random.fold_in(dropout_rng, 1 << 30))
 
 
 def _extras(out):
@@ -160,9 +177,10 @@ class BertModel(BertPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                output_hidden_states=False, output_attentions=False):
+                output_hidden_states=False, output_attentions=False,
+                dropout_rng=None):
         return encoder_forward(params, config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                               output_hidden_states, output_attentions)
+                               output_hidden_states, output_attentions, dropout_rng)
 
 
 class _TiedLMHead:
@@ -183,9 +201,10 @@ class BertForPreTraining(_TiedLMHead, BertPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                labels=None, next_sentence_label=None, output_hidden_states=False, output_attentions=False):
+                labels=None, next_sentence_label=None, output_hidden_states=False, output_attentions=False,
+                dropout_rng=None):
         out = encoder_forward(params["bert"], config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                              output_hidden_states, output_attentions)
+                              output_hidden_states, output_attentions, dropout_rng)
         logits = mlm_logits(params, config, out.last_hidden_state)
         nsp = L.dense(params["cls"]["seq_relationship"], out.pooler_output)
         loss = None
@@ -205,9 +224,10 @@ class BertForMaskedLM(_TiedLMHead, BertPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                labels=None, output_hidden_states=False, output_attentions=False):
+                labels=None, output_hidden_states=False, output_attentions=False,
+                dropout_rng=None):
         out = encoder_forward(params["bert"], config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                              output_hidden_states, output_attentions)
+                              output_hidden_states, output_attentions, dropout_rng)
         logits = mlm_logits(params, config, out.last_hidden_state)
         loss = cross_entropy(logits, labels) if labels is not None else None
         return MaskedLMOutput(loss=loss, logits=logits, **_extras(out))
@@ -222,9 +242,10 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                labels=None, output_hidden_states=False, output_attentions=False):
+                labels=None, output_hidden_states=False, output_attentions=False,
+                dropout_rng=None):
         out = encoder_forward(params["bert"], config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                              output_hidden_states, output_attentions)
+                              output_hidden_states, output_attentions, dropout_rng)
         logits = L.dense(params["cls"]["seq_relationship"], out.pooler_output)
         loss = cross_entropy(logits, labels.reshape(-1)) if labels is not None else None
         return NextSentencePredictorOutput(loss=loss, logits=logits, **_extras(out))
@@ -239,10 +260,11 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                labels=None, output_hidden_states=False, output_attentions=False):
+                labels=None, output_hidden_states=False, output_attentions=False,
+                dropout_rng=None):
         out = encoder_forward(params["bert"], config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                              output_hidden_states, output_attentions)
-        logits = L.dense(params["classifier"], out.pooler_output)
+                              output_hidden_states, output_attentions, dropout_rng)
+        logits = L.dense(params["classifier"], classifier_dropout(config, out.pooler_output, dropout_rng))
         loss = sequence_classification_loss(logits, labels, config) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits, **_extras(out))
 
@@ -258,10 +280,11 @@ class BertForTokenClassification(BertPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                labels=None, output_hidden_states=False, output_attentions=False):
+                labels=None, output_hidden_states=False, output_attentions=False,
+                dropout_rng=None):
         out = encoder_forward(params["bert"], config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                              output_hidden_states, output_attentions)
-        logits = L.dense(params["classifier"], out.last_hidden_state)
+                              output_hidden_states, output_attentions, dropout_rng)
+        logits = L.dense(params["classifier"], classifier_dropout(config, out.last_hidden_state, dropout_rng))
         loss = cross_entropy(logits, labels) if labels is not None else None
         return TokenClassifierOutput(loss=loss, logits=logits, **_extras(out))
 
@@ -277,9 +300,10 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                start_positions=None, end_positions=None, output_hidden_states=False, output_attentions=False):
+                start_positions=None, end_positions=None, output_hidden_states=False, output_attentions=False,
+                dropout_rng=None):
         out = encoder_forward(params["bert"], config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                              output_hidden_states, output_attentions)
+                              output_hidden_states, output_attentions, dropout_rng)
         logits = L.dense(params["qa_outputs"], out.last_hidden_state)  # [B, T, 2]
         start, end = logits[..., 0], logits[..., 1]
         loss = None
@@ -297,15 +321,17 @@ class BertForMultipleChoice(BertPreTrainedModel):
 
     @staticmethod
     def forward(params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                labels=None, output_hidden_states=False, output_attentions=False):
+                labels=None, output_hidden_states=False, output_attentions=False,
+                dropout_rng=None):
         batch, choices, length = input_ids.shape
 
         def flat(x):
             return None if x is None else x.reshape(batch * choices, length)  # [B * C, T]
 
         out = encoder_forward(params["bert"], config, flat(input_ids), flat(attention_mask), flat(token_type_ids),
-                              flat(position_ids), head_mask, output_hidden_states, output_attentions)
-        logits = L.dense(params["classifier"], out.pooler_output).reshape(batch, choices)
+                              flat(position_ids), head_mask, output_hidden_states, output_attentions, dropout_rng)
+        pooled = classifier_dropout(config, out.pooler_output, dropout_rng)
+        logits = L.dense(params["classifier"], pooled).reshape(batch, choices)
         loss = cross_entropy(logits, labels) if labels is not None else None
         return MultipleChoiceModelOutput(loss=loss, logits=logits, **_extras(out))
 

@@ -43,13 +43,15 @@ def decoder_specs(config: LlamaConfig) -> dict:
 
 
 def decoder_forward(params, config: LlamaConfig, input_ids, attention_mask, position_ids, output_hidden_states,
-                    output_attentions, cache=None, cache_index=None):
+                    output_attentions, cache=None, cache_index=None, dropout_rng=None):
     """LlamaModel forward. Returns (BaseModelOutput, cache).
 
     hidden_states are the embeddings, every layer's output, and the last one after the final norm
     (as Hugging Face records them). With a KV ``cache`` ({"k", "v"}: [layers, B, S, K, D]) the
     new keys and values are written at slots ``cache_index ...`` and queries attend to every
-    earlier slot; ``attention_mask`` is then the [B, S] mask of valid cache slots.
+    earlier slot; ``attention_mask`` is then the [B, S] mask of valid cache slots. Without a
+    cache, ``attention_mask`` may hold document ids of packed rows (see ``causal_padding_mask``).
+    With ``dropout_rng`` (training), attention probabilities get ``attention_dropout``.
     """
     dtype = jnp.dtype(config.compute_dtype)
     batch, length = input_ids.shape
@@ -57,14 +59,15 @@ def decoder_forward(params, config: LlamaConfig, input_ids, attention_mask, posi
         attention_mask = jnp.ones((batch, length), jnp.int32)
     if position_ids is None:
         position_ids = jnp.broadcast_to(jnp.arange(length)[None], (batch, length))
-    x = constrain(L.embed(params["embed_tokens"], input_ids, dtype), ("batch", "length", "embed"))  # [B, T, D]
+    x = constrain(L.embed(params["embed_tokens"], input_ids, dtype), ("batch", "length", "act_embed"))  # [B, T, D]
     inv_freq, rope_scale = L.rope_inverse_frequencies(config.rope_parameters, config.head_dim, config.max_position_embeddings)
     cos, sin = L.rotary_cos_sin(position_ids, inv_freq, rope_scale, dtype)
     query_start = 0 if cache is None else cache_index
     mask = L.causal_padding_mask(attention_mask, length, query_start)  # [B, 1, T, S]
     eps = config.rms_norm_eps
 
-    def layer(carry, p, index):
+    def layer(carry, p, layer_inputs):
+        index, key = layer_inputs
         x, cache = carry
         h = L.rms_norm(p["input_layernorm"], x, eps)
         attn = p["self_attn"]
@@ -73,17 +76,19 @@ def decoder_forward(params, config: LlamaConfig, input_ids, attention_mask, posi
         v = L.split_heads(L.dense(attn["v_proj"], h), config.num_key_value_heads)
         if cache is not None:
             cache, k, v = L.update_kv_cache(cache, index, cache_index, k, v)
-        out, probs = L.dot_product_attention(q, k, v, mask, scale=config.head_dim**-0.5)
+        out, probs = L.dot_product_attention(q, k, v, mask, scale=config.head_dim**-0.5,
+                                             dropout_rate=config.attention_dropout, dropout_rng=key)
         x = x + L.dense(attn["o_proj"], L.merge_heads(out))
         h = L.rms_norm(p["post_attention_layernorm"], x, eps)
         mlp = p["mlp"]
         gate = L.activation(config.hidden_act)(L.dense(mlp["gate_proj"], h)) * L.dense(mlp["up_proj"], h)
-        x = x + L.dense(mlp["down_proj"], constrain(gate, ("batch", "length", "mlp")))
+        x = x + L.dense(mlp["down_proj"], constrain(gate, ("batch", "length", "act_mlp")))
         return (x, cache), (x if output_hidden_states else None, probs if output_attentions else None)
 
     embeddings = x
     layer_index = jnp.arange(config.num_hidden_layers)
-    (x, cache), (layer_outputs, attentions) = L.run_layers(layer, (x, cache), params["layers"], config, layer_index)
+    (x, cache), (layer_outputs, attentions) = L.run_layers(layer, (x, cache), params["layers"], config,
+                                                              (layer_index, L.split_key(dropout_rng, config.num_hidden_layers)))
     x = L.rms_norm(params["norm"], x, eps)
     hidden_states = None
     if output_hidden_states:
@@ -109,7 +114,7 @@ def lm_logits(params, config: LlamaConfig, hidden):
         logits = L.tied_logits(params["model"]["embed_tokens"]["embedding"], hidden)
     else:
         logits = L.dense(params["lm_head"], hidden)
-    return constrain(logits, ("batch", "length", "vocab"))
+    return constrain(logits, ("batch", "length", "act_vocab"))
 
 
 class LlamaPreTrainedModel(PreTrainedModel):
@@ -128,8 +133,10 @@ class LlamaModel(LlamaPreTrainedModel):
         return decoder_specs(config)
 
     @staticmethod
-    def forward(params, config, input_ids, attention_mask=None, position_ids=None, output_hidden_states=False, output_attentions=False):
-        return decoder_forward(params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)[0]
+    def forward(params, config, input_ids, attention_mask=None, position_ids=None, output_hidden_states=False,
+                output_attentions=False, dropout_rng=None):
+        return decoder_forward(params, config, input_ids, attention_mask, position_ids, output_hidden_states,
+                               output_attentions, dropout_rng=dropout_rng)[0]
 
 
 class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
@@ -147,8 +154,10 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
         return {"lm_head.weight": "model.embed_tokens.weight"} if config.tie_word_embeddings else {}
 
     @staticmethod
-    def forward(params, config, input_ids, attention_mask=None, position_ids=None, labels=None, output_hidden_states=False, output_attentions=False):
-        out, _ = decoder_forward(params["model"], config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)
+    def forward(params, config, input_ids, attention_mask=None, position_ids=None, labels=None, output_hidden_states=False,
+                output_attentions=False, dropout_rng=None):
+        out, _ = decoder_forward(params["model"], config, input_ids, attention_mask, position_ids, output_hidden_states,
+                                 output_attentions, dropout_rng=dropout_rng)
         logits = lm_logits(params, config, out.last_hidden_state)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
         return CausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
@@ -176,8 +185,10 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
         }
 
     @staticmethod
-    def forward(params, config, input_ids, attention_mask=None, position_ids=None, labels=None, output_hidden_states=False, output_attentions=False):
-        out, _ = decoder_forward(params["model"], config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions)
+    def forward(params, config, input_ids, attention_mask=None, position_ids=None, labels=None, output_hidden_states=False,
+                output_attentions=False, dropout_rng=None):
+        out, _ = decoder_forward(params["model"], config, input_ids, attention_mask, position_ids, output_hidden_states,
+                                 output_attentions, dropout_rng=dropout_rng)
         logits = L.dense(params["score"], out.last_hidden_state)  # [B, T, num_labels]
         batch, length = input_ids.shape
         if config.pad_token_id is None:
