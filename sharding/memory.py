@@ -1,0 +1,207 @@
+"""Per-device memory estimate of a training step, before anything is allocated.
+
+Params, gradients and optimizer state are exact: each param's bytes come from its shard shape
+under the mesh and rules (``NamedSharding(mesh, spec).shard_shape(shape)``). Activations are a
+rough model, meant to tell a run that cannot fit from one that might, not to predict XLA's
+buffer assignment:
+
+* without remat, each layer keeps for the backward pass about ``B * T * (8 * D + 4 * F)`` values
+  in the compute dtype (layer input, normed inputs, q/k/v, attention output, residuals; the MLP's
+  pre-activation, activation, and for gated MLPs the up projection and product), plus the
+  attention probabilities ``B * H * T * T`` in float32;
+* with full remat (``jax.checkpoint`` around each layer) only each layer's input ``B * T * D`` is
+  kept, plus one layer's worth of the above, recomputed during the backward pass;
+* the logits ``B * T * V`` in float32, twice (the logits and their gradient / softmax).
+
+``B`` is the batch per device. Activation sharding over a ``tensor`` mesh axis is not modelled,
+so with tensor parallelism the activation figure is an upper bound.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+
+from transformers_jax.params import flatten_tree
+from transformers_jax.partitioning import logical_to_partition_spec
+
+ACT_VALUES_PER_D = 8  # per layer per token, in units of hidden_size
+ACT_VALUES_PER_F = 4  # per layer per token, in units of intermediate_size
+OPTIMIZER_FLOAT32_COPIES = {"adamw": 2, "adam": 2, "lion": 1, "momentum": 1, "sgd": 0}
+REMAT_MODES = ("none", "full")
+COMPONENTS = ("params", "gradients", "optimizer_state", "activations", "logits")
+_ADVICE = {
+    "params": "shard params over more devices (a larger fsdp or tensor mesh axis) or store them in bfloat16",
+    "gradients": "shard params (and so gradients) over more devices (a larger fsdp or tensor mesh axis)",
+    "optimizer_state": "shard over more devices (a larger fsdp mesh axis) or use an optimizer with less state",
+    "activations": "turn on remat (remat=True), lower batch_per_device or seq_len, or add tensor sharding",
+    "logits": "lower batch_per_device or seq_len, or shard the vocab axis over a tensor mesh axis",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryEstimate:
+    """Estimated bytes per device of each part of a training step; ``total`` sums them."""
+
+    params: int
+    gradients: int
+    optimizer_state: int
+    activations: int
+    logits: int
+    settings: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, name) for name in COMPONENTS)
+
+    def dominant(self) -> str:
+        """The name of the largest component."""
+        return max(COMPONENTS, key=lambda name: getattr(self, name))
+
+    def format(self) -> str:
+        """A readable table of the components and the total, in MiB or GiB."""
+        head = ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        lines = [f"memory per device ({head})" if head else "memory per device"]
+        for name in (*COMPONENTS, "total"):
+            if name == "total":
+                lines.append("  " + "-" * 30)
+            lines.append(f"  {name:<16}{format_bytes(getattr(self, name)):>14}")
+        return "\n".join(lines)
+
+
+def format_bytes(n: float) -> str:
+    """Bytes as ``'12.34 MiB'`` (below 1 GiB) or ``'1.23 GiB'``."""
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    return f"{n / 2**20:.2f} MiB"
+
+
+def _normalize_remat(remat) -> str:
+    if remat is None or remat is False or remat == "none":
+        return "none"
+    if remat is True or remat == "full":
+        return "full"
+    raise ValueError(f"remat must be one of False/'none', True/'full'; got {remat!r}")
+
+
+def _shard_bytes(spec, mesh, rules, param_dtype) -> tuple[int, int]:
+    """(bytes of one device's shard, number of scalars in it) for one param spec."""
+    shape = tuple(spec.shape)
+    if mesh is not None:
+        pspec = logical_to_partition_spec(spec.axes, rules, shape, mesh)
+        shape = tuple(NamedSharding(mesh, pspec).shard_shape(shape))
+    size = math.prod(shape)
+    return size * np.dtype(jax.numpy.dtype(spec.dtype or param_dtype)).itemsize, size
+
+
+def _positive_int(name, value):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int, seq_len: int,
+                    optimizer: str = "adamw", remat=None, param_dtype: str | None = None,
+                    compute_dtype: str | None = None, lm_logits: bool = True) -> MemoryEstimate:
+    """Estimate per-device bytes of a training step of the model with ``config`` and ``specs``.
+
+    ``mesh`` None means one device. Sizes (hidden, layers, heads, intermediate, vocab) are read
+    from ``config``; ``remat``, ``param_dtype`` and ``compute_dtype`` default to the config's.
+    Gradients take the params' dtype and sharding; optimizer state is float32, ``adamw``/``adam``
+    2 copies per param, ``lion``/``momentum`` 1, ``sgd`` 0. ``lm_logits`` adds the ``B*T*V``
+    logits (off for classification heads). The activation model is in the module docstring.
+    """
+    _positive_int("batch_per_device", batch_per_device)
+    _positive_int("seq_len", seq_len)
+    if optimizer not in OPTIMIZER_FLOAT32_COPIES:
+        raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZER_FLOAT32_COPIES)}")
+    fields = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+    missing = [f for f in fields if getattr(config, f, None) is None]
+    if missing:
+        raise ValueError(f"{type(config).__name__} lacks {', '.join(missing)}, needed for the memory estimate")
+    remat = _normalize_remat(getattr(config, "remat", False) if remat is None else remat)
+    param_dtype = param_dtype or getattr(config, "param_dtype", "float32")
+    compute_dtype = compute_dtype or getattr(config, "compute_dtype", "float32")
+
+    param_bytes = scalars = 0
+    for spec in flatten_tree(specs).values():
+        nbytes, size = _shard_bytes(spec, mesh, rules, param_dtype)
+        param_bytes, scalars = param_bytes + nbytes, scalars + size
+
+    b, t = batch_per_device, seq_len
+    d, layers, heads = config.hidden_size, config.num_hidden_layers, config.num_attention_heads
+    act_item = np.dtype(jax.numpy.dtype(compute_dtype)).itemsize
+    one_layer = b * t * (ACT_VALUES_PER_D * d + ACT_VALUES_PER_F * config.intermediate_size) * act_item
+    one_layer += b * heads * t * t * 4
+    if remat == "full":
+        activations = layers * b * t * d * act_item + one_layer
+    else:
+        activations = layers * one_layer
+    settings = {"optimizer": optimizer, "remat": remat, "param_dtype": param_dtype,
+                "compute_dtype": compute_dtype, "batch_per_device": b, "seq_len": t}
+    return MemoryEstimate(
+        params=param_bytes,
+        gradients=param_bytes,
+        optimizer_state=OPTIMIZER_FLOAT32_COPIES[optimizer] * 4 * scalars,
+        activations=activations,
+        logits=2 * b * t * config.vocab_size * 4 if lm_logits else 0,
+        settings=settings,
+    )
+
+
+def _host_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import psutil
+
+        return psutil.virtual_memory().total
+    except ImportError:
+        return None
+
+
+def device_memory_bytes(device=None) -> int | None:
+    """Memory of one device: ``memory_stats()["bytes_limit"]`` when the backend reports it; for
+    CPU devices the host's RAM divided by the number of local CPU devices; else None."""
+    device = jax.local_devices()[0] if device is None else device
+    try:
+        stats = device.memory_stats()
+    except Exception:  # backends without memory stats raise (e.g. NotImplementedError)
+        stats = None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    if getattr(device, "platform", None) == "cpu":
+        host = _host_memory_bytes()
+        if host is not None:
+            return host // max(1, len(jax.local_devices(backend="cpu")))
+    return None
+
+
+def check_fits(estimate: MemoryEstimate, available: int | None = None, headroom: float = 0.9) -> float:
+    """Raise ValueError when ``estimate.total`` exceeds ``headroom * available`` bytes per device.
+
+    ``available`` defaults to :func:`device_memory_bytes`. The message shows the breakdown, the
+    component that dominates and what to try. Returns the fraction of ``available`` used.
+    """
+    if not 0 < headroom <= 1:
+        raise ValueError(f"headroom must be in (0, 1], got {headroom}")
+    if available is None:
+        available = device_memory_bytes()
+        if available is None:
+            raise ValueError("could not read this device's memory size; pass available= (bytes per device)")
+    if available <= 0:
+        raise ValueError(f"available must be positive, got {available}")
+    if estimate.total > headroom * available:
+        top = estimate.dominant()
+        share = getattr(estimate, top) / estimate.total
+        raise ValueError(
+            f"estimated {format_bytes(estimate.total)} per device does not fit in {headroom:.0%} of "
+            f"{format_bytes(available)} available\n{estimate.format()}\n"
+            f"{top} dominates ({share:.0%} of the total); try: {_ADVICE[top]}"
+        )
+    return estimate.total / available
