@@ -1,0 +1,303 @@
+"""The train step and Trainer: sharded steps equal one device, pmap equals jit, gradient
+accumulation equals a big batch, parity with a PyTorch AdamW step, freezing, bf16, learning."""
+import jax
+import numpy as np
+import pytest
+import torch
+from jax.sharding import Mesh, PartitionSpec
+
+import transformers_jax as tj
+from parity import perturb_params
+from sharding import create_mesh
+from train.data import ArrayDataset
+from train.trainer import Trainer
+from train.training_args import TrainingArguments
+
+LLAMA = dict(vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+             intermediate_size=64, max_position_embeddings=64)
+BERT = dict(vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+            max_position_embeddings=64, num_labels=3)
+
+
+def lm_dataset(rows=64, length=16, seed=0, pad=True):
+    rng = np.random.RandomState(seed)
+    ids = ((np.arange(length)[None] * rng.randint(1, 4, (rows, 1)) + rng.randint(0, 90, (rows, 1))) % 90 + 3)
+    mask = np.ones_like(ids)
+    if pad:  # ragged rows: different label counts per micro-batch
+        for r in range(rows):
+            mask[r, length - r % 5:] = 0
+    labels = np.where(mask == 1, ids, -100)
+    return ArrayDataset({"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(np.int32),
+                         "labels": labels.astype(np.int32)})
+
+
+def cls_dataset(rows=64, length=12, seed=0):
+    rng = np.random.RandomState(seed)
+    ids = rng.randint(4, 96, (rows, length))
+    labels = ids[:, 1] % 3
+    mask = np.ones_like(ids)
+    mask[::3, length - 4:] = 0
+    return ArrayDataset({"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(np.int32),
+                         "labels": labels.astype(np.int32)})
+
+
+def args_for(tmp_path, **kw):
+    # lr 1e-3: Adam turns float32 noise in near-zero gradients into updates of up to ~lr
+    base = dict(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=1, learning_rate=1e-3,
+                logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
+    base.update(kw)
+    return TrainingArguments(**base)
+
+
+def one_device_mesh():
+    return Mesh(np.array(jax.devices()[:1]), ("data",))
+
+
+def run(model, args, dataset, mesh=None):
+    trainer = Trainer(model, args, train_dataset=dataset, mesh=mesh)
+    trainer.train()
+    losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+    return trainer, losses
+
+
+def flat(params):
+    return {jax.tree_util.keystr(p): np.asarray(jax.device_get(v)) for p, v in jax.tree_util.tree_leaves_with_path(params)}
+
+
+def assert_params_close(a, b, atol=1e-5):
+    fa, fb = flat(a), flat(b)
+    assert fa.keys() == fb.keys()
+    for key in fa:
+        np.testing.assert_allclose(fa[key], fb[key], atol=atol, err_msg=key)
+
+
+# ----------------------------------------------------------------------------- sharded == one device
+PRESET_MESHES = {
+    "dp": {"data": 8},
+    "fsdp": {"data": 2, "fsdp": 4},
+    "tp": {"data": 4, "tensor": 2},
+    "fsdp_tp": {"data": 2, "fsdp": 2, "tensor": 2},
+}
+EXPECTED_Q_PROJ = {"dp": PartitionSpec(None, None, None), "fsdp": PartitionSpec(None, "fsdp", None),
+                   "tp": PartitionSpec(None, None, "tensor"), "fsdp_tp": PartitionSpec(None, "fsdp", "tensor")}
+
+
+@pytest.mark.parametrize("preset", list(PRESET_MESHES))
+def test_sharded_step_equals_one_device(tmp_path, preset):
+    config = tj.LlamaConfig.from_dict(LLAMA)
+    data = lm_dataset()
+    mesh = create_mesh(PRESET_MESHES[preset])
+    batch_rows = {"dp": 1, "fsdp": 1, "tp": 2, "fsdp_tp": 2}[preset]  # global batch 8 everywhere
+    sharded, sharded_loss = run(tj.LlamaForCausalLM(config, seed=3),
+                                args_for(tmp_path / "a", sharding=preset, per_device_train_batch_size=batch_rows,
+                                         max_steps=2), data, mesh)
+    single, single_loss = run(tj.LlamaForCausalLM(config, seed=3),
+                              args_for(tmp_path / "b", per_device_train_batch_size=8, max_steps=2), data,
+                              one_device_mesh())
+    np.testing.assert_allclose(sharded_loss, single_loss, atol=1e-5)
+    assert_params_close(sharded.model.params, single.model.params)
+    q = sharded.model.params["model"]["layers"]["self_attn"]["q_proj"]["kernel"]
+    assert q.sharding.spec == EXPECTED_Q_PROJ[preset]
+    assert len(q.sharding.device_set) == 8
+    # optimizer moments live where their params live
+    mu = sharded._train_state["opt_state"][1][0].mu["model"]["layers"]["self_attn"]["q_proj"]["kernel"]
+    assert mu.sharding.spec == EXPECTED_Q_PROJ[preset]
+
+
+def test_sharded_step_with_dropout_equals_one_device(tmp_path):
+    """Dropout masks do not depend on how the batch is split (partitionable threefry)."""
+    config = tj.BertConfig.from_dict(BERT)  # hidden and attention dropout 0.1
+    data = cls_dataset()
+    sharded, l1 = run(tj.BertForSequenceClassification(config, seed=2),
+                      args_for(tmp_path / "a", sharding="fsdp_tp"), data, create_mesh({"data": 2, "fsdp": 2, "tensor": 2}))
+    single, l2 = run(tj.BertForSequenceClassification(config, seed=2),
+                     args_for(tmp_path / "b", per_device_train_batch_size=4), data, one_device_mesh())
+    np.testing.assert_allclose(l1, l2, atol=1e-5)
+    assert_params_close(sharded.model.params, single.model.params)
+    no_dropout, l3 = run(tj.BertForSequenceClassification(config.replace(hidden_dropout_prob=0.0), seed=2),
+                         args_for(tmp_path / "c", per_device_train_batch_size=4), data, one_device_mesh())
+    assert abs(l3[0] - l2[0]) > 1e-4  # dropout was really on
+
+
+# ----------------------------------------------------------------------------- pmap == jit, accumulation
+def test_pmap_path_equals_jit_path(tmp_path):
+    config = tj.BertConfig.from_dict(dict(BERT, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    data = cls_dataset()
+    kw = dict(max_steps=3, per_device_train_batch_size=2, gradient_accumulation_steps=2)
+    pmapped, l1 = run(tj.BertForSequenceClassification(config, seed=4), args_for(tmp_path / "a", parallelism="pmap", **kw), data)
+    jitted, l2 = run(tj.BertForSequenceClassification(config, seed=4), args_for(tmp_path / "b", **kw), data)
+    np.testing.assert_allclose(l1, l2, atol=1e-5)
+    assert_params_close(pmapped.model.params, jitted.model.params)
+    assert len(l1) == 3 and l1[0] != l1[-1]
+
+
+def test_gradient_accumulation_equals_big_batch(tmp_path):
+    """4 micro-batches of 2 ragged rows == one batch of 8 (the loss is a mean over all tokens)."""
+    config = tj.LlamaConfig.from_dict(LLAMA)
+    data = lm_dataset()
+    mesh = one_device_mesh()
+    accumulated, l1 = run(tj.LlamaForCausalLM(config, seed=5),
+                          args_for(tmp_path / "a", per_device_train_batch_size=2, gradient_accumulation_steps=4,
+                                   max_steps=2), data, mesh)
+    big, l2 = run(tj.LlamaForCausalLM(config, seed=5),
+                  args_for(tmp_path / "b", per_device_train_batch_size=8, max_steps=2), data, mesh)
+    np.testing.assert_allclose(l1, l2, atol=1e-6)
+    assert_params_close(accumulated.model.params, big.model.params, atol=1e-5)
+    # a mean of per-micro-batch means would differ on these ragged rows: the test can tell
+    model = tj.LlamaForCausalLM(config, perturb_params(tj.LlamaForCausalLM(config, seed=5).params, 0, scale=0.5))
+    rows = [data[i] for i in range(8)]
+    batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+    whole = float(model(**batch).loss)
+    means = np.mean([float(model(**{k: v[i::4] for k, v in batch.items()}).loss) for i in range(4)])
+    assert abs(whole - means) > 1e-4
+
+
+# ----------------------------------------------------------------------------- parity with PyTorch AdamW
+def test_steps_match_pytorch_adamw_with_schedule_clipping_and_decay_mask(tmp_path):
+    """Three updates of ours == torch AdamW + HF linear warm-up schedule + grad clipping, with
+    weight decay off biases and LayerNorm weights (Hugging Face Trainer's groups)."""
+    import transformers
+
+    config_dict = dict(BERT, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    ours = tj.BertForSequenceClassification(tj.BertConfig.from_dict(config_dict), seed=6)
+    ours.save_pretrained(tmp_path / "init")
+    theirs = transformers.BertForSequenceClassification.from_pretrained(tmp_path / "init", attn_implementation="eager")
+    data = cls_dataset(rows=24)
+    args = args_for(tmp_path / "run", max_steps=3, per_device_train_batch_size=8, learning_rate=5e-3,
+                    weight_decay=0.1, warmup_steps=1, max_grad_norm=0.5, adam_epsilon=1e-6)
+    trainer = Trainer(ours, args, train_dataset=data, mesh=one_device_mesh())
+    trainer.train()
+
+    decay = [p for n, p in theirs.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+    no_decay = [p for n, p in theirs.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=5e-3, eps=1e-6)
+    sched = transformers.get_scheduler("linear", opt, num_warmup_steps=1, num_training_steps=3)
+    loader = trainer._loader(data, 8, train=True)
+    torch_losses = []
+    for step in range(3):
+        batch = loader.load_batch(0, step)
+        out = theirs(**{k: torch.from_numpy(np.asarray(v)).long() for k, v in batch.items()})
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(theirs.parameters(), 0.5)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        torch_losses.append(out.loss.item())
+    ours_losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+    np.testing.assert_allclose(ours_losses, torch_losses, atol=1e-5)
+    ours.save_pretrained(tmp_path / "after")
+    state = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    from safetensors.numpy import load_file
+
+    saved = load_file(tmp_path / "after" / "model.safetensors")
+    for key, value in saved.items():
+        np.testing.assert_allclose(value, state[key], atol=2e-5, err_msg=key)
+
+
+# ----------------------------------------------------------------------------- freezing, bf16
+def test_freezing_a_subtree_keeps_it_and_allocates_no_moments(tmp_path):
+    config = tj.BertConfig.from_dict(BERT)
+    model = tj.BertForSequenceClassification(config, seed=7)
+    before = flat(model.params)
+    trainer, _ = run(model, args_for(tmp_path, freeze=("bert/encoder", "bert/embeddings"), max_steps=2,
+                                     per_device_train_batch_size=1), cls_dataset())
+    after = flat(trainer.model.params)
+    for key in before:
+        changed = not np.array_equal(before[key], after[key])
+        frozen = "['encoder']" in key or "['embeddings']" in key
+        assert changed != frozen, key
+    moments = jax.tree.leaves(trainer._train_state["opt_state"])
+    trainable = sum(v.size for k, v in after.items() if "['encoder']" not in k and "['embeddings']" not in k)
+    assert sum(np.size(m) for m in moments) < 3 * trainable + 10
+    with pytest.raises(ValueError, match="freeze pattern 'nothing/here' matches no param"):
+        run(tj.BertForSequenceClassification(config), args_for(tmp_path / "x", freeze=("nothing/here",)), cls_dataset())
+
+
+def test_bf16_compute_keeps_float32_master_weights(tmp_path):
+    config = tj.LlamaConfig.from_dict(LLAMA)
+    data = lm_dataset()
+    bf16, l1 = run(tj.LlamaForCausalLM(config, seed=8), args_for(tmp_path / "a", bf16=True, max_steps=2), data)
+    f32, l2 = run(tj.LlamaForCausalLM(config, seed=8), args_for(tmp_path / "b", max_steps=2), data)
+    assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(bf16.model.params))
+    assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(bf16._train_state["opt_state"]) if leaf.ndim)
+    np.testing.assert_allclose(l1, l2, rtol=2e-2)
+    assert not np.allclose(l1, l2, rtol=1e-6, atol=0)  # bf16 really ran
+
+
+# ----------------------------------------------------------------------------- learning, export
+def test_tiny_llama_pretraining_lowers_the_loss_and_exports_to_pytorch(tmp_path):
+    import transformers
+
+    config = tj.LlamaConfig.from_dict(LLAMA)
+    model = tj.LlamaForCausalLM(config, seed=9)
+    args = args_for(tmp_path, max_steps=60, per_device_train_batch_size=1, learning_rate=1e-2, warmup_steps=5,
+                    logging_steps=10, weight_decay=0.01)
+    trainer = Trainer(model, args, train_dataset=lm_dataset(rows=128, pad=False))
+    trainer.train()
+    losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+    assert losses[-1] < 0.5 * losses[0], losses
+    out = trainer.save_model(tmp_path / "hf")
+    theirs = transformers.LlamaForCausalLM.from_pretrained(out, attn_implementation="eager")
+    ids = np.asarray(lm_dataset(rows=2, pad=False)[0]["input_ids"])[None]
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(ids).long()).logits.numpy()
+    np.testing.assert_allclose(np.asarray(model(ids).logits), expected, atol=1e-4)
+
+
+def test_evaluate_and_predict_with_padded_last_batch(tmp_path):
+    config = tj.BertConfig.from_dict(BERT)
+    model = tj.BertForSequenceClassification(config, seed=10)
+    data = cls_dataset(rows=21)
+
+    def accuracy(pred):
+        return {"accuracy": float((pred.predictions.argmax(-1) == pred.label_ids).mean())}
+
+    trainer = Trainer(model, args_for(tmp_path, per_device_eval_batch_size=1), eval_dataset=data,
+                      compute_metrics=accuracy)
+    metrics = trainer.evaluate()
+    batch = {k: np.stack([data[i][k] for i in range(21)]) for k in data[0]}
+    out = model(**batch)
+    np.testing.assert_allclose(metrics["eval_loss"], float(out.loss), atol=1e-5)
+    expected = float((np.asarray(out.logits).argmax(-1) == batch["labels"]).mean())
+    assert metrics["eval_accuracy"] == pytest.approx(expected)
+    prediction = trainer.predict(data)
+    assert prediction.predictions.shape == (21, 3)
+    np.testing.assert_allclose(prediction.predictions, np.asarray(out.logits), atol=1e-5)
+    np.testing.assert_array_equal(prediction.label_ids, batch["labels"])
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_input_messages(tmp_path):
+    config = tj.LlamaConfig.from_dict(LLAMA)
+    model = tj.LlamaForCausalLM(config)
+    with pytest.raises(ValueError, match=r"does not divide the 8 devices"):
+        Trainer(model, args_for(tmp_path, mesh={"data": -1, "tensor": 3}))
+    with pytest.raises(ValueError, match=r"needs 6 devices but 8 are available"):
+        Trainer(model, args_for(tmp_path, mesh={"data": 3, "tensor": 2}))
+    with pytest.raises(ValueError, match=r"reuse a mesh axis in param .*mesh axis 'fsdp' is used by both logical axes 'mlp' and 'embed'"):
+        Trainer(model, args_for(tmp_path, mesh={"fsdp": 8}, sharding=[["embed", "fsdp"], ["mlp", "fsdp"]]))
+    with pytest.raises(ValueError, match=r"names a mesh axis the mesh does not have"):
+        Trainer(model, args_for(tmp_path, mesh={"data": 8}, sharding=[["batch", "data"], ["heads", "tensor"]]))
+    with pytest.raises(ValueError, match=r"unknown sharding preset 'zero3'"):
+        Trainer(model, args_for(tmp_path, sharding="zero3"))
+    trainer = Trainer(model, args_for(tmp_path, mesh={"data": 4, "tensor": 2}, sharding="tp"), train_dataset=lm_dataset())
+    from sharding import place_batch
+
+    with pytest.raises(ValueError, match=r"not divisible by the 4-way data parallelism of mesh axes \('data',\)"):
+        place_batch({"input_ids": np.zeros((6, 4), np.int32)}, trainer.mesh, trainer.rules)
+    with pytest.raises(ValueError, match=r"TrainingArguments.lr_scheduler_type='warmup' is not one of"):
+        args_for(tmp_path, lr_scheduler_type="warmup")
+    with pytest.raises(ValueError, match=r"unknown TrainingArguments \['learning_rte'\]"):
+        TrainingArguments.from_dict({"output_dir": "x", "learning_rte": 1.0})
+
+
+def test_resuming_from_a_checkpoint_of_another_model_shape_is_refused(tmp_path):
+    config = tj.LlamaConfig.from_dict(LLAMA)
+    args = args_for(tmp_path, max_steps=1, save_strategy="steps", save_steps=1, async_checkpointing=False)
+    run(tj.LlamaForCausalLM(config), args, lm_dataset())
+    wider = tj.LlamaConfig.from_dict(dict(LLAMA, intermediate_size=128))
+    args2 = args_for(tmp_path, max_steps=2, save_strategy="steps", save_steps=1)
+    trainer = Trainer(tj.LlamaForCausalLM(wider), args2, train_dataset=lm_dataset())
+    with pytest.raises(ValueError, match=r"checkpoints/1 does not fit: params/model/layers/mlp/down_proj/kernel: checkpoint has shape \(2, 64, 32\), this model expects \(2, 128, 32\)"):
+        trainer.train(resume_from_checkpoint=True)

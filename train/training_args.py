@@ -1,0 +1,116 @@
+"""TrainingArguments: Hugging Face's names and defaults where they exist, plus mesh, sharding and remat."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from train.optim import OPTIMIZERS, SCHEDULES
+
+STRATEGIES = ("no", "steps", "epoch")
+REMAT = ("none", "full")
+
+
+@dataclasses.dataclass
+class TrainingArguments:
+    """What a run does. Batch sizes are per data-parallel replica (per device in pure data
+    parallelism), so the global batch is ``per_device_train_batch_size`` x the data-parallel size
+    of the mesh x ``gradient_accumulation_steps``."""
+
+    output_dir: str
+    num_train_epochs: float = 3.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    max_grad_norm: float = 1.0
+    optim: str = "adamw"
+    lr_scheduler_type: str = "linear"
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    logging_steps: int = 500
+    logging_first_step: bool = False
+    eval_strategy: str = "no"
+    eval_steps: int | None = None
+    save_strategy: str = "steps"
+    save_steps: int = 500
+    save_total_limit: int | None = None
+    seed: int = 42
+    data_seed: int | None = None
+    bf16: bool = False
+    report_to: tuple = ("jsonl", "tensorboard")
+    disable_tqdm: bool = False
+    # ours
+    mesh: dict = dataclasses.field(default_factory=lambda: {"data": -1})
+    sharding: Any = "dp"  # a preset name (dp, fsdp, tp, fsdp_tp) or a rules table [[logical, mesh axes], ...]
+    remat: str = "none"
+    parallelism: str = "jit"  # "jit" (sharded over the mesh) or "pmap" (data parallel over local devices)
+    freeze: tuple = ()  # regular expressions of param paths that do not train ("bert/encoder")
+    async_checkpointing: bool = True
+    check_memory: bool = True
+    peak_flops_per_device: float | None = None  # for the MFU estimate where the device is not in the table
+
+    def __post_init__(self):
+        if isinstance(self.report_to, str):
+            self.report_to = (self.report_to,)
+        self.report_to = tuple(self.report_to)
+        self.freeze = tuple(self.freeze)
+        positive = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                    "logging_steps", "save_steps")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainingArguments.{name} must be a positive integer, got {value!r}")
+        for name, value, allowed in (("eval_strategy", self.eval_strategy, STRATEGIES),
+                                     ("save_strategy", self.save_strategy, STRATEGIES),
+                                     ("lr_scheduler_type", self.lr_scheduler_type, SCHEDULES),
+                                     ("optim", self.optim, OPTIMIZERS), ("remat", self.remat, REMAT),
+                                     ("parallelism", self.parallelism, ("jit", "pmap"))):
+            if value not in allowed:
+                raise ValueError(f"TrainingArguments.{name}={value!r} is not one of {list(allowed)}")
+        if self.max_steps <= 0 and not self.num_train_epochs > 0:
+            raise ValueError("set max_steps > 0 or num_train_epochs > 0")
+        if self.learning_rate < 0 or self.weight_decay < 0:
+            raise ValueError("learning_rate and weight_decay must be >= 0")
+        if self.save_total_limit is not None and self.save_total_limit < 1:
+            raise ValueError(f"save_total_limit must be >= 1 or None, got {self.save_total_limit}")
+        if self.eval_strategy == "steps" and self.eval_steps is None:
+            self.eval_steps = self.logging_steps  # HF's fallback
+        if self.parallelism == "pmap" and self.sharding != "dp":
+            raise ValueError(f"parallelism='pmap' is data parallel only; sharding={self.sharding!r} needs 'jit'")
+
+    def total_steps(self, batches_per_epoch: int) -> int:
+        """Optimizer updates in the run: ``max_steps`` when set, else epochs x updates per epoch."""
+        if self.max_steps > 0:
+            return self.max_steps
+        return max(1, math.ceil(self.num_train_epochs * batches_per_epoch))
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["report_to"], out["freeze"] = list(self.report_to), list(self.freeze)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainingArguments":
+        """Build from a dict, refusing keys that are not arguments (a typo must not be ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainingArguments {unknown}")
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "TrainingArguments":
+        """Read the ``training`` section of a YAML recipe (or the whole file), then apply overrides."""
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = dict(data.get("training", data))
+        data.update(overrides)
+        return cls.from_dict(data)
