@@ -82,18 +82,24 @@ EXPECTED_Q_PROJ = {"dp": PartitionSpec(None, None, None), "fsdp": PartitionSpec(
                    "tp": PartitionSpec(None, None, "tensor"), "fsdp_tp": PartitionSpec(None, "fsdp", "tensor")}
 
 
-@pytest.mark.parametrize("preset", list(PRESET_MESHES))
-def test_sharded_step_equals_one_device(tmp_path, preset):
+@pytest.fixture(scope="module")
+def one_device_run(tmp_path_factory):
+    """Two steps of a tiny Llama on one device, global batch 8: the reference of every preset."""
     config = tj.LlamaConfig.from_dict(LLAMA)
-    data = lm_dataset()
+    return run(tj.LlamaForCausalLM(config, seed=3),
+               args_for(tmp_path_factory.mktemp("single"), per_device_train_batch_size=8, max_steps=2), lm_dataset(),
+               one_device_mesh())
+
+
+@pytest.mark.parametrize("preset", list(PRESET_MESHES))
+def test_sharded_step_equals_one_device(tmp_path, preset, one_device_run):
+    config = tj.LlamaConfig.from_dict(LLAMA)
     mesh = create_mesh(PRESET_MESHES[preset])
     batch_rows = {"dp": 1, "fsdp": 1, "tp": 2, "fsdp_tp": 2}[preset]  # global batch 8 everywhere
     sharded, sharded_loss = run(tj.LlamaForCausalLM(config, seed=3),
-                                args_for(tmp_path / "a", sharding=preset, per_device_train_batch_size=batch_rows,
-                                         max_steps=2), data, mesh)
-    single, single_loss = run(tj.LlamaForCausalLM(config, seed=3),
-                              args_for(tmp_path / "b", per_device_train_batch_size=8, max_steps=2), data,
-                              one_device_mesh())
+                                args_for(tmp_path, sharding=preset, per_device_train_batch_size=batch_rows,
+                                         max_steps=2), lm_dataset(), mesh)
+    single, single_loss = one_device_run
     np.testing.assert_allclose(sharded_loss, single_loss, atol=1e-5)
     assert_params_close(sharded.model.params, single.model.params)
     q = sharded.model.params["model"]["layers"]["self_attn"]["q_proj"]["kernel"]
@@ -301,3 +307,15 @@ def test_resuming_from_a_checkpoint_of_another_model_shape_is_refused(tmp_path):
     trainer = Trainer(tj.LlamaForCausalLM(wider), args2, train_dataset=lm_dataset())
     with pytest.raises(ValueError, match=r"checkpoints/1 does not fit: params/model/layers/mlp/down_proj/kernel: checkpoint has shape \(2, 64, 32\), this model expects \(2, 128, 32\)"):
         trainer.train(resume_from_checkpoint=True)
+
+
+def test_a_run_that_cannot_fit_is_refused_before_it_starts(tmp_path, monkeypatch, capsys):
+    import sharding.memory
+
+    monkeypatch.setattr(sharding.memory, "device_memory_bytes", lambda device=None: 200_000)
+    config = tj.LlamaConfig.from_dict(LLAMA)
+    trainer = Trainer(tj.LlamaForCausalLM(config), args_for(tmp_path, disable_tqdm=False), train_dataset=lm_dataset())
+    with pytest.raises(ValueError, match=r"per device does not fit in 90% of .* available(.|\n)*dominates"):
+        trainer.train()
+    assert "params" in capsys.readouterr().out  # the estimate is printed before the run
+    assert not (tmp_path / "checkpoints").exists()

@@ -88,8 +88,14 @@ def rms_norm(params: dict, x: jax.Array, eps: float) -> jax.Array:
 
 
 def embed(params: dict, ids: jax.Array, dtype) -> jax.Array:
-    """Look up rows of ``params['embedding']`` ([V, D]) for integer ``ids``."""
-    return jnp.take(params["embedding"], ids, axis=0).astype(dtype)
+    """Look up rows of ``params['embedding']`` ([V, D]) for integer ``ids``.
+
+    Under a sharding context the table is gathered whole first, as FSDP gathers any weight it
+    uses: a lookup from a split table would come out split the wrong way (by vocabulary or
+    feature instead of by batch) and leave the compiler a costly fallback.
+    """
+    table = constrain(params["embedding"], (None, None))
+    return jnp.take(table, ids, axis=0).astype(dtype)
 
 
 def tied_logits(embedding: jax.Array, x: jax.Array) -> jax.Array:
