@@ -60,9 +60,13 @@ def split_key(rng, num: int):
 
 # ----------------------------------------------------------------------------- linear, norms, embeddings
 def dense(params: dict, x: jax.Array) -> jax.Array:
-    """``x @ kernel + bias`` with ``kernel`` stored [in, out]."""
+    """``x @ kernel + bias`` with ``kernel`` stored [in, out].
+
+    Leading dims are flattened into one matmul row dim, so the kernel's gradient contracts over a
+    single dim (XLA's CPU backend runs a two-dim contraction about 1.7x slower).
+    """
     kernel = params["kernel"].astype(x.dtype)
-    y = jnp.einsum("...i,io->...o", x, kernel)
+    y = (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*x.shape[:-1], kernel.shape[-1])  # [..., out]
     if "bias" in params:
         y = y + params["bias"].astype(x.dtype)
     return y
@@ -100,7 +104,8 @@ def embed(params: dict, ids: jax.Array, dtype) -> jax.Array:
 
 def tied_logits(embedding: jax.Array, x: jax.Array) -> jax.Array:
     """Logits against a tied input embedding table [V, D]: ``x @ embedding.T``."""
-    return jnp.einsum("...d,vd->...v", x, embedding.astype(x.dtype))
+    rows = x.reshape(-1, x.shape[-1])  # [N, D]: one contraction dim for the table's gradient too
+    return (rows @ embedding.astype(x.dtype).T).reshape(*x.shape[:-1], embedding.shape[0])
 
 
 # ----------------------------------------------------------------------------- rotary position embeddings
