@@ -317,5 +317,13 @@ def test_a_run_that_cannot_fit_is_refused_before_it_starts(tmp_path, monkeypatch
     trainer = Trainer(tj.LlamaForCausalLM(config), args_for(tmp_path, disable_tqdm=False), train_dataset=lm_dataset())
     with pytest.raises(ValueError, match=r"per device does not fit in 90% of .* available(.|\n)*dominates"):
         trainer.train()
-    assert "params" in capsys.readouterr().out  # the estimate is printed before the run
+    assert "params" in capsys.readouterr().err  # the estimate is printed before the run
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_training_arguments_from_yaml_reads_yaml_1_2_scalars(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("training:\n  output_dir: out\n  learning_rate: 1e-4\n  save_strategy: no\n  mesh: {data: -1, fsdp: 2}\n")
+    args = TrainingArguments.from_yaml(recipe, max_steps=7)
+    assert args.learning_rate == 1e-4 and isinstance(args.learning_rate, float)
+    assert args.save_strategy == "no" and args.max_steps == 7 and args.mesh == {"data": -1, "fsdp": 2}

@@ -16,7 +16,6 @@ import jax.numpy as jnp
 from transformers_jax.losses import IGNORE_INDEX
 from transformers_jax.partitioning import constrain, logical_sharding
 
-TOKEN_LABEL_KEYS = ("labels",)
 
 
 def label_count(model_class, batch) -> jax.Array:

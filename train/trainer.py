@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -186,7 +186,7 @@ class Trainer:
                                    batch_per_device=self.args.per_device_train_batch_size, seq_len=seq_len)
         logger.info("estimated memory per device:\n%s", estimate.format())
         if jax.process_index() == 0 and not self.args.disable_tqdm:
-            print(estimate.format(), flush=True)
+            print(estimate.format(), file=sys.stderr, flush=True)
         check_fits(estimate)
 
     def train(self, resume_from_checkpoint: bool | str | None = None) -> TrainOutput:
@@ -437,8 +437,9 @@ class Trainer:
         """Write the current params as a Hugging Face directory (PyTorch names, safetensors), with
         the tokenizer when the Trainer has one."""
         out = Path(output_dir or self.args.output_dir)
+        params = jax.tree.map(_gather, self.model.params)  # every host takes part in the gather
         if jax.process_index() == 0:
-            self.model_class(self.model.config, jax.device_get(self.model.params)).save_pretrained(out)
+            self.model_class(self.model.config, params).save_pretrained(out)
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(out)
         return out

@@ -3,12 +3,33 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from train.optim import OPTIMIZERS, SCHEDULES
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 scalars: ``1e-4`` is a float, and only true/false are booleans
+    (PyYAML's YAML 1.1 reads ``1e-4`` as a string and ``no`` / ``off`` as False)."""
+
+
+_BOOL, _FLOAT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:float"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Loader.add_implicit_resolver(_FLOAT, re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text with the float rule above."""
+    return yaml.load(text, Loader=_Loader)
+
 
 STRATEGIES = ("no", "steps", "epoch")
 REMAT = ("none", "full")
@@ -110,7 +131,7 @@ class TrainingArguments:
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> "TrainingArguments":
         """Read the ``training`` section of a YAML recipe (or the whole file), then apply overrides."""
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml_load(Path(path).read_text()) or {}
         data = dict(data.get("training", data))
         data.update(overrides)
         return cls.from_dict(data)
