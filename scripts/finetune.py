@@ -120,9 +120,7 @@ def run(recipe: cli.Recipe, resume=None) -> dict:
                       compute_metrics=compute_metrics, processing_class=tokenizer)
     result = trainer.train(resume_from_checkpoint=resume)
     metrics = {"train_loss": result.training_loss, "global_step": result.global_step, **trainer.evaluate()}
-    final = trainer.save_model(str(Path(recipe.training.output_dir) / "final"))
-    cli.print_json({**metrics, "final_model": str(final)})
-    return metrics
+    return cli.finish(trainer, recipe, metrics)
 
 
 def main(argv=None) -> dict:

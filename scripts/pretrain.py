@@ -130,9 +130,7 @@ def run(recipe: cli.Recipe, resume=None) -> dict:
     if eval_set is not None:
         metrics.update(trainer.evaluate())
         metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))
-    final = trainer.save_model(str(Path(recipe.training.output_dir) / "final"))
-    cli.print_json({**metrics, "final_model": str(final)})
-    return metrics
+    return cli.finish(trainer, recipe, metrics)
 
 
 def main(argv=None) -> dict:

@@ -327,3 +327,24 @@ def test_training_arguments_from_yaml_reads_yaml_1_2_scalars(tmp_path):
     args = TrainingArguments.from_yaml(recipe, max_steps=7)
     assert args.learning_rate == 1e-4 and isinstance(args.learning_rate, float)
     assert args.save_strategy == "no" and args.max_steps == 7 and args.mesh == {"data": -1, "fsdp": 2}
+
+
+def test_epoch_strategies_evaluate_and_save_at_epoch_ends(tmp_path):
+    """eval/save_strategy="epoch": one eval record and one checkpoint per epoch (8 rows per update,
+    32 rows: 4 updates per epoch); the train metrics carry HF's runtime keys."""
+    config = tj.LlamaConfig.from_dict(LLAMA)
+    data = lm_dataset(rows=32)
+    args = args_for(tmp_path, max_steps=-1, num_train_epochs=2, eval_strategy="epoch", save_strategy="epoch",
+                    async_checkpointing=False, report_to=("jsonl", "tensorboard"))
+    trainer = Trainer(tj.LlamaForCausalLM(config), args, train_dataset=data, eval_dataset=lm_dataset(rows=8, seed=1))
+    out = trainer.train()
+    assert out.global_step == 8
+    assert [r["step"] for r in trainer.state.log_history if "eval_loss" in r] == [4, 8]
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [4, 8]
+    assert {"train_runtime", "train_samples_per_second", "train_steps_per_second"} <= set(out.metrics)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss")] == list(range(1, 9))
+    assert [e.step for e in events.Scalars("eval_loss")] == [4, 8]

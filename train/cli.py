@@ -311,3 +311,11 @@ def run_script(doc: str, data_defaults: Mapping, run, argv=None):
         return run(recipe, resume=args.resume)
     except RecipeError as err:
         parser.error(str(err))
+
+
+def finish(trainer, recipe, metrics: dict) -> dict:
+    """End of a script's run: export the model (and tokenizer) as a Hugging Face directory in
+    ``output_dir/final`` and print the metrics as one JSON line."""
+    final = trainer.save_model(str(Path(recipe.training.output_dir) / "final"))
+    print_json({**metrics, "final_model": str(final)})
+    return metrics

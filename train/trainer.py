@@ -237,6 +237,7 @@ class Trainer:
                                        progress=not args.disable_tqdm, is_main_process=jax.process_index() == 0,
                                        initial_step=step0)
         self._call("on_train_begin")
+        run_start = time.perf_counter()
         epoch, batch_index = start["epoch"], start["batch"]
         window_loss, window_steps, window_tokens, window_start = None, 0, 0, time.perf_counter()
         flops_per_token = self._flops_per_token(seq_len)
@@ -287,7 +288,12 @@ class Trainer:
         self.model.params = self._train_state["params"]
         self._call("on_train_end")
         training_loss = training_loss_sum / max(training_steps, 1)
-        return TrainOutput(self.state.global_step, training_loss, {"train_loss": training_loss})
+        runtime = time.perf_counter() - run_start
+        steps_run = self.state.global_step - step0
+        metrics = {"train_loss": training_loss, "train_runtime": runtime,
+                   "train_samples_per_second": steps_run * self.train_batch_size / max(runtime, 1e-9),
+                   "train_steps_per_second": steps_run / max(runtime, 1e-9)}
+        return TrainOutput(self.state.global_step, training_loss, metrics)
 
     def _device_batch(self, batch: dict):
         if self.args.parallelism == "pmap":
