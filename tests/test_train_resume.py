@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SCRIPT = textwrap.dedent('''
     import os, signal, sys
@@ -19,6 +20,7 @@ SCRIPT = textwrap.dedent('''
     from train.training_args import TrainingArguments
 
     out, max_steps, kill_at, resume = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "resume"
+    kill_in_save = sys.argv[5] == "in_save"
 
     class Tokenizer:  # what the MLM collator needs of a tokenizer
         pad_token_id, mask_token_id, all_special_ids, padding_side = 0, 1, [0, 1, 2], "right"
@@ -27,7 +29,13 @@ SCRIPT = textwrap.dedent('''
 
     class KillAt(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == kill_at:
+            if state.global_step == kill_at and not kill_in_save:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        def on_save(self, args, state, control, **kwargs):  # called as soon as the async save is started
+            if state.global_step == kill_at and kill_in_save:
+                directory = kwargs["trainer"]._checkpoint_dir()
+                print("in flight:", sorted(p.name for p in directory.iterdir()), flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
 
     config = tj.BertConfig.from_dict(dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -42,13 +50,14 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def run(tmp_path: Path, out: Path, max_steps: int, kill_at: int = -1, resume: bool = False):
+def run(tmp_path: Path, out: Path, max_steps: int, kill_at: int = -1, resume: bool = False, in_save: bool = False):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu",
                PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     return subprocess.run([sys.executable, str(script), str(out), str(max_steps), str(kill_at),
-                           "resume" if resume else "fresh"], env=env, capture_output=True, text=True, timeout=300)
+                           "resume" if resume else "fresh", "in_save" if in_save else "after_step"],
+                          env=env, capture_output=True, text=True, timeout=300)
 
 
 def losses(out: Path) -> dict:
@@ -57,13 +66,19 @@ def losses(out: Path) -> dict:
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
-def test_sigkill_and_resume_gives_the_uninterrupted_losses(tmp_path):
-    # 40 rows, global batch 8: 5 batches per epoch, so the run crosses two epoch boundaries.
+@pytest.fixture(scope="module")
+def expected(tmp_path_factory):
+    """Losses of the uninterrupted run: 12 steps over 40 rows at global batch 8 (5 batches per
+    epoch, so the run crosses two epoch boundaries)."""
+    tmp_path = tmp_path_factory.mktemp("full")
     done = run(tmp_path, tmp_path / "full", 12)
     assert done.returncode == 0, done.stderr[-3000:]
-    expected = losses(tmp_path / "full")
-    assert sorted(expected) == list(range(1, 13))
+    result = losses(tmp_path / "full")
+    assert sorted(result) == list(range(1, 13))
+    return result
 
+
+def test_sigkill_and_resume_gives_the_uninterrupted_losses(tmp_path, expected):
     killed = run(tmp_path, tmp_path / "cut", 12, kill_at=8)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     before = losses(tmp_path / "cut")
@@ -80,3 +95,19 @@ def test_sigkill_and_resume_gives_the_uninterrupted_losses(tmp_path):
         np.testing.assert_allclose(after[step], expected[step], rtol=0, atol=1e-7, err_msg=f"step {step}")
     # the losses change from step to step: equality above is not trivial
     assert len({round(v, 6) for v in expected.values()}) > 6
+
+
+def test_sigkill_during_a_save_resumes_from_the_previous_checkpoint(tmp_path, expected):
+    """Killed while the step-6 checkpoint is being written: it never counts, step 3 is restored,
+    and the resumed run still logs the uninterrupted losses."""
+    killed = run(tmp_path, tmp_path / "cut", 12, kill_at=6, in_save=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert "6.orbax-checkpoint-tmp" in killed.stdout  # the save was in flight when the process died
+    checkpoints = tmp_path / "cut" / "checkpoints"
+    assert sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()) == [3]
+    resumed = run(tmp_path, tmp_path / "cut", 12, resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = losses(tmp_path / "cut")
+    for step in range(4, 13):
+        np.testing.assert_allclose(after[step], expected[step], rtol=0, atol=1e-7, err_msg=f"step {step}")
+    assert 6 in [int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()]
