@@ -171,7 +171,7 @@ def device_memory_bytes(device=None) -> int | None:
     device = jax.local_devices()[0] if device is None else device
     try:
         stats = device.memory_stats()
-    except Exception:  # backends without memory stats raise (e.g. NotImplementedError)
+    except (NotImplementedError, RuntimeError):  # backends without memory stats (XlaRuntimeError is a RuntimeError)
         stats = None
     if stats and stats.get("bytes_limit"):
         return int(stats["bytes_limit"])

@@ -13,6 +13,8 @@ from typing import Mapping, Sequence
 import jax
 from jax.sharding import AxisType, Mesh
 
+from transformers_jax.partitioning import validate_rules
+
 MeshSpec = Mapping[str, int] | Sequence[tuple[str, int]]
 
 
@@ -57,8 +59,6 @@ def create_mesh(spec: MeshSpec, devices: Sequence | None = None) -> Mesh:
 
 def data_axes(mesh: Mesh, rules) -> tuple[str, ...]:
     """The mesh axes the batch dimension is split over (from the rules' ``batch`` entry)."""
-    from transformers_jax.partitioning import validate_rules
-
     return tuple(a for a in validate_rules(rules).get("batch", ()) if a in mesh.shape)
 
 

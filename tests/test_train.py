@@ -7,7 +7,7 @@ import torch
 from jax.sharding import Mesh, PartitionSpec
 
 import transformers_jax as tj
-from parity import perturb_params
+from parity import count_compiles, perturb_params
 from sharding import create_mesh
 from train.data import ArrayDataset
 from train.trainer import Trainer
@@ -267,7 +267,10 @@ def test_evaluate_and_predict_with_padded_last_batch(tmp_path):
     np.testing.assert_allclose(metrics["eval_loss"], float(out.loss), atol=1e-5)
     expected = float((np.asarray(out.logits).argmax(-1) == batch["labels"]).mean())
     assert metrics["eval_accuracy"] == pytest.approx(expected)
-    prediction = trainer.predict(data)
+    with count_compiles("jit(eval_step)") as compiles:  # later evaluations reuse the compiled step
+        assert trainer.evaluate()["eval_loss"] == metrics["eval_loss"]
+        prediction = trainer.predict(data)
+    assert compiles == []
     assert prediction.predictions.shape == (21, 3)
     np.testing.assert_allclose(prediction.predictions, np.asarray(out.logits), atol=1e-5)
     np.testing.assert_array_equal(prediction.label_ids, batch["labels"])

@@ -22,11 +22,11 @@ def label_count(model_class, batch) -> jax.Array:
     """How many items the model's loss averages over in ``batch`` (float32 scalar).
 
     Integer ``labels`` count the entries other than -100 (for causal LMs, after the shift by one);
-    anything else (float labels, span positions, pre-training pairs) counts rows.
+    anything else (float labels, span positions, a loss that is not one mean over labels) counts rows.
     """
     labels = batch.get("labels")
     rows = jax.tree.leaves(batch)[0].shape[0]
-    if labels is None or not jnp.issubdtype(labels.dtype, jnp.integer) or model_class.__name__ == "BertForPreTraining":
+    if labels is None or not jnp.issubdtype(labels.dtype, jnp.integer) or not model_class.loss_averages_labels:
         return jnp.float32(rows)
     if getattr(model_class, "is_causal_lm", False):
         labels = labels[:, 1:]

@@ -119,6 +119,7 @@ class Trainer:
         check_rules(self.rules, self.mesh, self.specs)
         self.params_shardings = param_shardings(self.specs, self.mesh, self.rules)
         self._train_state = None
+        self._eval_steps: dict = {}  # compiled eval steps by batch layout
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -143,28 +144,21 @@ class Trainer:
         return DataLoader(dataset, batch_size, self.data_collator, shuffle=train, seed=seed, drop_last=train)
 
     # ------------------------------------------------------------------ state
-    def _state_shardings(self, state):
-        replicated = NamedSharding(self.mesh, PartitionSpec())
-        return {
-            "step": replicated,
-            "params": self.params_shardings,
-            "opt_state": like_params_shardings(state["opt_state"], self.params_shardings, self.mesh),
-            "rng": replicated,
-        }
-
     def _init_state(self, optimizer):
+        """A fresh train state on the mesh (float32 master weights) and its shardings."""
         params = jax.device_put(jax.tree.map(lambda p: jnp.asarray(p, jnp.float32), self.model.params),
                                 self.params_shardings)
-        opt_shape = jax.eval_shape(optimizer.init, params)
-        opt_shardings = like_params_shardings(opt_shape, self.params_shardings, self.mesh)
-        opt_state = jax.jit(optimizer.init, out_shardings=opt_shardings)(params)
+        opt_shardings = like_params_shardings(jax.eval_shape(optimizer.init, params), self.params_shardings, self.mesh)
         replicated = NamedSharding(self.mesh, PartitionSpec())
-        return {
+        shardings = {"step": replicated, "params": self.params_shardings, "opt_state": opt_shardings,
+                     "rng": replicated}
+        state = {
             "step": jax.device_put(jnp.int32(0), replicated),
             "params": params,
-            "opt_state": opt_state,
+            "opt_state": jax.jit(optimizer.init, out_shardings=opt_shardings)(params),
             "rng": jax.device_put(jax.random.PRNGKey(self.args.seed), replicated),
         }
+        return state, shardings
 
     def _metadata(self, data_state: dict) -> dict:
         return {
@@ -207,19 +201,17 @@ class Trainer:
         if args.check_memory:
             self._memory_check(seq_len)
 
-        state = self._init_state(optimizer)
-        shardings = self._state_shardings(state)
+        state, shardings = self._init_state(optimizer)
         manager = CheckpointManager(self._checkpoint_dir(), max_to_keep=args.save_total_limit,
                                     async_save=args.async_checkpointing)
         start = {"epoch": 0, "batch": 0}
         self._last_saved = None
         if resume_from_checkpoint:
             state, start = self._restore(manager, resume_from_checkpoint, state, shardings)
-        use_dropout = True
         if args.parallelism == "pmap":
             step_fn = steps.make_pmap_train_step(self.model_class, self.config, optimizer, schedule,
                                                  accumulation_steps=args.gradient_accumulation_steps,
-                                                 use_dropout=use_dropout, trainable=trainable)
+                                                 trainable=trainable)
             devices = jax.local_device_count()  # one copy per device along a new leading axis
             state = jax.tree.map(lambda x: np.broadcast_to(x, (devices, *np.shape(x))), jax.device_get(state))
         else:
@@ -229,7 +221,7 @@ class Trainer:
                                             rules=self.rules, state_shardings=shardings,
                                             batch_shardings=batch_shardings,
                                             accumulation_steps=args.gradient_accumulation_steps,
-                                            use_dropout=use_dropout, trainable=trainable)
+                                            trainable=trainable)
 
         step0 = int(jax.device_get(state["step"]).reshape(-1)[0])
         self.state = TrainerState(global_step=step0, max_steps=total)
@@ -386,11 +378,7 @@ class Trainer:
     def _run_eval(self, dataset, params, prefix: str) -> PredictionOutput:
         loader = self._loader(dataset, self.eval_batch_size, train=False)
         params = self._eval_params() if params is None else params
-        first = loader.load_batch(0, 0)
-        batch_shardings = {k: batch_sharding(self.mesh, self.rules, np.ndim(v)) for k, v in first.items()
-                           if not k.startswith("_")}
-        eval_step = steps.make_eval_step(self.model_class, self.config, mesh=self.mesh, rules=self.rules,
-                                         params_shardings=self.params_shardings, batch_shardings=batch_shardings)
+        eval_step = self._eval_step(loader.load_batch(0, 0))
         loss_sum, count, predictions, labels = 0.0, 0.0, [], []
         float_labels = False
         start = time.perf_counter()
@@ -420,6 +408,17 @@ class Trainer:
         metrics[f"{prefix}_runtime"] = runtime
         metrics[f"{prefix}_samples_per_second"] = len(dataset) / max(runtime, 1e-9)
         return PredictionOutput(predictions, label_ids, metrics)
+
+    def _eval_step(self, batch: dict):
+        """The compiled eval step for batches laid out like ``batch``, built once per layout (each
+        evaluation during training reuses it)."""
+        layout = tuple(sorted((k, np.ndim(v)) for k, v in batch.items() if not k.startswith("_")))
+        if layout not in self._eval_steps:
+            batch_shardings = {k: batch_sharding(self.mesh, self.rules, ndim) for k, ndim in layout}
+            self._eval_steps[layout] = steps.make_eval_step(
+                self.model_class, self.config, mesh=self.mesh, rules=self.rules,
+                params_shardings=self.params_shardings, batch_shardings=batch_shardings)
+        return self._eval_steps[layout]
 
     def _float_label_loss(self, logits, labels):
         """Loss of a padded batch with float labels: only its real rows (regression, multi-label)."""

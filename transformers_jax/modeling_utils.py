@@ -52,6 +52,7 @@ class PreTrainedModel:
     ignore_on_load: tuple[str, ...] = (r"(^|\.)position_ids$", r"(^|\.)rotary_emb\.inv_freq$")
     legacy_renames: tuple[tuple[str, str], ...] = ((r"LayerNorm\.gamma$", "LayerNorm.weight"), (r"LayerNorm\.beta$", "LayerNorm.bias"))
     optional_base_modules: tuple[str, ...] = ()  # base sub-modules a checkpoint may lack (BERT's pooler)
+    loss_averages_labels: bool = True  # the loss is a mean over labels != -100 (False: over rows)
 
     def __init__(self, config: PretrainedConfig, params=None, *, seed: int = 0):
         if not isinstance(config, self.config_class):

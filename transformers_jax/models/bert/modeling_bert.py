@@ -195,6 +195,8 @@ class _TiedLMHead:
 class BertForPreTraining(_TiedLMHead, BertPreTrainedModel):
     """BERT with the masked-LM and next-sentence heads; loss is their sum when both labels are given."""
 
+    loss_averages_labels = False  # a sum of two means: not one mean over label tokens
+
     @classmethod
     def head_specs(cls, config):
         return {"cls": {"predictions": lm_head_specs(config), "seq_relationship": _linear(config, 2)}}
