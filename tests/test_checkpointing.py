@@ -17,6 +17,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import transformers_jax as tj
+from parity import assert_accurate, hf_pair
 from train.checkpointing import CheckpointManager, export_to_hf, flat_with_paths
 from transformers_jax.partitioning import param_shardings
 
@@ -271,10 +272,9 @@ def test_convert_to_hf_matches_pytorch(tmp_path, config, state):
     _run_script("--checkpoint", tmp_path / "ckpt", "--step", 7, "--to-hf", tmp_path / "hf")
     torch_model = hf.LlamaForCausalLM.from_pretrained(tmp_path / "hf", attn_implementation="eager").eval()
     ids = np.random.RandomState(0).randint(0, config.vocab_size, (2, 9))
-    with torch.no_grad():
-        want = torch_model(torch.tensor(ids)).logits.numpy()
+    want, exact = hf_pair(torch_model, lambda m: m(torch.tensor(ids)).logits)
     got = np.asarray(tj.LlamaForCausalLM(config, state["params"])(ids).logits)
-    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    assert_accurate(got, want, exact)
 
 
 def test_convert_hf_to_orbax_and_back(tmp_path):

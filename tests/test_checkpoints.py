@@ -11,6 +11,7 @@ import torch
 import transformers as hf
 
 import transformers_jax as tj
+from parity import assert_accurate, hf_pair
 from transformers_jax import hub
 
 TINY_BERT = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
@@ -100,8 +101,8 @@ def test_sharded_save_loads_in_both_libraries(hf_llama_dir, tmp_path):
     assert len(shards) > 1 and not (tmp_path / hub.SAFE_WEIGHTS_NAME).exists()
     ids = _ids((2, 9), 101)
     ours = tj.LlamaForCausalLM.from_pretrained(tmp_path)(ids).logits
-    theirs = hf.LlamaForCausalLM.from_pretrained(tmp_path)(torch.tensor(ids)).logits.detach().numpy()
-    np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-5)
+    theirs, exact = hf_pair(hf.LlamaForCausalLM.from_pretrained(tmp_path), lambda m: m(torch.tensor(ids)).logits)
+    assert_accurate(ours, theirs, exact)
     # Saving again unsharded removes the stale shards and index.
     model.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.glob("model*")) == [hub.SAFE_WEIGHTS_NAME]
@@ -184,7 +185,7 @@ def test_auto_classes_pick_bert(auto, expected, hf_bert_pretraining_dir):
     ids = _ids((1, 6), 99)
     encoder = model.params if expected is tj.BertModel else model.params["bert"]
     hidden = tj.BertModel(model.config, {**tj.BertModel(model.config).params, **encoder})(ids).last_hidden_state
-    np.testing.assert_allclose(np.asarray(hidden), reference(torch.tensor(ids)).last_hidden_state.detach().numpy(), atol=1e-5)
+    assert_accurate(hidden, *hf_pair(reference, lambda m: m(torch.tensor(ids)).last_hidden_state))
 
 
 def test_classifier_of_other_size_is_named(hf_bert_dir):
@@ -220,13 +221,13 @@ def test_resize_token_embeddings_matches_hf_on_old_tokens(tie, tmp_path):
     hf_model.resize_token_embeddings(110)
     ids = _ids((2, 6), 101)
     ours = np.asarray(model(ids).logits)
-    theirs = hf_model(torch.tensor(ids)).logits.detach().numpy()
-    np.testing.assert_allclose(ours[..., :101], theirs[..., :101], atol=1e-5)
+    theirs, exact = hf_pair(hf_model, lambda m: m(torch.tensor(ids)).logits)
+    assert_accurate(ours[..., :101], theirs[..., :101], exact[..., :101])
     assert ours.shape == theirs.shape == (2, 6, 110)
     model(np.array([[109]]))  # the new id is accepted
     model.save_pretrained(tmp_path / "resized")
     reloaded = hf.LlamaForCausalLM.from_pretrained(tmp_path / "resized")
-    np.testing.assert_allclose(reloaded(torch.tensor(ids)).logits.detach().numpy(), ours, atol=1e-5)
+    assert_accurate(ours, *hf_pair(reloaded, lambda m: m(torch.tensor(ids)).logits))
 
 
 def test_resize_bert_mlm_bias(tmp_path):

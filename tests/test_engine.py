@@ -201,7 +201,7 @@ def test_warpers_accept_one_setting_per_row():
     logits = jax.random.normal(jax.random.PRNGKey(0), (3, 11))
     temps, ks, ps = jnp.array([0.5, 1.0, 2.0]), jnp.array([1, 4, 11]), jnp.array([0.3, 0.8, 1.0])
     rows = lambda f, values: jnp.concatenate([f(logits[i:i + 1], values[i]) for i in range(3)])
-    np.testing.assert_allclose(lp.temperature(logits, temps), rows(lp.temperature, temps))
+    np.testing.assert_array_equal(lp.temperature(logits, temps), rows(lp.temperature, temps))
     np.testing.assert_array_equal(lp.top_k(logits, ks), rows(lp.top_k, ks))
     np.testing.assert_array_equal(lp.top_p(logits, ps), rows(lp.top_p, ps))
     assert int(jnp.isfinite(lp.top_k(logits, ks)[0]).sum()) == 1  # really per row

@@ -1,5 +1,7 @@
 """The train step and Trainer: sharded steps equal one device, pmap equals jit, gradient
 accumulation equals a big batch, parity with a PyTorch AdamW step, freezing, bf16, learning."""
+import copy
+
 import jax
 import numpy as np
 import pytest
@@ -7,7 +9,8 @@ import torch
 from jax.sharding import Mesh, PartitionSpec
 
 import transformers_jax as tj
-from parity import count_compiles, perturb_params
+from parity import (EPS32, assert_accurate, assert_same_up_to_rounding, assert_trees_same_up_to_rounding, assert_within,
+                    count_compiles, hf_pair, perturb_params)
 from sharding import create_mesh
 from train.data import ArrayDataset
 from train.trainer import Trainer
@@ -41,8 +44,18 @@ def cls_dataset(rows=64, length=12, seed=0):
                          "labels": labels.astype(np.int32)})
 
 
+# Runs that must agree with each other (sharded vs one device, pmap vs jit, accumulated vs whole batches)
+# are the same float32 computation with sums in another order, so they are compared up to rounding. They
+# train with SGD, whose update is linear in the gradient: AdamW divides each gradient by its running RMS
+# and so turns rounding noise in a near-zero gradient into an update of up to ~lr, a difference no
+# tolerance can bound. AdamW itself is checked against torch.optim.AdamW, both against a float64 run.
+# Params are compared to within rounding of at least lr: an SGD update is lr times a gradient whose
+# terms are O(1), so a param the loss does not move (a key bias) still carries lr-sized rounding.
+SGD = dict(optim="sgd", learning_rate=0.1)
+PARAM_FLOOR = SGD["learning_rate"]
+
+
 def args_for(tmp_path, **kw):
-    # lr 1e-3: Adam turns float32 noise in near-zero gradients into updates of up to ~lr
     base = dict(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=1, learning_rate=1e-3,
                 logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True)
     base.update(kw)
@@ -64,13 +77,6 @@ def flat(params):
     return {jax.tree_util.keystr(p): np.asarray(jax.device_get(v)) for p, v in jax.tree_util.tree_leaves_with_path(params)}
 
 
-def assert_params_close(a, b, atol=1e-5):
-    fa, fb = flat(a), flat(b)
-    assert fa.keys() == fb.keys()
-    for key in fa:
-        np.testing.assert_allclose(fa[key], fb[key], atol=atol, err_msg=key)
-
-
 # ----------------------------------------------------------------------------- sharded == one device
 PRESET_MESHES = {
     "dp": {"data": 8},
@@ -87,8 +93,8 @@ def one_device_run(tmp_path_factory):
     """Two steps of a tiny Llama on one device, global batch 8: the reference of every preset."""
     config = tj.LlamaConfig.from_dict(LLAMA)
     return run(tj.LlamaForCausalLM(config, seed=3),
-               args_for(tmp_path_factory.mktemp("single"), per_device_train_batch_size=8, max_steps=2), lm_dataset(),
-               one_device_mesh())
+               args_for(tmp_path_factory.mktemp("single"), per_device_train_batch_size=8, max_steps=2, **SGD),
+               lm_dataset(), one_device_mesh())
 
 
 @pytest.mark.parametrize("preset", list(PRESET_MESHES))
@@ -98,16 +104,26 @@ def test_sharded_step_equals_one_device(tmp_path, preset, one_device_run):
     batch_rows = {"dp": 1, "fsdp": 1, "tp": 2, "fsdp_tp": 2}[preset]  # global batch 8 everywhere
     sharded, sharded_loss = run(tj.LlamaForCausalLM(config, seed=3),
                                 args_for(tmp_path, sharding=preset, per_device_train_batch_size=batch_rows,
-                                         max_steps=2), lm_dataset(), mesh)
+                                         max_steps=2, **SGD), lm_dataset(), mesh)
     single, single_loss = one_device_run
-    np.testing.assert_allclose(sharded_loss, single_loss, atol=1e-5)
-    assert_params_close(sharded.model.params, single.model.params)
+    assert_same_up_to_rounding(sharded_loss, single_loss, ulps=16, name="losses")
+    assert_trees_same_up_to_rounding(sharded.model.params, single.model.params, ulps=16, floor=PARAM_FLOOR)
     q = sharded.model.params["model"]["layers"]["self_attn"]["q_proj"]["kernel"]
     assert q.sharding.spec == EXPECTED_Q_PROJ[preset]
     assert len(q.sharding.device_set) == 8
-    # optimizer moments live where their params live
-    mu = sharded._train_state["opt_state"][1][0].mu["model"]["layers"]["self_attn"]["q_proj"]["kernel"]
-    assert mu.sharding.spec == EXPECTED_Q_PROJ[preset]
+
+
+def test_adam_moments_live_where_their_params_live(tmp_path):
+    config = tj.LlamaConfig.from_dict(LLAMA)
+    trainer, _ = run(tj.LlamaForCausalLM(config, seed=3),
+                     args_for(tmp_path, sharding="fsdp_tp", per_device_train_batch_size=2), lm_dataset(),
+                     create_mesh(PRESET_MESHES["fsdp_tp"]))
+    adam = trainer._train_state["opt_state"][1][0]
+    params = trainer.model.params
+    for moments in (adam.mu, adam.nu):
+        shardings = jax.tree.map(lambda m, p: m.sharding == p.sharding, moments, params)
+        assert all(jax.tree.leaves(shardings))
+    assert adam.mu["model"]["layers"]["self_attn"]["q_proj"]["kernel"].sharding.spec == EXPECTED_Q_PROJ["fsdp_tp"]
 
 
 def test_sharded_step_with_dropout_equals_one_device(tmp_path):
@@ -115,13 +131,14 @@ def test_sharded_step_with_dropout_equals_one_device(tmp_path):
     config = tj.BertConfig.from_dict(BERT)  # hidden and attention dropout 0.1
     data = cls_dataset()
     sharded, l1 = run(tj.BertForSequenceClassification(config, seed=2),
-                      args_for(tmp_path / "a", sharding="fsdp_tp"), data, create_mesh({"data": 2, "fsdp": 2, "tensor": 2}))
+                      args_for(tmp_path / "a", sharding="fsdp_tp", **SGD), data,
+                      create_mesh({"data": 2, "fsdp": 2, "tensor": 2}))
     single, l2 = run(tj.BertForSequenceClassification(config, seed=2),
-                     args_for(tmp_path / "b", per_device_train_batch_size=4), data, one_device_mesh())
-    np.testing.assert_allclose(l1, l2, atol=1e-5)
-    assert_params_close(sharded.model.params, single.model.params)
+                     args_for(tmp_path / "b", per_device_train_batch_size=4, **SGD), data, one_device_mesh())
+    assert_same_up_to_rounding(l1, l2, ulps=16, name="losses")
+    assert_trees_same_up_to_rounding(sharded.model.params, single.model.params, ulps=16, floor=PARAM_FLOOR)
     no_dropout, l3 = run(tj.BertForSequenceClassification(config.replace(hidden_dropout_prob=0.0), seed=2),
-                         args_for(tmp_path / "c", per_device_train_batch_size=4), data, one_device_mesh())
+                         args_for(tmp_path / "c", per_device_train_batch_size=4, **SGD), data, one_device_mesh())
     assert abs(l3[0] - l2[0]) > 1e-4  # dropout was really on
 
 
@@ -129,11 +146,11 @@ def test_sharded_step_with_dropout_equals_one_device(tmp_path):
 def test_pmap_path_equals_jit_path(tmp_path):
     config = tj.BertConfig.from_dict(dict(BERT, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
     data = cls_dataset()
-    kw = dict(max_steps=3, per_device_train_batch_size=2, gradient_accumulation_steps=2)
+    kw = dict(max_steps=3, per_device_train_batch_size=2, gradient_accumulation_steps=2, **SGD)
     pmapped, l1 = run(tj.BertForSequenceClassification(config, seed=4), args_for(tmp_path / "a", parallelism="pmap", **kw), data)
     jitted, l2 = run(tj.BertForSequenceClassification(config, seed=4), args_for(tmp_path / "b", **kw), data)
-    np.testing.assert_allclose(l1, l2, atol=1e-5)
-    assert_params_close(pmapped.model.params, jitted.model.params)
+    assert_same_up_to_rounding(l1, l2, ulps=16, name="losses")
+    assert_trees_same_up_to_rounding(pmapped.model.params, jitted.model.params, ulps=16, floor=PARAM_FLOOR)
     assert len(l1) == 3 and l1[0] != l1[-1]
 
 
@@ -144,11 +161,11 @@ def test_gradient_accumulation_equals_big_batch(tmp_path):
     mesh = one_device_mesh()
     accumulated, l1 = run(tj.LlamaForCausalLM(config, seed=5),
                           args_for(tmp_path / "a", per_device_train_batch_size=2, gradient_accumulation_steps=4,
-                                   max_steps=2), data, mesh)
+                                   max_steps=2, **SGD), data, mesh)
     big, l2 = run(tj.LlamaForCausalLM(config, seed=5),
-                  args_for(tmp_path / "b", per_device_train_batch_size=8, max_steps=2), data, mesh)
-    np.testing.assert_allclose(l1, l2, atol=1e-6)
-    assert_params_close(accumulated.model.params, big.model.params, atol=1e-5)
+                  args_for(tmp_path / "b", per_device_train_batch_size=8, max_steps=2, **SGD), data, mesh)
+    assert_same_up_to_rounding(l1, l2, ulps=16, name="losses")
+    assert_trees_same_up_to_rounding(accumulated.model.params, big.model.params, ulps=16, floor=PARAM_FLOOR)
     # a mean of per-micro-batch means would differ on these ragged rows: the test can tell
     model = tj.LlamaForCausalLM(config, perturb_params(tj.LlamaForCausalLM(config, seed=5).params, 0, scale=0.5))
     rows = [data[i] for i in range(8)]
@@ -159,6 +176,9 @@ def test_gradient_accumulation_equals_big_batch(tmp_path):
 
 
 # ----------------------------------------------------------------------------- parity with PyTorch AdamW
+ADAM_EPS = 1e-3
+
+
 def test_steps_match_pytorch_adamw_with_schedule_clipping_and_decay_mask(tmp_path):
     """Three updates of ours == torch AdamW + HF linear warm-up schedule + grad clipping, with
     weight decay off biases and LayerNorm weights (Hugging Face Trainer's groups)."""
@@ -170,35 +190,51 @@ def test_steps_match_pytorch_adamw_with_schedule_clipping_and_decay_mask(tmp_pat
     theirs = transformers.BertForSequenceClassification.from_pretrained(tmp_path / "init", attn_implementation="eager")
     data = cls_dataset(rows=24)
     args = args_for(tmp_path / "run", max_steps=3, per_device_train_batch_size=8, learning_rate=5e-3,
-                    weight_decay=0.1, warmup_steps=1, max_grad_norm=0.5, adam_epsilon=1e-6)
+                    weight_decay=0.1, warmup_steps=1, max_grad_norm=0.5, adam_epsilon=ADAM_EPS)
     trainer = Trainer(ours, args, train_dataset=data, mesh=one_device_mesh())
     trainer.train()
 
-    decay = [p for n, p in theirs.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    no_decay = [p for n, p in theirs.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=5e-3, eps=1e-6)
-    sched = transformers.get_scheduler("linear", opt, num_warmup_steps=1, num_training_steps=3)
     loader = trainer._loader(data, 8, train=True)
-    torch_losses = []
-    for step in range(3):
-        batch = loader.load_batch(0, step)
-        out = theirs(**{k: torch.from_numpy(np.asarray(v)).long() for k, v in batch.items()})
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(theirs.parameters(), 0.5)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        torch_losses.append(out.loss.item())
+    batches = [loader.load_batch(0, step) for step in range(3)]
+
+    def torch_run(model):
+        """HF's Trainer recipe in plain PyTorch: AdamW groups, linear warm-up, clipping; (losses, state dict)."""
+        decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+        no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                                lr=5e-3, eps=ADAM_EPS)
+        sched = transformers.get_scheduler("linear", opt, num_warmup_steps=1, num_training_steps=3)
+        losses = []
+        for batch in batches:
+            out = model(**{k: torch.from_numpy(np.asarray(v)).long() for k, v in batch.items()})
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            losses.append(out.loss.item())
+        return losses, {k: v.detach().numpy() for k, v in model.state_dict().items()}
+
+    # Both float32 runs are compared with the same run in float64 (exact to float32 eyes): ours must be
+    # as close to it as PyTorch's float32 run is (parity.assert_accurate).
+    exact_losses, exact_state = torch_run(copy.deepcopy(theirs).double())
+    torch_losses, torch_state = torch_run(theirs)
     ours_losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
-    np.testing.assert_allclose(ours_losses, torch_losses, atol=1e-5)
+    assert_accurate(ours_losses, torch_losses, exact_losses, name="losses")
     ours.save_pretrained(tmp_path / "after")
-    state = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
     from safetensors.numpy import load_file
 
     saved = load_file(tmp_path / "after" / "model.safetensors")
+    assert saved.keys() <= torch_state.keys()
+    # AdamW's update lr * m / (sqrt(v) + eps) changes by at most lr / eps per unit change of a gradient,
+    # so after 3 steps a param may differ by 3 * lr / eps times its gradient's rounding (16 ulps of O(1)
+    # terms): 2.9e-5 with eps = 1e-3. A wrong optimizer (bias correction, decay groups, schedule,
+    # clipping) moves params by O(lr) = 5e-3. (With eps = 1e-8 the same bound would exceed lr: Adam
+    # turns rounding noise in a near-zero gradient into a full step, so no tolerance could tell.)
+    bound = 3 * 5e-3 / ADAM_EPS * 16 * EPS32
     for key, value in saved.items():
-        np.testing.assert_allclose(value, state[key], atol=2e-5, err_msg=key)
+        assert_within(torch_state[key], exact_state[key], bound, name=f"PyTorch {key}")
+        assert_within(value, exact_state[key], bound, name=key)
 
 
 # ----------------------------------------------------------------------------- freezing, bf16
@@ -227,7 +263,8 @@ def test_bf16_compute_keeps_float32_master_weights(tmp_path):
     f32, l2 = run(tj.LlamaForCausalLM(config, seed=8), args_for(tmp_path / "b", max_steps=2), data)
     assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(bf16.model.params))
     assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(bf16._train_state["opt_state"]) if leaf.ndim)
-    np.testing.assert_allclose(l1, l2, rtol=2e-2)
+    # bf16 keeps 8 significant bits (eps 2**-7): the losses agree to a few bf16 ulps, not float32's
+    assert_same_up_to_rounding(l1, l2, ulps=2 ** 16 * 4, name="bf16 vs float32 losses")  # 4 bf16 ulps
     assert not np.allclose(l1, l2, rtol=1e-6, atol=0)  # bf16 really ran
 
 
@@ -246,9 +283,7 @@ def test_tiny_llama_pretraining_lowers_the_loss_and_exports_to_pytorch(tmp_path)
     out = trainer.save_model(tmp_path / "hf")
     theirs = transformers.LlamaForCausalLM.from_pretrained(out, attn_implementation="eager")
     ids = np.asarray(lm_dataset(rows=2, pad=False)[0]["input_ids"])[None]
-    with torch.no_grad():
-        expected = theirs(torch.from_numpy(ids).long()).logits.numpy()
-    np.testing.assert_allclose(np.asarray(model(ids).logits), expected, atol=1e-4)
+    assert_accurate(model(ids).logits, *hf_pair(theirs, lambda m: m(torch.from_numpy(ids).long()).logits))
 
 
 def test_evaluate_and_predict_with_padded_last_batch(tmp_path):
@@ -264,7 +299,7 @@ def test_evaluate_and_predict_with_padded_last_batch(tmp_path):
     metrics = trainer.evaluate()
     batch = {k: np.stack([data[i][k] for i in range(21)]) for k in data[0]}
     out = model(**batch)
-    np.testing.assert_allclose(metrics["eval_loss"], float(out.loss), atol=1e-5)
+    assert_same_up_to_rounding(metrics["eval_loss"], float(out.loss), ulps=16)  # per-batch sums, then their mean
     expected = float((np.asarray(out.logits).argmax(-1) == batch["labels"]).mean())
     assert metrics["eval_accuracy"] == pytest.approx(expected)
     with count_compiles("jit(eval_step)") as compiles:  # later evaluations reuse the compiled step
@@ -272,7 +307,7 @@ def test_evaluate_and_predict_with_padded_last_batch(tmp_path):
         prediction = trainer.predict(data)
     assert compiles == []
     assert prediction.predictions.shape == (21, 3)
-    np.testing.assert_allclose(prediction.predictions, np.asarray(out.logits), atol=1e-5)
+    assert_same_up_to_rounding(prediction.predictions, out.logits, ulps=64)  # batch 1 vs batch 21 matmuls
     np.testing.assert_array_equal(prediction.label_ids, batch["labels"])
 
 
