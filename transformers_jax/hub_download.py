@@ -17,7 +17,6 @@ import logging
 import os
 from pathlib import Path
 
-import httpx2
 from huggingface_hub import HfApi, constants, hf_hub_download
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -28,7 +27,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.file_download import REGEX_COMMIT_HASH, repo_folder_name
-from huggingface_hub.utils import validate_repo_id
+from huggingface_hub.utils import httpx, validate_repo_id  # httpx: httpx2 in huggingface_hub 2.x
 
 from transformers_jax import __version__, hub
 
@@ -126,7 +125,7 @@ class HubFiles(CheckpointSource):
                 self.repo_id, name, subfolder=self.subfolder or None, revision=self.commit, cache_dir=self.cache,
                 token=self.token, force_download=self.force_download, **_LIBRARY,
             )
-        except (OSError, httpx2.HTTPError) as err:
+        except (OSError, httpx.HTTPError) as err:
             raise OSError(f"downloading {name!r} of {self} from {constants.ENDPOINT} failed: {err}") from err
         self._record_ref()
         self._fetched[name] = Path(path)
@@ -173,7 +172,7 @@ def open_source(name_or_path, *, revision: str | None = None, token=None, cache_
     api = HfApi(token=token, **_LIBRARY)
     try:
         info = api.model_info(repo_id, revision=revision)
-    except (httpx2.TransportError, OfflineModeIsEnabled, HfHubHTTPError) as err:
+    except (httpx.TransportError, OfflineModeIsEnabled, HfHubHTTPError) as err:
         unreachable = _raise_unless_unreachable(err, repo_id, revision, token)
         if force_download:
             raise OSError(f"force_download=True, but {unreachable}") from err
