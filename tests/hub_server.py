@@ -62,6 +62,7 @@ class HubServer:
         self.repos: dict[str, _Repo] = {}
         self.requests: list[Request] = []
         self._interrupt: collections.Counter = collections.Counter()
+        self.outage: int | None = None  # an HTTP status (e.g. 503) to answer every request with, as a hub that is down
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
@@ -102,9 +103,11 @@ class HubServer:
 
     # ------------------------------------------------------------------ the log
     def reset(self) -> None:
-        """Forget the requests logged so far."""
+        """Forget the requests logged so far; end an outage and any pending interruption."""
         with self._lock:
             self.requests.clear()
+            self._interrupt.clear()
+            self.outage = None
 
     def downloads(self, repo_id: str | None = None) -> dict[str, int]:
         """How many times each file was downloaded (GET of its content), optionally for one repo."""
@@ -145,7 +148,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, send_body: bool) -> None:
         path = urlsplit(self.path).path
-        if path.startswith("/api/models/"):
+        if self.hub.outage is not None:
+            self.hub._log(Request(self.command, None, None, None, self.headers.get("Authorization")))
+            self._error(self.hub.outage, None, "the hub is down")
+        elif path.startswith("/api/models/"):
             repo_id, _, revision = path[len("/api/models/"):].partition("/revision/")
             self._listing(unquote(repo_id), unquote(revision) or "main")
         elif "/resolve/" in path:

@@ -4,8 +4,11 @@ What is checked: only the files needed are downloaded (the server counts request
 Hugging Face PyTorch's on the same files, the cache is reused without requests (and offline), revisions,
 cache_dir, tokens, interrupted downloads, and every error names the repo.
 """
+import os
 import shutil
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -77,9 +80,9 @@ def repos(server, tmp_path_factory, minilm_dir):
         "bert": server.add_repo("org/tiny-bert", bert_dir),
         "bert_v2": server.add_repo("org/tiny-bert", v2_dir, branch="v2"),
         "llama": server.add_repo("org/tiny-llama", llama_dir),
-        "private": server.add_repo("org/private-bert", v2_dir, private=True),
-        "gated": server.add_repo("org/gated-bert", v2_dir, gated=True),
     }
+    server.add_repo("org/private-bert", v2_dir, private=True)
+    server.add_repo("org/gated-bert", v2_dir, gated=True)
     server.add_repo("org/no-weights", {"config.json": (bert_dir / "config.json").read_bytes(), "README.md": b"-"})
     server.add_repo("org/bin-only", {"config.json": (bert_dir / "config.json").read_bytes(),
                                       "pytorch_model.bin": (bert_dir / "pytorch_model.bin").read_bytes()})
@@ -131,7 +134,7 @@ def test_sharded_repo_downloads_index_and_shards(server, repos, cache):
     assert len(shards) >= 2
     expected = {"config.json": 1, "model.safetensors.index.json": 1, "generation_config.json": 1}
     assert server.downloads() == {**expected, **{name: 1 for name in shards}}
-    np.testing.assert_allclose(_logits(model, IDS % 101), repos["llama_logits"], atol=1e-5)
+    np.testing.assert_allclose(_logits(model), repos["llama_logits"], atol=1e-5)
     assert model.generation_config.max_new_tokens == 7
 
 
@@ -166,14 +169,36 @@ def test_second_load_reads_the_cache(server, repos, cache, monkeypatch, caplog):
     offline = tj.BertForSequenceClassification.from_pretrained("org/tiny-bert")
     assert server.requests == []
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    with socket.socket() as closed:  # a port that refuses connections: the hub is down
+    server.outage = 503  # the hub answers, but is down: the cache serves, as in huggingface_hub
+    down = tj.BertForSequenceClassification.from_pretrained("org/tiny-bert")
+    assert [r.filename for r in server.requests] == [None]  # the listing only
+    server.reset()
+    with socket.socket() as closed:  # a port that refuses connections: the hub cannot be reached
         closed.bind(("127.0.0.1", 0))
         monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed.getsockname()[1]}")
         unreachable = tj.BertForSequenceClassification.from_pretrained("org/tiny-bert")
-    assert "could not be reached for 'org/tiny-bert'" in caplog.text and "using the local Hugging Face cache" in caplog.text
-    for model in (cached, offline, unreachable):
+    assert caplog.text.count("could not be reached for 'org/tiny-bert'") == 2
+    assert "HTTPError" in caplog.text and "ConnectError" in caplog.text
+    assert "using the snapshot in the local Hugging Face cache" in caplog.text
+    for model in (cached, offline, down, unreachable):
         np.testing.assert_array_equal(_logits(model), _logits(online))
     np.testing.assert_allclose(_logits(online), repos["bert_logits"], atol=1e-5)
+
+
+def test_transformers_offline_means_cache_only(server, cache):
+    # huggingface_hub reads TRANSFORMERS_OFFLINE / HF_HUB_OFFLINE when imported: a fresh interpreter shows it.
+    tj.BertForSequenceClassification.from_pretrained("org/tiny-bert")
+    server.reset()
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env.update(TRANSFORMERS_OFFLINE="1", HF_ENDPOINT=server.url, HF_HUB_CACHE=str(cache))
+    code = ("from transformers_jax import hub_download\n"
+            "files = hub_download.open_source('org/tiny-bert')\n"
+            "print(type(files).__name__, files.get('model.safetensors').is_file(), files.offline_note)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("LocalFiles True ")
+    assert "only the local Hugging Face cache was searched: downloads are off (HF_HUB_OFFLINE=1 or TRANSFORMERS_OFFLINE=1)" in out.stdout
+    assert server.requests == []
 
 
 def test_force_download_fetches_again(server, cache):

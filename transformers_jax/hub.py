@@ -229,12 +229,15 @@ def load_state_dict(directory: Path, use_safetensors: bool | None = None, from_f
     ``torch.load(weights_only=True)``, which refuses arbitrary Python objects.
     """
     name = select_weights(lambda n: (directory / n).is_file(), str(directory), use_safetensors, from_flax)
-    load_one = {SAFE_WEIGHTS_INDEX_NAME: load_safetensors, PT_WEIGHTS_INDEX_NAME: load_torch_bin,
-                FLAX_WEIGHTS_INDEX_NAME: load_flax_msgpack}.get(name)
-    if load_one is not None:
+    if name.startswith(SAFE_WEIGHTS_NAME):
+        load_one = load_safetensors
+    elif name.startswith(PT_WEIGHTS_NAME):
+        load_one = load_torch_bin
+    else:
+        load_one = load_flax_msgpack
+    if name.endswith(".index.json"):
         return _load_sharded(directory, directory / name, load_one)
-    return {SAFE_WEIGHTS_NAME: load_safetensors, PT_WEIGHTS_NAME: load_torch_bin,
-            FLAX_WEIGHTS_NAME: load_flax_msgpack}[name](directory / name)
+    return load_one(directory / name)
 
 
 def read_weight_map(index_path: Path) -> dict[str, str]:

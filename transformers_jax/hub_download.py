@@ -96,6 +96,7 @@ class HubFiles(CheckpointSource):
         self.token, self.force_download = token, force_download
         prefix = f"{subfolder}/" if subfolder else ""
         self.files = sorted(f[len(prefix):] for f in repo_files if f.startswith(prefix))
+        self._names = set(self.files)
         self.directory = _storage(cache, repo_id) / "snapshots" / commit / subfolder
         self._fetched: dict[str, Path] = {}
 
@@ -107,7 +108,7 @@ class HubFiles(CheckpointSource):
 
     def has(self, name: str) -> bool:
         """Whether the repo listing has file ``name`` (relative to the subfolder)."""
-        return name in self.files
+        return name in self._names
 
     def listdir(self, folder: str = "") -> list[str]:
         """Names of the repo's files directly inside ``folder``."""
@@ -176,8 +177,9 @@ def open_source(name_or_path, *, revision: str | None = None, token=None, cache_
         unreachable = _raise_unless_unreachable(err, repo_id, revision, token)
         if force_download:
             raise OSError(f"force_download=True, but {unreachable}") from err
-        logger.warning("%s; using the local Hugging Face cache", unreachable)
-        return _cached(repo_id, revision, cache, subfolder, unreachable, "check the connection and HF_ENDPOINT")
+        files = _cached(repo_id, revision, cache, subfolder, unreachable, "check the connection and HF_ENDPOINT")
+        logger.warning("%s; using the snapshot in the local Hugging Face cache", unreachable)
+        return files
     if info.sha is None or info.siblings is None:
         raise OSError(f"the hub at {constants.ENDPOINT} listed {repo_id!r} (revision {revision!r}) without a commit "
                       "or files; is HF_ENDPOINT a Hugging Face hub?")
@@ -203,9 +205,9 @@ def fetch_weights(source: CheckpointSource, use_safetensors: bool | None = None,
     For a sharded checkpoint that is the index and every shard it names; nothing else is downloaded.
     """
     name = hub.select_weights(source.has, source.describe(), use_safetensors, from_flax, note=source.offline_note)
-    index = source.get(name)
+    path = source.get(name)
     if name.endswith(".index.json"):
-        for shard in sorted(set(hub.read_weight_map(index).values())):
+        for shard in sorted(set(hub.read_weight_map(path).values())):
             if not source.has(shard):
                 raise FileNotFoundError(f"{name} of {source} names shard {shard}, which is missing{source.offline_note}")
             source.get(shard)
