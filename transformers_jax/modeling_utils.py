@@ -279,7 +279,7 @@ class PreTrainedModel:
     @classmethod
     def from_pretrained(
         cls,
-        name_or_path,
+        name_or_path: str | os.PathLike,
         *,
         dtype=None,
         param_dtype=None,
