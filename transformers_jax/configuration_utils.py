@@ -130,19 +130,24 @@ class PretrainedConfig:
         return cls.from_dict(read_config_dict(path))
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **overrides) -> "PretrainedConfig":
-        """Read ``config.json`` from a local directory or a hub id in the local cache."""
-        from transformers_jax.hub import resolve_model_dir
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs) -> "PretrainedConfig":
+        """Read ``config.json`` from a local directory or a hub repo id (only that file is downloaded).
 
-        directory = resolve_model_dir(name_or_path)
-        config_dict = read_config_dict(directory / CONFIG_NAME)
+        Hub keywords (``revision``, ``token``, ``cache_dir``, ``local_files_only``, ``force_download``,
+        ``subfolder``) as in :func:`transformers_jax.hub_download.open_source`; other keyword
+        arguments override config values.
+        """
+        from transformers_jax import hub_download
+
+        files = hub_download.open_source(name_or_path, **hub_download.pop_hub_kwargs(kwargs))
+        config_dict = read_config_dict(files.get(CONFIG_NAME))
         model_type = config_dict.get("model_type")
         if cls.model_type and model_type not in (None, cls.model_type):
             raise ValueError(
-                f"{directory / CONFIG_NAME} has model_type={model_type!r}, but {cls.__name__} expects "
+                f"{CONFIG_NAME} of {files} has model_type={model_type!r}, but {cls.__name__} expects "
                 f"{cls.model_type!r}"
             )
-        return cls.from_dict(config_dict, **overrides)
+        return cls.from_dict(config_dict, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Write ``config.json`` into ``save_directory`` (created if needed)."""

@@ -1,4 +1,6 @@
-"""Files: locating model directories, reading and writing safetensors, atomic saves.
+"""Files: choosing and reading checkpoint weights (safetensors, .bin, flax), atomic saves.
+
+(Finding a checkpoint, locally or on the hub, is ``transformers_jax.hub_download``.)
 
 safetensors is a simple format (an 8-byte little-endian header length, a JSON header, raw bytes),
 so it is read here directly with numpy and ml_dtypes: that reads bfloat16 (which
@@ -21,6 +23,8 @@ SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 PT_WEIGHTS_NAME = "pytorch_model.bin"
 PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+FLAX_WEIGHTS_NAME = "flax_model.msgpack"
+FLAX_WEIGHTS_INDEX_NAME = "flax_model.msgpack.index.json"
 
 _ST_DTYPES = {
     "F64": np.dtype(np.float64),
@@ -35,28 +39,6 @@ _ST_DTYPES = {
     "BOOL": np.dtype(np.bool_),
 }
 _ST_NAMES = {v: k for k, v in _ST_DTYPES.items()}
-
-
-def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
-    """A local directory, or a hub id found in the local Hugging Face cache (never downloads here)."""
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise NotADirectoryError(f"{path} is a file; from_pretrained expects a model directory")
-    text = str(name_or_path)
-    looks_like_hub_id = text.count("/") <= 1 and not text.startswith((".", "/", "~")) and text.strip() == text
-    if looks_like_hub_id and text:
-        from huggingface_hub import snapshot_download
-
-        try:
-            return Path(snapshot_download(text, local_files_only=True))
-        except Exception as err:  # noqa: BLE001 - any failure means "not in the local cache"
-            raise FileNotFoundError(
-                f"{text!r} is neither a local directory nor a hub id in the local Hugging Face cache "
-                f"({type(err).__name__}: {err})"
-            ) from None
-    raise FileNotFoundError(f"model path {text!r} does not exist")
 
 
 def ensure_directory(path: str | os.PathLike) -> Path:
@@ -211,38 +193,66 @@ def save_state_dict(state_dict: dict[str, np.ndarray], directory: Path, max_shar
     return names + [SAFE_WEIGHTS_INDEX_NAME]
 
 
-def load_state_dict(directory: Path, use_safetensors: bool | None = None) -> dict[str, np.ndarray]:
-    """Read a checkpoint's weights from ``directory``: safetensors (single or sharded), or .bin on request.
+def select_weights(has, where: str, use_safetensors: bool | None = None, from_flax: bool = False,
+                   note: str = "") -> str:
+    """The weights file ``from_pretrained`` reads (the index, for a sharded checkpoint); ``has(name)`` tells what exists.
+
+    Safetensors by default; ``pytorch_model.bin`` only with ``use_safetensors=False`` (pickled weights need an
+    explicit opt-in); ``flax_model.msgpack`` with ``from_flax=True`` or when it is the only weights. Errors name
+    ``where`` and end with ``note``.
+    """
+    if from_flax:
+        candidates = (FLAX_WEIGHTS_INDEX_NAME, FLAX_WEIGHTS_NAME)
+    elif use_safetensors is False:
+        candidates = (PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME)
+    else:
+        candidates = (SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME)
+    for name in candidates:
+        if has(name):
+            return name
+    if use_safetensors is None and not from_flax:
+        if has(PT_WEIGHTS_NAME) or has(PT_WEIGHTS_INDEX_NAME):
+            raise FileNotFoundError(
+                f"{where} has {PT_WEIGHTS_NAME} but no {SAFE_WEIGHTS_NAME}; pickled weights are read only on "
+                f"explicit opt-in: pass use_safetensors=False (loaded with torch.load(weights_only=True)){note}"
+            )
+        for name in (FLAX_WEIGHTS_INDEX_NAME, FLAX_WEIGHTS_NAME):
+            if has(name):
+                return name
+    raise FileNotFoundError(f"no weights in {where}: expected {candidates[1]} or {candidates[0]}{note}")
+
+
+def load_state_dict(directory: Path, use_safetensors: bool | None = None, from_flax: bool = False) -> dict[str, np.ndarray]:
+    """Read a checkpoint's weights from ``directory``, the file chosen by :func:`select_weights`.
 
     ``use_safetensors=False`` is the explicit opt-in for ``pytorch_model.bin``; it is unpickled with
     ``torch.load(weights_only=True)``, which refuses arbitrary Python objects.
     """
-    if use_safetensors is not False:
-        if (directory / SAFE_WEIGHTS_INDEX_NAME).is_file():
-            return _load_sharded(directory, directory / SAFE_WEIGHTS_INDEX_NAME, load_safetensors)
-        if (directory / SAFE_WEIGHTS_NAME).is_file():
-            return load_safetensors(directory / SAFE_WEIGHTS_NAME)
-    has_bin = (directory / PT_WEIGHTS_NAME).is_file() or (directory / PT_WEIGHTS_INDEX_NAME).is_file()
-    if has_bin and use_safetensors is False:
-        if (directory / PT_WEIGHTS_INDEX_NAME).is_file():
-            return _load_sharded(directory, directory / PT_WEIGHTS_INDEX_NAME, load_torch_bin)
-        return load_torch_bin(directory / PT_WEIGHTS_NAME)
-    if has_bin:
-        raise FileNotFoundError(
-            f"{directory} has {PT_WEIGHTS_NAME} but no {SAFE_WEIGHTS_NAME}; pickled weights are read only on "
-            "explicit opt-in: pass use_safetensors=False (loaded with torch.load(weights_only=True))"
-        )
-    wanted = f"{SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME}"
-    if use_safetensors is False:
-        wanted = f"{PT_WEIGHTS_NAME} or {PT_WEIGHTS_INDEX_NAME}"
-    raise FileNotFoundError(f"no weights in {directory}: expected {wanted}")
+    name = select_weights(lambda n: (directory / n).is_file(), str(directory), use_safetensors, from_flax)
+    if name.startswith(SAFE_WEIGHTS_NAME):
+        load_one = load_safetensors
+    elif name.startswith(PT_WEIGHTS_NAME):
+        load_one = load_torch_bin
+    else:
+        load_one = load_flax_msgpack
+    if name.endswith(".index.json"):
+        return _load_sharded(directory, directory / name, load_one)
+    return load_one(directory / name)
 
 
-def _load_sharded(directory: Path, index_path: Path, load_one) -> dict[str, np.ndarray]:
+def read_weight_map(index_path: Path) -> dict[str, str]:
+    """The ``weight_map`` (tensor name -> shard file) of a sharded checkpoint's index."""
     try:
         weight_map = json.loads(index_path.read_text())["weight_map"]
     except (json.JSONDecodeError, KeyError, TypeError):
         raise ValueError(f"{index_path} is not a valid index (it needs a 'weight_map' object)") from None
+    if not isinstance(weight_map, dict):
+        raise ValueError(f"{index_path} is not a valid index (it needs a 'weight_map' object)")
+    return weight_map
+
+
+def _load_sharded(directory: Path, index_path: Path, load_one) -> dict[str, np.ndarray]:
+    weight_map = read_weight_map(index_path)
     state = {}
     for shard in sorted(set(weight_map.values())):
         if not (directory / shard).is_file():
@@ -252,6 +262,11 @@ def _load_sharded(directory: Path, index_path: Path, load_one) -> dict[str, np.n
     if missing:
         raise ValueError(f"{index_path} lists {missing[0]!r} but no shard holds it")
     return state
+
+
+def load_flax_msgpack(path: Path) -> dict[str, np.ndarray]:
+    """Read Flax weights (``flax_model.msgpack`` or one of its shards) as a PyTorch-named state dict."""
+    raise NotImplementedError(f"{path}: flax_model.msgpack reading is not available")
 
 
 def load_torch_bin(path: Path) -> dict[str, np.ndarray]:

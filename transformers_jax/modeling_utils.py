@@ -284,44 +284,51 @@ class PreTrainedModel:
         dtype=None,
         param_dtype=None,
         use_safetensors: bool | None = None,
+        from_flax: bool = False,
         gguf_file: str | None = None,
         seed: int = 0,
-        **config_overrides,
+        **kwargs,
     ):
-        """Load a Hugging Face checkpoint: a local directory or a hub id in the local cache.
+        """Load a Hugging Face checkpoint: a local directory, or a hub repo id (downloaded into the HF cache).
 
         ``dtype`` is the compute dtype, ``param_dtype`` the dtype params are kept in (default
-        float32). Other keyword arguments override config values (``num_labels=3``) before params
-        are built. ``use_safetensors=False`` opts in to ``pytorch_model.bin``. ``gguf_file`` names a
-        GGUF file inside the directory (or pass the file's path directly).
+        float32). ``use_safetensors=False`` opts in to ``pytorch_model.bin``; ``from_flax=True``
+        reads ``flax_model.msgpack``. ``gguf_file`` names a GGUF file inside the directory or repo
+        (or pass a local file's path directly). The hub keywords ``revision``, ``token``,
+        ``cache_dir``, ``local_files_only``, ``force_download`` and ``subfolder`` are those of
+        :func:`transformers_jax.hub_download.open_source`; other keyword arguments override config
+        values (``num_labels=3``) before params are built. From a hub repo only the files needed
+        are downloaded: config.json, the weights chosen, generation_config.json for models that generate.
         """
+        from transformers_jax import hub_download
+
+        hub_kwargs = hub_download.pop_hub_kwargs(kwargs)
         runtime = {}
         if dtype is not None:
             runtime["compute_dtype"] = jnp.dtype(dtype).name
         if param_dtype is not None:
             runtime["param_dtype"] = jnp.dtype(param_dtype).name
-        if gguf_file is not None or str(name_or_path).endswith(".gguf"):
+        gguf_path = hub_download.gguf_location(name_or_path, gguf_file, **hub_kwargs)
+        if gguf_path is not None:
             from transformers_jax.gguf_utils import read_gguf
 
-            path = Path(name_or_path)
-            path = path / gguf_file if gguf_file is not None else path
-            checkpoint = read_gguf(path)
-            config_dict, state, source = checkpoint.config, checkpoint.state_dict, str(path)
+            checkpoint = read_gguf(gguf_path)
+            config_dict, state, source = checkpoint.config, checkpoint.state_dict, str(gguf_path)
         else:
-            directory = hub.resolve_model_dir(name_or_path)
-            config_dict = read_config_dict(directory / CONFIG_NAME)
-            state, source = None, str(directory)
+            files = hub_download.open_source(name_or_path, **hub_kwargs)
+            config_dict, state, source = read_config_dict(files.get(CONFIG_NAME)), None, str(files)
         cls._check_model_type(config_dict, source)
-        config = cls.config_class.from_dict(config_dict, **config_overrides, **runtime)
+        config = cls.config_class.from_dict(config_dict, **kwargs, **runtime)
         if state is None:
-            state = hub.load_state_dict(directory, use_safetensors=use_safetensors)
+            directory = hub_download.fetch_weights(files, use_safetensors=use_safetensors, from_flax=from_flax)
+            state = hub.load_state_dict(directory, use_safetensors=use_safetensors, from_flax=from_flax)
         params = cls.state_dict_to_params(state, config, source=source, seed=seed)
         model = cls(config, params)
-        if cls.can_generate() and gguf_file is None and not str(name_or_path).endswith(".gguf"):
+        if cls.can_generate() and gguf_path is None:
             from transformers_jax.generation.configuration_utils import GENERATION_CONFIG_NAME, GenerationConfig
 
-            if (directory / GENERATION_CONFIG_NAME).is_file():
-                model.generation_config = GenerationConfig.from_pretrained(directory)
+            if files.has(GENERATION_CONFIG_NAME):
+                model.generation_config = GenerationConfig.from_pretrained(files.get(GENERATION_CONFIG_NAME))
         return model
 
     @classmethod

@@ -589,26 +589,24 @@ def _token_to_dict(token: AddedToken) -> dict:
     }
 
 
-def _resolve_directory(path_or_hub_id: str | os.PathLike, revision: str | None, cache_dir: str | None) -> Path:
-    """A local directory/file, or a hub id resolved from the local Hugging Face cache only."""
-    path = Path(path_or_hub_id).expanduser()
-    if path.exists():
-        return path
-    text = str(path_or_hub_id)
-    looks_like_hub_id = not os.path.isabs(text) and not text.startswith(".") and text.count("/") <= 1 and text
-    if looks_like_hub_id:
-        try:
-            from huggingface_hub import snapshot_download
+TOKENIZER_FILES = (TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, ADDED_TOKENS_FILE, BERT_VOCAB_FILE,
+                   BPE_VOCAB_FILE, BPE_MERGES_FILE, CHAT_TEMPLATE_FILE, LEGACY_CHAT_TEMPLATE_FILE)
 
-            snapshot = snapshot_download(text, revision=revision, cache_dir=cache_dir, local_files_only=True)
-            return Path(snapshot)
-        except Exception as err:  # not cached, or not a valid repo id
-            raise FileNotFoundError(
-                f"Tokenizer path {text!r} does not exist locally and is not a model id in the local Hugging Face "
-                f"cache ({type(err).__name__}: {err}). Download it first (e.g. `huggingface-cli download {text}`) "
-                "or pass a local directory."
-            ) from err
-    raise FileNotFoundError(f"Tokenizer path {text!r} does not exist.")
+
+def _resolve_location(path_or_hub_id: str | os.PathLike, hub_kwargs: dict) -> tuple[Path, str]:
+    """(local path, name for messages): a ``tokenizer.json`` file, or a folder with the tokenizer files.
+
+    A hub repo's tokenizer files (those of :data:`TOKENIZER_FILES` and ``additional_chat_templates/*.jinja`` that
+    it has) are downloaded into the Hugging Face cache; nothing else is.
+    """
+    from transformers_jax import hub_download
+
+    path = Path(path_or_hub_id).expanduser()
+    if path.is_file():
+        return path, str(path)
+    files = hub_download.open_source(path_or_hub_id, **hub_kwargs)
+    templates = [f"{CHAT_TEMPLATE_DIR}/{name}" for name in files.listdir(CHAT_TEMPLATE_DIR) if name.endswith(".jinja")]
+    return hub_download.fetch_existing(files, [*TOKENIZER_FILES, *templates]), files.describe()
 
 
 def _bert_backend(vocab_file: Path, config: dict, unk_token: str) -> Tokenizer:
@@ -885,12 +883,9 @@ class PreTrainedTokenizerFast:
         cls,
         path_or_hub_id: str | os.PathLike,
         gguf_file: str | None = None,
-        *,
-        revision: str | None = None,
-        cache_dir: str | None = None,
         **kwargs,
     ) -> PreTrainedTokenizerFast:
-        """Load a tokenizer from a directory, a ``tokenizer.json`` file, or a hub id already in the local HF cache.
+        """Load a tokenizer from a directory, a ``tokenizer.json`` file, or a hub repo id (downloaded into the HF cache).
 
         Files, in order of preference: ``tokenizer.json``; else ``vocab.txt`` (BERT WordPiece); else ``vocab.json``
         + ``merges.txt`` (GPT-2 style byte-level BPE; RoBERTa-style wrapping when ``tokenizer_class`` says so).
@@ -899,20 +894,23 @@ class PreTrainedTokenizerFast:
         the configuration (e.g. ``padding_side="left"``, ``pad_token="<pad>"``).
 
         With ``gguf_file`` (or a path to a ``.gguf`` file) the tokenizer is read from the GGUF metadata by
-        ``transformers_jax.gguf_utils.load_gguf_tokenizer``.
+        ``transformers_jax.gguf_utils.load_gguf_tokenizer``. The hub keywords ``revision``, ``token``,
+        ``cache_dir``, ``local_files_only``, ``force_download`` and ``subfolder`` are those of
+        :func:`transformers_jax.hub_download.open_source`.
         """
-        location = _resolve_directory(path_or_hub_id, revision, cache_dir)
-        if gguf_file is not None or (location.is_file() and location.suffix == ".gguf"):
+        from transformers_jax.hub_download import gguf_location, pop_hub_kwargs
+
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        gguf_path = gguf_location(path_or_hub_id, gguf_file, **hub_kwargs)
+        if gguf_path is not None:
             from transformers_jax.gguf_utils import load_gguf_tokenizer
 
-            gguf_path = location / gguf_file if location.is_dir() and gguf_file is not None else location
-            if not gguf_path.is_file():
-                raise FileNotFoundError(f"GGUF file {str(gguf_path)!r} does not exist.")
             tokenizer = load_gguf_tokenizer(gguf_path)
             for key, value in kwargs.items():
                 setattr(tokenizer, key, value)
             return tokenizer
 
+        location, label = _resolve_location(path_or_hub_id, hub_kwargs)
         if location.is_file():
             if location.suffix != ".json":
                 raise ValueError(
@@ -1035,7 +1033,7 @@ class PreTrainedTokenizerFast:
         else:
             looked_for = [TOKENIZER_FILE, BERT_VOCAB_FILE, f"{BPE_VOCAB_FILE} + {BPE_MERGES_FILE}"]
             raise FileNotFoundError(
-                f"No tokenizer files found in {str(directory)!r}: looked for {', '.join(looked_for)} "
+                f"No tokenizer files found in {label}: looked for {', '.join(looked_for)} "
                 f"(or pass gguf_file=... for a GGUF checkpoint)."
             )
 

@@ -81,12 +81,17 @@ class GenerationConfig:
         return cls(**known, extra=extra)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, config_file_name: str = GENERATION_CONFIG_NAME, **overrides):
-        path = Path(directory)
-        path = path / config_file_name if path.is_dir() else path
-        if not path.is_file():
-            raise FileNotFoundError(f"no {config_file_name} in {directory}")
-        return cls.from_dict(json.loads(path.read_text()), **overrides)
+    def from_pretrained(cls, name_or_path: str | os.PathLike, config_file_name: str = GENERATION_CONFIG_NAME, **kwargs):
+        """Read ``generation_config.json`` from a file, a model directory or a hub repo id (only that file is
+        downloaded). Hub keywords (``revision``, ``token``, ``cache_dir``, ``local_files_only``,
+        ``force_download``, ``subfolder``) as for models; other keyword arguments override values."""
+        from transformers_jax import hub_download
+
+        hub_kwargs = hub_download.pop_hub_kwargs(kwargs)
+        path = Path(name_or_path) if isinstance(name_or_path, (str, os.PathLike)) else None
+        if path is None or not path.is_file():
+            path = hub_download.open_source(name_or_path, **hub_kwargs).get(config_file_name)
+        return cls.from_dict(json.loads(path.read_text()), **kwargs)
 
     @classmethod
     def from_model_config(cls, config) -> "GenerationConfig":

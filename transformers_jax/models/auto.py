@@ -5,9 +5,7 @@ A model file registers its classes in one line: ``register(LlamaConfig, base=Lla
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from transformers_jax import hub
 from transformers_jax.configuration_utils import CONFIG_NAME, PretrainedConfig, read_config_dict
 
 TASKS = (
@@ -34,15 +32,17 @@ def register(config_class: type[PretrainedConfig], **task_classes) -> None:
         MODEL_MAPPING[task][config_class.model_type] = cls
 
 
-def _config_dict(name_or_path, gguf_file=None) -> tuple[dict, str]:
-    path = Path(name_or_path)
-    if gguf_file is not None or str(name_or_path).endswith(".gguf"):
+def _open(name_or_path, gguf_file, hub_kwargs: dict) -> tuple[dict, str, dict]:
+    """(config dict, source name, where the model class loads from): a local GGUF file or an opened source."""
+    from transformers_jax import hub_download
+
+    gguf_path = hub_download.gguf_location(name_or_path, gguf_file, **hub_kwargs)
+    if gguf_path is not None:
         from transformers_jax.gguf_utils import read_gguf
 
-        path = path / gguf_file if gguf_file is not None else path
-        return read_gguf(path).config, str(path)
-    directory = hub.resolve_model_dir(name_or_path)
-    return read_config_dict(directory / CONFIG_NAME), str(directory)
+        return read_gguf(gguf_path).config, str(gguf_path), {"name_or_path": gguf_path.parent, "gguf_file": gguf_path.name}
+    files = hub_download.open_source(name_or_path, **hub_kwargs)
+    return read_config_dict(files.get(CONFIG_NAME)), str(files), {"name_or_path": files}
 
 
 def _config_class(model_type, source: str) -> type[PretrainedConfig]:
@@ -57,9 +57,17 @@ class AutoConfig:
     """``AutoConfig.from_pretrained(path)`` and ``AutoConfig.for_model(model_type, **kwargs)``."""
 
     @staticmethod
-    def from_pretrained(name_or_path: str | os.PathLike, gguf_file: str | None = None, **overrides) -> PretrainedConfig:
-        config_dict, source = _config_dict(name_or_path, gguf_file)
-        return _config_class(config_dict.get("model_type"), source).from_dict(config_dict, **overrides)
+    def from_pretrained(name_or_path: str | os.PathLike, gguf_file: str | None = None, **kwargs) -> PretrainedConfig:
+        """The config class of the checkpoint's ``model_type``, read from config.json (or a GGUF file).
+
+        Hub keywords (``revision``, ``token``, ``cache_dir``, ``local_files_only``, ``force_download``,
+        ``subfolder``) as for models; other keyword arguments override config values.
+        """
+        from transformers_jax.hub_download import pop_hub_kwargs
+
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        config_dict, source, _ = _open(name_or_path, gguf_file, hub_kwargs)
+        return _config_class(config_dict.get("model_type"), source).from_dict(config_dict, **kwargs)
 
     @staticmethod
     def for_model(model_type: str, **kwargs) -> PretrainedConfig:
@@ -81,10 +89,15 @@ class _AutoModel:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, gguf_file: str | None = None, **kwargs):
-        """Load the registered class of this task for the checkpoint's ``model_type``."""
-        config_dict, source = _config_dict(name_or_path, gguf_file)
-        model_class = cls._model_class(config_dict, source)
-        return model_class.from_pretrained(name_or_path, gguf_file=gguf_file, **kwargs)
+        """Load the registered class of this task for the checkpoint's ``model_type``.
+
+        Keyword arguments are those of ``PreTrainedModel.from_pretrained``; a hub repo is listed once
+        and the model class reads the same commit.
+        """
+        from transformers_jax.hub_download import pop_hub_kwargs
+
+        config_dict, source, location = _open(name_or_path, gguf_file, pop_hub_kwargs(kwargs))
+        return cls._model_class(config_dict, source).from_pretrained(**location, **kwargs)
 
     @classmethod
     def from_config(cls, config: PretrainedConfig, seed: int = 0):
