@@ -188,27 +188,37 @@ def parse_size(size: int | str) -> int:
 
 def save_state_dict(state_dict: dict[str, np.ndarray], directory: Path, max_shard_size: int | str = "5GB") -> list[str]:
     """Write a state dict as model.safetensors, or as shards with an index above ``max_shard_size``."""
+    return save_sharded(state_dict, directory, max_shard_size, SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, save_safetensors)
+
+
+def save_sharded(tensors: dict[str, np.ndarray], directory: Path, max_shard_size: int | str, weights_name: str,
+                 index_name: str, write_file) -> list[str]:
+    """Write ``tensors`` (in sorted name order) with ``write_file(tensors, path)``: one file
+    ``weights_name``, or shards ``<stem>-00001-of-0000N<suffix>`` of at most ``max_shard_size`` bytes
+    (a larger tensor gets a shard of its own) and a JSON ``index_name`` mapping each name to its
+    shard, as Hugging Face names them. Returns the names of the files written."""
     limit = parse_size(max_shard_size)
     shards: list[dict] = [{}]
     sizes = [0]
-    for name in sorted(state_dict):
-        nbytes = state_dict[name].nbytes
+    for name in sorted(tensors):
+        nbytes = tensors[name].nbytes
         if shards[-1] and sizes[-1] + nbytes > limit:
             shards.append({})
             sizes.append(0)
-        shards[-1][name] = state_dict[name]
+        shards[-1][name] = tensors[name]
         sizes[-1] += nbytes
     if len(shards) == 1:
-        save_safetensors(shards[0], directory / SAFE_WEIGHTS_NAME)
-        return [SAFE_WEIGHTS_NAME]
-    names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+        write_file(shards[0], directory / weights_name)
+        return [weights_name]
+    stem, suffix = weights_name.split(".", 1)
+    names = [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.{suffix}" for i in range(len(shards))]
     weight_map = {}
     for name, shard in zip(names, shards):
-        save_safetensors(shard, directory / name)
+        write_file(shard, directory / name)
         weight_map.update({k: name for k in shard})
     index = {"metadata": {"total_size": sum(sizes)}, "weight_map": dict(sorted(weight_map.items()))}
-    (directory / SAFE_WEIGHTS_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
-    return names + [SAFE_WEIGHTS_INDEX_NAME]
+    (directory / index_name).write_text(json.dumps(index, indent=2) + "\n")
+    return names + [index_name]
 
 
 def load_state_dict(directory: Path, use_safetensors: bool | None = None) -> dict[str, np.ndarray]:
