@@ -5,11 +5,13 @@ Hugging Face PyTorch's on the same files, the cache is reused without requests (
 cache_dir, tokens, interrupted downloads, and every error names the repo.
 """
 import os
+from pathlib import Path
 import shutil
 import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,7 @@ from huggingface_hub import constants
 
 import transformers_jax as tj
 from hub_server import HubServer, point_huggingface_hub_at
+from parity import assert_accurate, hf_pair
 from test_gguf import _write_tiny
 
 TINY_BERT = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
@@ -35,8 +38,13 @@ def _save(model, directory):
 
 
 def _torch_logits(model, ids=IDS):
-    with torch.no_grad():
-        return model(torch.tensor(ids)).logits.numpy()
+    """HF's logits in float32 and float64 (the exact ones): what a loaded model is checked against."""
+    return hf_pair(model, lambda m: m(torch.tensor(ids)).logits)
+
+
+def _assert_logits(model, reference, ids=IDS):
+    """The model computes what HF computes from the same files (parity.assert_accurate)."""
+    assert_accurate(np.asarray(model(ids).logits), *reference)
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +94,8 @@ def repos(server, tmp_path_factory, minilm_dir):
     server.add_repo("org/no-weights", {"config.json": (bert_dir / "config.json").read_bytes(), "README.md": b"-"})
     server.add_repo("org/bin-only", {"config.json": (bert_dir / "config.json").read_bytes(),
                                       "pytorch_model.bin": (bert_dir / "pytorch_model.bin").read_bytes()})
-    server.add_repo("org/only-flax", {"config.json": (bert_dir / "config.json").read_bytes(),
-                                       "flax_model.msgpack": DECOYS["flax_model.msgpack"]})
+    flax_case = Path(__file__).parent / "fixtures" / "flax" / "bert_sequence_classification_bf16"
+    server.add_repo("org/only-flax", {name: (flax_case / name).read_bytes() for name in ("config.json", "flax_model.msgpack")})
     server.add_repo("org/nested", {f"bert/{p.name}": p.read_bytes() for p in v2_dir.iterdir()})
     server.add_repo("org/tiny-gguf", {"tiny.gguf": gguf_path.read_bytes(), "README.md": b"-"})
     return {
@@ -122,7 +130,7 @@ def test_first_load_downloads_only_what_it_reads(server, repos, cache):
     assert isinstance(model, tj.BertForSequenceClassification)
     assert server.downloads() == {"config.json": 1, "model.safetensors": 1}
     assert _listings(server) == 1  # one listing, shared by the Auto class and the model class
-    np.testing.assert_allclose(_logits(model), repos["bert_logits"], atol=1e-5)
+    _assert_logits(model, repos["bert_logits"])
     snapshot = _snapshot(cache, "org/tiny-bert", repos["commits"]["bert"])
     assert sorted(p.name for p in snapshot.iterdir()) == ["config.json", "model.safetensors"]
 
@@ -134,7 +142,7 @@ def test_sharded_repo_downloads_index_and_shards(server, repos, cache):
     assert len(shards) >= 2
     expected = {"config.json": 1, "model.safetensors.index.json": 1, "generation_config.json": 1}
     assert server.downloads() == {**expected, **{name: 1 for name in shards}}
-    np.testing.assert_allclose(_logits(model), repos["llama_logits"], atol=1e-5)
+    _assert_logits(model, repos["llama_logits"])
     assert model.generation_config.max_new_tokens == 7
 
 
@@ -147,15 +155,23 @@ def test_pickled_weights_only_on_opt_in(server, repos, cache):
     server.reset()
     model = tj.BertForSequenceClassification.from_pretrained("org/tiny-bert", use_safetensors=False)
     assert server.downloads() == {"config.json": 1, "pytorch_model.bin": 1}
-    np.testing.assert_allclose(_logits(model), repos["bert_logits"], atol=1e-5)
+    _assert_logits(model, repos["bert_logits"])
 
 
-def test_flax_weights_are_fetched_for_the_reader(server, cache):
-    for repo, kwargs in (("org/tiny-bert", {"from_flax": True}), ("org/only-flax", {})):
-        server.reset()
-        with pytest.raises(NotImplementedError, match="flax_model.msgpack reading is not available"):
-            tj.BertForSequenceClassification.from_pretrained(repo, **kwargs)
-        assert server.downloads() == {"config.json": 1, "flax_model.msgpack": 1}, repo
+def test_flax_weights_are_downloaded_and_read(server, cache):
+    """A repo whose only weights are Flax's: config and msgpack are fetched and give HF Flax's outputs
+    (the fixture's own check is tests/test_flax_checkpoints.py); from_flax=True picks the msgpack of a
+    repo that also has safetensors (a corrupt one here: the error names the downloaded file)."""
+    flax_case = Path(__file__).parent / "fixtures" / "flax" / "bert_sequence_classification_bf16"
+    model = tj.BertForSequenceClassification.from_pretrained("org/only-flax")
+    assert server.downloads() == {"config.json": 1, "flax_model.msgpack": 1}
+    local = tj.BertForSequenceClassification.from_pretrained(flax_case, from_flax=True)
+    for ours, theirs in zip(jax.tree.leaves(model.params), jax.tree.leaves(local.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    server.reset()
+    with pytest.raises(ValueError, match=r"flax_model.msgpack is not a readable Flax msgpack checkpoint"):
+        tj.BertForSequenceClassification.from_pretrained("org/tiny-bert", from_flax=True)
+    assert server.downloads() == {"config.json": 1, "flax_model.msgpack": 1}
 
 
 def test_second_load_reads_the_cache(server, repos, cache, monkeypatch, caplog):
@@ -182,7 +198,7 @@ def test_second_load_reads_the_cache(server, repos, cache, monkeypatch, caplog):
     assert "using the snapshot in the local Hugging Face cache" in caplog.text
     for model in (cached, offline, down, unreachable):
         np.testing.assert_array_equal(_logits(model), _logits(online))
-    np.testing.assert_allclose(_logits(online), repos["bert_logits"], atol=1e-5)
+    _assert_logits(online, repos["bert_logits"])
 
 
 def test_transformers_offline_means_cache_only(server, cache):
@@ -214,8 +230,8 @@ def test_revision_selects_branch_or_commit(server, repos, cache):
     main = _logits(tj.BertForSequenceClassification.from_pretrained("org/tiny-bert"))
     v2 = _logits(tj.BertForSequenceClassification.from_pretrained("org/tiny-bert", revision="v2"))
     pinned = _logits(tj.BertForSequenceClassification.from_pretrained("org/tiny-bert", revision=repos["commits"]["bert_v2"]))
-    np.testing.assert_allclose(main, repos["bert_logits"], atol=1e-5)
-    np.testing.assert_allclose(v2, repos["bert_v2_logits"], atol=1e-5)
+    assert_accurate(main, *repos["bert_logits"])
+    assert_accurate(v2, *repos["bert_v2_logits"])
     np.testing.assert_array_equal(pinned, v2)
     assert np.abs(main - v2).max() > 1e-3
     assert (_snapshot(cache, "org/tiny-bert", repos["commits"]["bert_v2"]) / "model.safetensors").is_file()
@@ -237,7 +253,7 @@ def test_cache_dir_holds_the_files(server, repos, cache, tmp_path):
 
 def test_subfolder(server, repos, cache):
     model = tj.BertForSequenceClassification.from_pretrained("org/nested", subfolder="bert")
-    np.testing.assert_allclose(_logits(model), repos["bert_v2_logits"], atol=1e-5)
+    _assert_logits(model, repos["bert_v2_logits"])
     assert server.downloads() == {"bert/config.json": 1, "bert/model.safetensors": 1}
 
 
@@ -247,7 +263,7 @@ def test_token_is_sent_for_a_private_repo(server, repos, cache):
         tj.BertForSequenceClassification.from_pretrained("org/private-bert")
     server.reset()
     model = tj.BertForSequenceClassification.from_pretrained("org/private-bert", token=server.token)
-    np.testing.assert_allclose(_logits(model), repos["bert_v2_logits"], atol=1e-5)
+    _assert_logits(model, repos["bert_v2_logits"])
     assert server.downloads() == {"config.json": 1, "model.safetensors": 1}
     assert {r.authorization for r in server.requests} == {f"Bearer {server.token}"}
     with pytest.raises(OSError, match=rf"{server.url} refused access to 'org/private-bert' \(HTTP 401\): pass token="):
@@ -296,7 +312,7 @@ def test_interrupted_download_leaves_nothing_behind(server, repos, cache, monkey
     server.reset()
     model = tj.BertForSequenceClassification.from_pretrained("org/tiny-bert")
     assert server.downloads() == {"model.safetensors": 1}
-    np.testing.assert_allclose(_logits(model), repos["bert_logits"], atol=1e-5)
+    _assert_logits(model, repos["bert_logits"])
 
 
 # ----------------------------------------------------------------------------- configs, tokenizers, GGUF
@@ -338,8 +354,7 @@ def test_gguf_file_from_a_repo(server, repos, cache):
     assert server.downloads() == {"tiny.gguf": 1}
     reference = hf.AutoModelForCausalLM.from_pretrained(str(repos["gguf"].parent), gguf_file="tiny.gguf").eval()
     ids = np.array([tokenizer("hello world")["input_ids"]])
-    expected = _torch_logits(reference, ids)
-    np.testing.assert_allclose(_logits(model, ids), expected, atol=1e-5 * max(1.0, np.abs(expected).max()))
+    _assert_logits(model, _torch_logits(reference, ids), ids)
     with pytest.raises(FileNotFoundError, match=r"'org/tiny-gguf' \(revision 'main'\) \(files: README.md, "
                                                 r"tiny.gguf\) has no file 'other.gguf'"):
         tj.AutoModelForCausalLM.from_pretrained("org/tiny-gguf", gguf_file="other.gguf")

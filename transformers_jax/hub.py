@@ -170,37 +170,49 @@ def parse_size(size: int | str) -> int:
 
 def save_state_dict(state_dict: dict[str, np.ndarray], directory: Path, max_shard_size: int | str = "5GB") -> list[str]:
     """Write a state dict as model.safetensors, or as shards with an index above ``max_shard_size``."""
+    return save_sharded(state_dict, directory, max_shard_size, SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, save_safetensors)
+
+
+def save_sharded(tensors: dict[str, np.ndarray], directory: Path, max_shard_size: int | str, weights_name: str,
+                 index_name: str, write_file) -> list[str]:
+    """Write ``tensors`` (in sorted name order) with ``write_file(tensors, path)``: one file
+    ``weights_name``, or shards ``<stem>-00001-of-0000N<suffix>`` of at most ``max_shard_size`` bytes
+    (a larger tensor gets a shard of its own) and a JSON ``index_name`` mapping each name to its
+    shard, as Hugging Face names them. Returns the names of the files written."""
     limit = parse_size(max_shard_size)
     shards: list[dict] = [{}]
     sizes = [0]
-    for name in sorted(state_dict):
-        nbytes = state_dict[name].nbytes
+    for name in sorted(tensors):
+        nbytes = tensors[name].nbytes
         if shards[-1] and sizes[-1] + nbytes > limit:
             shards.append({})
             sizes.append(0)
-        shards[-1][name] = state_dict[name]
+        shards[-1][name] = tensors[name]
         sizes[-1] += nbytes
     if len(shards) == 1:
-        save_safetensors(shards[0], directory / SAFE_WEIGHTS_NAME)
-        return [SAFE_WEIGHTS_NAME]
-    names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+        write_file(shards[0], directory / weights_name)
+        return [weights_name]
+    stem, suffix = weights_name.split(".", 1)
+    names = [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.{suffix}" for i in range(len(shards))]
     weight_map = {}
     for name, shard in zip(names, shards):
-        save_safetensors(shard, directory / name)
+        write_file(shard, directory / name)
         weight_map.update({k: name for k in shard})
     index = {"metadata": {"total_size": sum(sizes)}, "weight_map": dict(sorted(weight_map.items()))}
-    (directory / SAFE_WEIGHTS_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
-    return names + [SAFE_WEIGHTS_INDEX_NAME]
+    (directory / index_name).write_text(json.dumps(index, indent=2) + "\n")
+    return names + [index_name]
 
 
-def select_weights(has, where: str, use_safetensors: bool | None = None, from_flax: bool = False,
+def select_weights(has, where: str, use_safetensors: bool | None = None, from_flax: bool | None = None,
                    note: str = "") -> str:
     """The weights file ``from_pretrained`` reads (the index, for a sharded checkpoint); ``has(name)`` tells what exists.
 
     Safetensors by default; ``pytorch_model.bin`` only with ``use_safetensors=False`` (pickled weights need an
-    explicit opt-in); ``flax_model.msgpack`` with ``from_flax=True`` or when it is the only weights. Errors name
-    ``where`` and end with ``note``.
+    explicit opt-in); ``flax_model.msgpack`` with ``from_flax=True``, or unasked (``from_flax=None``) when it is
+    the only weights. Errors name ``where`` and end with ``note``.
     """
+    if from_flax and use_safetensors is not None:
+        raise ValueError("from_flax=True reads flax_model.msgpack: do not pass use_safetensors with it")
     if from_flax:
         candidates = (FLAX_WEIGHTS_INDEX_NAME, FLAX_WEIGHTS_NAME)
     elif use_safetensors is False:
@@ -216,25 +228,24 @@ def select_weights(has, where: str, use_safetensors: bool | None = None, from_fl
                 f"{where} has {PT_WEIGHTS_NAME} but no {SAFE_WEIGHTS_NAME}; pickled weights are read only on "
                 f"explicit opt-in: pass use_safetensors=False (loaded with torch.load(weights_only=True)){note}"
             )
-        for name in (FLAX_WEIGHTS_INDEX_NAME, FLAX_WEIGHTS_NAME):
-            if has(name):
-                return name
+        flax = [name for name in (FLAX_WEIGHTS_INDEX_NAME, FLAX_WEIGHTS_NAME) if has(name)]
+        if flax and from_flax is None:
+            return flax[0]
+        if flax:
+            raise FileNotFoundError(f"{where} has only Flax weights ({FLAX_WEIGHTS_NAME}); from_flax=False "
+                                    f"refuses them: pass from_flax=True (or leave it unset) to load them{note}")
     raise FileNotFoundError(f"no weights in {where}: expected {candidates[1]} or {candidates[0]}{note}")
 
 
-def load_state_dict(directory: Path, use_safetensors: bool | None = None, from_flax: bool = False) -> dict[str, np.ndarray]:
-    """Read a checkpoint's weights from ``directory``, the file chosen by :func:`select_weights`.
+def load_state_dict(directory: Path, use_safetensors: bool | None = None) -> dict[str, np.ndarray]:
+    """Read a checkpoint's PyTorch weights from ``directory``: safetensors (single or sharded), or .bin on request.
 
     ``use_safetensors=False`` is the explicit opt-in for ``pytorch_model.bin``; it is unpickled with
-    ``torch.load(weights_only=True)``, which refuses arbitrary Python objects.
+    ``torch.load(weights_only=True)``, which refuses arbitrary Python objects. (Flax weights need the
+    model class to convert them: ``PreTrainedModel.from_pretrained`` reads those.)
     """
-    name = select_weights(lambda n: (directory / n).is_file(), str(directory), use_safetensors, from_flax)
-    if name.startswith(SAFE_WEIGHTS_NAME):
-        load_one = load_safetensors
-    elif name.startswith(PT_WEIGHTS_NAME):
-        load_one = load_torch_bin
-    else:
-        load_one = load_flax_msgpack
+    name = select_weights(lambda n: (directory / n).is_file(), str(directory), use_safetensors, from_flax=False)
+    load_one = load_safetensors if name.startswith(SAFE_WEIGHTS_NAME) else load_torch_bin
     if name.endswith(".index.json"):
         return _load_sharded(directory, directory / name, load_one)
     return load_one(directory / name)
@@ -262,11 +273,6 @@ def _load_sharded(directory: Path, index_path: Path, load_one) -> dict[str, np.n
     if missing:
         raise ValueError(f"{index_path} lists {missing[0]!r} but no shard holds it")
     return state
-
-
-def load_flax_msgpack(path: Path) -> dict[str, np.ndarray]:
-    """Read Flax weights (``flax_model.msgpack`` or one of its shards) as a PyTorch-named state dict."""
-    raise NotImplementedError(f"{path}: flax_model.msgpack reading is not available")
 
 
 def load_torch_bin(path: Path) -> dict[str, np.ndarray]:

@@ -199,7 +199,7 @@ def gguf_location(name_or_path, gguf_file: str | None, **hub_kwargs) -> Path | N
     return open_source(name_or_path, **hub_kwargs).get(gguf_file)
 
 
-def fetch_weights(source: CheckpointSource, use_safetensors: bool | None = None, from_flax: bool = False) -> Path:
+def fetch_weights(source: CheckpointSource, use_safetensors: bool | None = None, from_flax: bool | None = None) -> Path:
     """Make the checkpoint's weights local, as :func:`hub.load_state_dict` will read them; return their folder.
 
     For a sharded checkpoint that is the index and every shard it names; nothing else is downloaded.

@@ -53,6 +53,10 @@ class PreTrainedModel:
     legacy_renames: tuple[tuple[str, str], ...] = ((r"LayerNorm\.gamma$", "LayerNorm.weight"), (r"LayerNorm\.beta$", "LayerNorm.bias"))
     optional_base_modules: tuple[str, ...] = ()  # base sub-modules a checkpoint may lack (BERT's pooler)
     loss_averages_labels: bool = True  # the loss is a mean over labels != -100 (False: over rows)
+    # How Hugging Face's Flax twin of the class stored its params (read by flax_checkpoint.py):
+    flax_leaf_names: tuple[tuple[str, str], ...] = ()  # (our leaf, HF Flax's) where they differ: RMSNorm "weight"
+    flax_shared_weights: tuple[tuple[str, str], ...] = ()  # (PyTorch key HF Flax did not store, key it used instead)
+    flax_untied_weights: tuple[str, ...] = ()  # tied PyTorch keys HF Flax stored anyway, as a copy (FlaxLlama's lm_head)
 
     def __init__(self, config: PretrainedConfig, params=None, *, seed: int = 0):
         if not isinstance(config, self.config_class):
@@ -284,7 +288,7 @@ class PreTrainedModel:
         dtype=None,
         param_dtype=None,
         use_safetensors: bool | None = None,
-        from_flax: bool = False,
+        from_flax: bool | None = None,
         gguf_file: str | None = None,
         seed: int = 0,
         **kwargs,
@@ -292,13 +296,15 @@ class PreTrainedModel:
         """Load a Hugging Face checkpoint: a local directory, or a hub repo id (downloaded into the HF cache).
 
         ``dtype`` is the compute dtype, ``param_dtype`` the dtype params are kept in (default
-        float32). ``use_safetensors=False`` opts in to ``pytorch_model.bin``; ``from_flax=True``
-        reads ``flax_model.msgpack``. ``gguf_file`` names a GGUF file inside the directory or repo
-        (or pass a local file's path directly). The hub keywords ``revision``, ``token``,
-        ``cache_dir``, ``local_files_only``, ``force_download`` and ``subfolder`` are those of
-        :func:`transformers_jax.hub_download.open_source`; other keyword arguments override config
-        values (``num_labels=3``) before params are built. From a hub repo only the files needed
-        are downloaded: config.json, the weights chosen, generation_config.json for models that generate.
+        float32). ``use_safetensors=False`` opts in to ``pytorch_model.bin``. ``from_flax=True``
+        reads Hugging Face Flax weights (``flax_model.msgpack``, single or sharded); they are read
+        without asking when they are the only weights (``from_flax=False`` refuses them).
+        ``gguf_file`` names a GGUF file inside the directory or repo (or pass a local file's path
+        directly). The hub keywords ``revision``, ``token``, ``cache_dir``, ``local_files_only``,
+        ``force_download`` and ``subfolder`` are those of :func:`transformers_jax.hub_download.open_source`;
+        other keyword arguments override config values (``num_labels=3``) before params are built.
+        From a hub repo only the files needed are downloaded: config.json, the weights chosen,
+        generation_config.json for models that generate.
         """
         from transformers_jax import hub_download
 
@@ -308,6 +314,8 @@ class PreTrainedModel:
             runtime["compute_dtype"] = jnp.dtype(dtype).name
         if param_dtype is not None:
             runtime["param_dtype"] = jnp.dtype(param_dtype).name
+        if from_flax and (gguf_file is not None or str(name_or_path).endswith(".gguf")):
+            raise ValueError("from_flax=True reads flax_model.msgpack: do not pass a GGUF file with it")
         gguf_path = hub_download.gguf_location(name_or_path, gguf_file, **hub_kwargs)
         if gguf_path is not None:
             from transformers_jax.gguf_utils import read_gguf
@@ -321,7 +329,7 @@ class PreTrainedModel:
         config = cls.config_class.from_dict(config_dict, **kwargs, **runtime)
         if state is None:
             directory = hub_download.fetch_weights(files, use_safetensors=use_safetensors, from_flax=from_flax)
-            state = hub.load_state_dict(directory, use_safetensors=use_safetensors, from_flax=from_flax)
+            state, source = cls._load_weights(directory, config, use_safetensors, from_flax)
         params = cls.state_dict_to_params(state, config, source=source, seed=seed)
         model = cls(config, params)
         if cls.can_generate() and gguf_path is None:
@@ -330,6 +338,17 @@ class PreTrainedModel:
             if files.has(GENERATION_CONFIG_NAME):
                 model.generation_config = GenerationConfig.from_pretrained(files.get(GENERATION_CONFIG_NAME))
         return model
+
+    @classmethod
+    def _load_weights(cls, directory: Path, config, use_safetensors: bool | None, from_flax: bool | None):
+        """The weights in local ``directory`` (as :func:`hub.select_weights` chooses them) as a
+        PyTorch-named state dict, and their source for error messages."""
+        name = hub.select_weights(lambda n: (directory / n).is_file(), str(directory), use_safetensors, from_flax)
+        if name in (hub.FLAX_WEIGHTS_NAME, hub.FLAX_WEIGHTS_INDEX_NAME):
+            from transformers_jax import flax_checkpoint
+
+            return flax_checkpoint.load_flax_state_dict(cls, config, directory)
+        return hub.load_state_dict(directory, use_safetensors=use_safetensors), str(directory)
 
     @classmethod
     def can_generate(cls) -> bool:
@@ -345,22 +364,36 @@ class PreTrainedModel:
         if model_type != expected:
             raise ValueError(f"{source} holds a {model_type!r} model, but {cls.__name__} loads {expected!r} models")
 
-    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB") -> None:
-        """Write config.json and safetensors weights in PyTorch names, loadable by Hugging Face.
+    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "5GB",
+                        save_format: str = "safetensors") -> None:
+        """Write config.json and the weights, loadable by Hugging Face.
 
-        Files are written to a staging directory first, so an error leaves nothing half-written.
+        ``save_format="safetensors"`` writes PyTorch names and layouts (Hugging Face PyTorch loads
+        them); ``"flax"`` writes ``flax_model.msgpack`` as Hugging Face's Flax class of the same name
+        did (transformers 4.x ``FlaxBertModel.from_pretrained`` loads it). Weights above
+        ``max_shard_size`` are sharded with an index. Files are written to a staging directory
+        first, so an error leaves nothing half-written; weight files of an earlier save in the
+        directory (either format) that this save did not write are removed.
         """
+        if save_format not in ("safetensors", "flax"):
+            raise ValueError(f"save_format={save_format!r} is not one of 'safetensors', 'flax'")
         state = self.params_to_state_dict(self.params, self.config)
         config = self.config.replace(architectures=[type(self).__name__], extra={**self.config.extra, "dtype": self.config.param_dtype})
         with hub.staged_directory(Path(save_directory)) as stage:
             (stage / CONFIG_NAME).write_text(config.to_json_string())
             if self.can_generate():
                 self.generation_config.save_pretrained(stage)
-            written = set(hub.save_state_dict(state, stage, max_shard_size=max_shard_size))
-        # A previous save with a different sharding leaves weight files this save did not write.
-        for stale in Path(save_directory).glob("model*.safetensors*"):
-            if stale.name not in written:
-                stale.unlink()
+            if save_format == "flax":
+                from transformers_jax.flax_checkpoint import save_flax_state_dict
+
+                written = set(save_flax_state_dict(type(self), self.config, state, stage, max_shard_size))
+            else:
+                written = set(hub.save_state_dict(state, stage, max_shard_size=max_shard_size))
+        # A previous save with another sharding or format leaves weight files this save did not write.
+        for pattern in ("model*.safetensors*", "flax_model*.msgpack*"):
+            for stale in Path(save_directory).glob(pattern):
+                if stale.name not in written:
+                    stale.unlink()
 
     # ------------------------------------------------------------------ conveniences
     def num_parameters(self) -> int:

@@ -184,6 +184,9 @@ class BertModel(BertPreTrainedModel):
 
 
 class _TiedLMHead:
+    # HF Flax's LM head has no decoder bias: it adds cls.predictions.bias, tied or not.
+    flax_shared_weights = (("cls.predictions.decoder.bias", "cls.predictions.bias"),)
+
     @classmethod
     def tied_weights(cls, config):
         if not config.tie_word_embeddings:

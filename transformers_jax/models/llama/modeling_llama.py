@@ -121,6 +121,7 @@ class LlamaPreTrainedModel(PreTrainedModel):
     config_class = LlamaConfig
     base_model_prefix = "model"
     stacked_layer_keys = ("layers",)
+    flax_leaf_names = (("scale", "weight"),)  # FlaxLlamaRMSNorm's param is "weight"
 
 
 class LlamaModel(LlamaPreTrainedModel):
@@ -141,6 +142,8 @@ class LlamaModel(LlamaPreTrainedModel):
 
 class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
     """Llama with a language-modelling head (tied to the input embeddings when configured)."""
+
+    flax_untied_weights = ("lm_head.weight",)  # FlaxLlamaForCausalLM always has its own lm_head
 
     @classmethod
     def param_specs(cls, config):
