@@ -456,3 +456,28 @@ def test_batch_runner_over_a_dataset_equals_jsonl(tmp_path, generator):
         script.main([*common, "--dataset", str(tmp_path / "saved"), "--output", str(cli_out)])
     with pytest.raises(ValueError, match=r"inputs is a dict with keys \['test'\] \(a DatasetDict\?\); pass one split"):
         run_batch(model, tokenizer, datasets.DatasetDict({"test": loaded}), cli_out, **kw)
+
+
+def test_the_packages_work_without_datasets_installed():
+    """`datasets` is optional: with it unimportable, train/ and serving/ import and batch plain rows."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["datasets"] = None  # import datasets -> ImportError
+        import transformers_jax as tj, train, serving.batch
+        from train.columns import prepare_dataset
+        from train.data import DataLoader, StreamingDataLoader
+        from train.collators import default_data_collator
+        rows = [{"input_ids": [i, i + 1], "label": i % 2, "note": "x"} for i in range(4)]
+        data, collate = prepare_dataset(rows, tj.BertForSequenceClassification, default_data_collator, True, "training")
+        batch = DataLoader(data, 2, collate, shuffle=False, process_index=0, process_count=1).load_batch(0, 1)
+        assert sorted(batch) == ["input_ids", "labels"] and batch["labels"].tolist() == [0, 1], batch
+        print("ok", "datasets" in sys.modules and sys.modules["datasets"] is None)
+    """)
+    env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok True"

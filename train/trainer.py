@@ -4,6 +4,12 @@
 with ``train(resume_from_checkpoint=...)``, ``evaluate()``, ``predict()`` and ``save_model()``.
 Checkpoints (orbax, async, keep-N) hold params, optimizer state, step and RNG, with the data
 position in their metadata, so a resumed run's losses equal an uninterrupted run's.
+
+Datasets are lists of row dicts, any map-style dataset (``__len__`` / ``__getitem__``, a
+``datasets.Dataset`` in any format included; read by :class:`~train.data.DataLoader`) or a
+stream (a ``datasets.IterableDataset``; :class:`~train.data.StreamingDataLoader`, which needs
+``max_steps``). ``remove_unused_columns`` drops the columns the model's forward does not take
+(:mod:`train.columns`).
 """
 from __future__ import annotations
 
@@ -272,7 +278,8 @@ class Trainer:
         try:
             while self.state.global_step < total:
                 batch = next(batches)
-                epoch, batch_index = loader.state_dict()["epoch"], loader.state_dict()["batch"]  # the next batch
+                position = loader.state_dict()  # of the next batch
+                epoch, batch_index = position["epoch"], position["batch"]
                 window_tokens += int(np.size(batch["input_ids"])) * jax.process_count() if "input_ids" in batch else 0
                 batch = {k: v for k, v in batch.items() if not k.startswith("_")}
                 state, metrics = step_fn(state, self._device_batch(batch))
