@@ -1,4 +1,4 @@
-"""JSONL-in / JSONL-out batch inference over ``model.generate``.
+"""JSONL-in (or a dataset) / JSONL-out batch inference over ``model.generate``.
 
 Input, one JSON object per line (blank lines are ignored)::
 
@@ -34,6 +34,17 @@ to the errors file (default ``<output>.errors.jsonl``) as
 duplicate id, the first line wins and the later ones are errors. The errors file is derived from
 the input alone, so it is rewritten (atomically) on every run: a resumed run reports exactly the
 same errors. Errors never go into the output, which therefore holds only results, each id once.
+
+Datasets
+--------
+``run_batch`` also takes the requests as a dataset instead of a path: a ``datasets.Dataset`` (e.g.
+``load_dataset("json", data_files="in.jsonl", split="train")`` or ``Dataset.from_dict``), an
+``IterableDataset`` (``streaming=True``), or any iterable of dicts. Each row is a request with the
+fields of a JSONL line (numpy / jax formats are read back as python values). A null column counts as
+absent, since Arrow stores the keys a row lacks as nulls (a file mixing ``prompt`` and ``messages``
+lines loads as both columns). Errors are numbered by row index (``dataset[i]``):
+``{"row": i, "id": ..., "error": "row i: ..."}``. Output, errors file, order and resume are those of a
+JSONL input: a dataset holding the lines of a file gives the same output file.
 
 Crash safety and resume
 -----------------------
@@ -83,11 +94,11 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Request", "BatchRunSummary", "parse_input", "run_batch", "SAMPLING_KEYS"]
+__all__ = ["Request", "BatchRunSummary", "parse_input", "parse_rows", "run_batch", "SAMPLING_KEYS"]
 
 SAMPLING_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "seed")
 _ALLOWED_KEYS = frozenset(("id", "prompt", "messages", *SAMPLING_KEYS))
@@ -97,7 +108,7 @@ _ALLOWED_KEYS = frozenset(("id", "prompt", "messages", *SAMPLING_KEYS))
 class Request:
     """One valid input line."""
 
-    line: int                       # 1-based line number in the input file
+    line: int                       # 1-based line number in the input file (a row index for a dataset)
     id: str | int
     prompt: str | None = None
     messages: list | None = None
@@ -108,6 +119,7 @@ class Request:
     top_k: int | None = None
     seed: int | None = None
     input_ids: list[int] | None = None   # filled by tokenization
+    source: str = "line"                 # what ``line`` counts: "line" (JSONL) or "row" (dataset)
 
     @property
     def key(self) -> str:
@@ -213,34 +225,83 @@ def _validate(obj: Any) -> dict:
     return out
 
 
+def _collect(entries: Iterable[tuple[int, Any]], source: str) -> tuple[list[Request], list[dict]]:
+    """Validate ``(position, parsed object or InputError)`` pairs into requests and error records; ``source`` names
+    a position in messages and records ("line" or "row"). A duplicate id makes the later entry an error."""
+    requests: list[Request] = []
+    errors: list[dict] = []
+    first_seen: dict[str, int] = {}
+    for position, obj in entries:
+        ident = None
+        try:
+            if isinstance(obj, InputError):
+                raise obj
+            if isinstance(obj, dict) and (isinstance(obj.get("id"), str) or _is_int(obj.get("id"))):
+                ident = obj["id"]
+            fields = _validate(obj)
+            key = _id_key(fields["id"])
+            if key in first_seen:
+                raise InputError(f"duplicate id {fields['id']!r} (first seen on {source} {first_seen[key]})")
+            first_seen[key] = position
+            requests.append(Request(line=position, source=source, **fields))
+        except InputError as exc:
+            errors.append(_error_record(source, position, ident, str(exc)))
+    return requests, errors
+
+
+def _error_record(source: str, position: int, ident: Any, message: str) -> dict:
+    return {source: position, "id": ident, "error": f"{source} {position}: {message}"}
+
+
 def parse_input(lines: Iterable[str]) -> tuple[list[Request], list[dict]]:
     """Parse JSONL lines into valid requests and error records ``{"line", "id", "error"}``.
 
     Blank lines are skipped. A duplicate id makes the later line an error (the first one wins).
     """
-    requests: list[Request] = []
-    errors: list[dict] = []
-    first_line: dict[str, int] = {}
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        ident = None
-        try:
+    def entries():
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
             try:
-                obj = json.loads(raw)
+                yield number, json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-            if isinstance(obj, dict) and (isinstance(obj.get("id"), str) or _is_int(obj.get("id"))):
-                ident = obj["id"]
-            fields = _validate(obj)
-            key = _id_key(fields["id"])
-            if key in first_line:
-                raise InputError(f"duplicate id {fields['id']!r} (first seen on line {first_line[key]})")
-            first_line[key] = number
-            requests.append(Request(line=number, **fields))
-        except InputError as exc:
-            errors.append({"line": number, "id": ident, "error": f"line {number}: {exc}"})
-    return requests, errors
+                yield number, InputError(f"invalid JSON: {exc.msg} at column {exc.colno}")
+
+    return _collect(entries(), "line")
+
+
+def _without_nulls(row: Any) -> Any:
+    """A dataset row with its null columns left out (and null keys of its messages): Arrow stores a key that a row
+    lacks as null."""
+    if not isinstance(row, Mapping):
+        return row
+    row = {k: v for k, v in row.items() if v is not None}
+    if isinstance(row.get("messages"), list):
+        row["messages"] = [{k: v for k, v in m.items() if v is not None} if isinstance(m, Mapping) else m
+                           for m in row["messages"]]
+    return row
+
+
+def parse_rows(rows: Iterable[Mapping]) -> tuple[list[Request], list[dict]]:
+    """Parse the rows of a dataset (a ``datasets.Dataset`` or ``IterableDataset`` in the python format, or any
+    iterable of dicts) into valid requests and error records ``{"row", "id", "error"}``; rows are numbered from 0,
+    as ``dataset[i]``. A null value counts as an absent key. Otherwise the rules of a JSONL line apply."""
+    return _collect(((index, _without_nulls(row)) for index, row in enumerate(rows)), "row")
+
+
+def _read_requests(inputs) -> tuple[list[Request], list[dict]]:
+    """Requests and error records of a JSONL path or of a dataset of rows."""
+    if isinstance(inputs, (str, os.PathLike)):
+        with open(inputs, encoding="utf-8") as f:
+            return parse_input(f)
+    if isinstance(inputs, Mapping):
+        raise ValueError(f"inputs is a dict with keys {sorted(inputs)} (a DatasetDict?); pass one split, "
+                         "e.g. dataset['train']")
+    if not hasattr(inputs, "__iter__"):
+        raise TypeError(f"inputs must be a JSONL path or a dataset of rows, got {type(inputs).__name__}")
+    if hasattr(inputs, "with_format"):  # datasets objects: python values, whatever format they were given in
+        inputs = inputs.with_format(None)
+    return parse_rows(inputs)
 
 
 # -- files -----------------------------------------------------------------------------------------------------------
@@ -467,7 +528,7 @@ def _call_generate(generate: Callable, input_ids: np.ndarray, attention_mask: np
 def run_batch(
     model,
     tokenizer,
-    input_path: str | os.PathLike,
+    inputs,
     output_path: str | os.PathLike,
     *,
     batch_size: int = 8,
@@ -478,7 +539,10 @@ def run_batch(
     generate_fn: Callable | None = None,
     on_batch_committed: Callable[[int, list[dict]], None] | None = None,
 ) -> BatchRunSummary:
-    """Run every request of the JSONL file ``input_path`` not yet in ``output_path``; see the module docstring.
+    """Run every request of ``inputs`` not yet in ``output_path``; see the module docstring.
+
+    ``inputs`` is the path of a JSONL file, or a dataset of rows with the same fields (a ``datasets.Dataset`` or
+    ``IterableDataset`` in any format, or an iterable of dicts; see :func:`parse_rows`).
 
     ``model`` needs ``generate(input_ids, attention_mask=..., prng_key=..., **settings)`` returning prompt + new
     tokens (``generate_fn`` replaces it); ``tokenizer`` is a ``transformers_jax`` tokenizer. ``max_new_tokens`` is
@@ -492,13 +556,12 @@ def run_batch(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    input_path, output_path = Path(input_path), Path(output_path)
+    output_path = Path(output_path)
     errors_path = Path(errors_path) if errors_path is not None else output_path.with_name(output_path.name + ".errors.jsonl")
     generate = generate_fn if generate_fn is not None else model.generate
     output_path.parent.mkdir(parents=True, exist_ok=True)
 
-    with open(input_path, encoding="utf-8") as f:
-        requests, errors = parse_input(f)
+    requests, errors = _read_requests(inputs)
 
     # Tokenize and check lengths: errors found here are input errors too (they depend on the input alone).
     limit = getattr(model.config, "max_position_embeddings", None)
@@ -507,18 +570,18 @@ def run_batch(
         try:
             request.input_ids = _tokenize(request, tokenizer)
         except Exception as exc:  # a chat template may raise on odd roles
-            errors.append({"line": request.line, "id": request.id, "error": f"line {request.line}: cannot tokenize: {exc}"})
+            errors.append(_error_record(request.source, request.line, request.id, f"cannot tokenize: {exc}"))
             continue
         budget = request.max_new_tokens if request.max_new_tokens is not None else max_new_tokens
         if not request.input_ids:
-            errors.append({"line": request.line, "id": request.id, "error": f"line {request.line}: the prompt is empty after tokenization"})
+            errors.append(_error_record(request.source, request.line, request.id,
+                                        "the prompt is empty after tokenization"))
         elif limit is not None and len(request.input_ids) + budget > limit:
-            errors.append({"line": request.line, "id": request.id, "error": (
-                f"line {request.line}: {len(request.input_ids)} prompt tokens + {budget} new tokens exceed the model's "
-                f"{limit} positions")})
+            errors.append(_error_record(request.source, request.line, request.id, (
+                f"{len(request.input_ids)} prompt tokens + {budget} new tokens exceed the model's {limit} positions")))
         else:
             valid.append(request)
-    errors.sort(key=lambda e: e["line"])
+    errors.sort(key=lambda e: e.get("line", e.get("row")))
     for error in errors:
         print(error["error"], file=sys.stderr)
 

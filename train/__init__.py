@@ -7,7 +7,14 @@ from train.collators import (  # noqa: F401
     default_data_collator,
     pack_sequences,
 )
-from train.data import ArrayDataset, DataLoader, TokenFileDataset, load_rows, tokenize_rows  # noqa: F401
+from train.data import (  # noqa: F401
+    ArrayDataset,
+    DataLoader,
+    StreamingDataLoader,
+    TokenFileDataset,
+    load_rows,
+    tokenize_rows,
+)
 from train.trainer import (  # noqa: F401
     EvalPrediction,
     PredictionOutput,

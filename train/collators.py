@@ -33,6 +33,8 @@ IGNORE_INDEX = -100
 _PADDING_CHOICES = ("longest", "max_length")
 # Keys padded like ids, with their fill value (None -> the tokenizer's pad token id).
 _PADDED_KEYS = {"input_ids": None, "attention_mask": 0, "token_type_ids": 0, "special_tokens_mask": 1}
+# Label columns passed on as ``labels`` (as Hugging Face's collators do).
+_LABEL_ALIASES = ("label", "label_ids")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -154,8 +156,18 @@ def _check_padding(padding, max_length, pad_to_multiple_of) -> str:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def _rename_labels(batch: dict) -> dict:
+    """``label`` or ``label_ids`` -> ``labels``; two label columns in one batch are an error."""
+    present = [k for k in ("labels", *_LABEL_ALIASES) if k in batch]
+    if len(present) > 1:
+        raise ValueError(f"The features have several label columns {present}; keep one of them")
+    if present and present[0] != "labels":
+        batch["labels"] = batch.pop(present[0])
+    return batch
+
+
 def default_data_collator(features: list[Mapping], rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
-    """Stack features whose values already have equal shapes; a ``label`` key is renamed ``labels``.
+    """Stack features whose values already have equal shapes; a ``label`` or ``label_ids`` key is renamed ``labels``.
 
     Integers -> int32, floats -> float32. ``rng`` is accepted (and unused) so that this fits the loader's
     ``collate_fn(features, rng=...)`` call.
@@ -167,19 +179,17 @@ def default_data_collator(features: list[Mapping], rng: np.random.Generator | No
         if not isinstance(feature, Mapping) or list(feature) != keys:
             got = sorted(feature) if isinstance(feature, Mapping) else type(feature).__name__
             raise ValueError(f"feature {index} has keys {got}, but feature 0 has {sorted(keys)}")
-    batch = {key: _stack_values([f[key] for f in features], key) for key in keys}
-    if "label" in batch and "labels" not in batch:
-        batch["labels"] = batch.pop("label")
-    return batch
+    return _rename_labels({key: _stack_values([f[key] for f in features], key) for key in keys})
 
 
 class DataCollatorWithPadding:
     """Pad a batch of tokenized features (classification fine-tuning), like HF's ``DataCollatorWithPadding``.
 
     Pads ``input_ids`` (with the tokenizer's pad id, on ``tokenizer.padding_side``), ``attention_mask`` (built when
-    absent), ``token_type_ids`` and ``special_tokens_mask`` when present. ``labels`` (or ``label``, renamed as HF
-    does) are stacked: ints -> int32 [B], floats -> float32 [B], equal-length lists -> [B, K]. Other keys are
-    stacked as arrays too. No truncation: rows longer than ``max_length`` with ``padding='max_length'`` are errors.
+    absent), ``token_type_ids`` and ``special_tokens_mask`` when present. ``labels`` (or ``label`` / ``label_ids``,
+    renamed as HF does) are stacked: ints -> int32 [B], floats -> float32 [B], equal-length lists -> [B, K]. Other
+    keys are stacked as arrays too. No truncation: rows longer than ``max_length`` with ``padding='max_length'`` are
+    errors.
 
     Args:
         tokenizer: gives ``pad_token_id`` and ``padding_side``.
@@ -205,9 +215,8 @@ class DataCollatorWithPadding:
             missing = [i for i, f in enumerate(features) if key not in f]
             if missing:
                 raise KeyError(f"feature {missing[0]} has no '{key}' but feature 0 has it")
-            name = "labels" if key == "label" else key
-            batch[name] = _stack_values([f[key] for f in features], key)
-        return batch
+            batch[key] = _stack_values([f[key] for f in features], key)
+        return _rename_labels(batch)
 
 
 class DataCollatorForLanguageModeling:
@@ -249,7 +258,7 @@ class DataCollatorForLanguageModeling:
                 "DataCollatorForLanguageModeling(mlm=True) draws random masks and needs rng=numpy.random.Generator "
                 f"(got {type(rng).__name__}); the DataLoader passes one derived from (seed, epoch, batch)"
             )
-        features = [{k: v for k, v in f.items() if k not in ("labels", "label")} for f in features]
+        features = [{k: v for k, v in f.items() if k not in ("labels", *_LABEL_ALIASES)} for f in features]
         batch = _pad_inputs(features, self.tokenizer, "longest", None, self.pad_to_multiple_of)
         special = batch.pop("special_tokens_mask", None)
         if not self.mlm:

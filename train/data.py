@@ -4,14 +4,17 @@
   them into classification features.
 * :class:`TokenFileDataset` serves a pre-tokenized flat token stream (``.npy`` or raw ``.bin``) through a memmap;
   :class:`ArrayDataset` serves the rows of equal-length arrays (e.g. :func:`pack_sequences` output). Any object
-  with ``__len__`` and ``__getitem__`` returning a feature dict is a dataset, a plain list of dicts included.
-* :class:`DataLoader` yields host-local batches in a deterministic, resumable order.
+  with ``__len__`` and ``__getitem__`` returning a feature dict is a dataset, a plain list of dicts and a
+  ``datasets.Dataset`` included; a re-iterable without ``__len__`` (``datasets.IterableDataset``) is a stream.
+* :class:`DataLoader` (map-style) and :class:`StreamingDataLoader` (streams) yield host-local batches in a
+  deterministic, resumable order.
 
 The collators live in :mod:`train.collators` and are re-exported here.
 """
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -34,8 +37,10 @@ __all__ = [
     "DataCollatorForLanguageModeling",
     "DataCollatorWithPadding",
     "DataLoader",
+    "StreamingDataLoader",
     "TokenFileDataset",
     "default_data_collator",
+    "is_streamed",
     "load_rows",
     "pack_sequences",
     "tokenize_rows",
@@ -268,8 +273,83 @@ class TokenFileDataset:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-class DataLoader:
+def _check_loader_args(global_batch_size, seed, process_index, process_count) -> tuple[int, int]:
+    """Validate the loader arguments; returns (process_index, process_count), read from JAX when None."""
+    if process_index is None or process_count is None:
+        import jax
+
+        process_index = jax.process_index() if process_index is None else process_index
+        process_count = jax.process_count() if process_count is None else process_count
+    for name, value in (("global_batch_size", global_batch_size), ("process_count", process_count)):
+        if not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(process_index, (int, np.integer)) or not 0 <= process_index < process_count:
+        raise ValueError(f"process_index={process_index!r} must be in [0, process_count={process_count})")
+    if global_batch_size % process_count:
+        raise ValueError(
+            f"global_batch_size={global_batch_size} is not divisible by process_count={process_count}; "
+            "every host needs the same number of rows"
+        )
+    return process_index, process_count
+
+
+def _check_position(state: Mapping[str, int]) -> tuple[int, int]:
+    """``(epoch, batch)`` of a loader state dict, or an error naming the bad key."""
+    for key in ("epoch", "batch"):
+        if key not in state:
+            raise KeyError(f"DataLoader state has no '{key}' (got keys {sorted(state)})")
+        if not isinstance(state[key], (int, np.integer)) or state[key] < 0:
+            raise ValueError(f"DataLoader state '{key}' must be a non-negative integer, got {state[key]!r}")
+    return int(state["epoch"]), int(state["batch"])
+
+
+class _HostBatcher:
+    """What both loaders share: arguments, the position ``(epoch, batch)`` and collating a global batch into this
+    host's rows (see :class:`DataLoader` for the rules)."""
+
+    def __init__(self, dataset, global_batch_size: int, collate_fn: Callable, seed: int, drop_last: bool,
+                 process_index: int | None, process_count: int | None):
+        process_index, process_count = _check_loader_args(global_batch_size, seed, process_index, process_count)
+        self.dataset, self.collate_fn = dataset, collate_fn
+        self.global_batch_size, self.seed, self.drop_last = global_batch_size, seed, drop_last
+        self.process_index, self.process_count = process_index, process_count
+        self.local_batch_size = global_batch_size // process_count
+        self._epoch, self._batch = 0, 0
+
+    def _host_batch(self, rows: list, epoch: int, batch: int) -> dict[str, np.ndarray]:
+        """Collate the global batch ``rows`` (padded to G by repeating its first row when ``drop_last`` is off) and
+        return this host's slice of it."""
+        G = self.global_batch_size
+        valid = np.arange(G) < len(rows)  # [G]
+        rows = list(rows) + [rows[0]] * (G - len(rows))
+        collated = self.collate_fn(rows, rng=np.random.default_rng([self.seed, 1, epoch, batch]))
+        if not self.drop_last:
+            collated["_valid"] = valid
+        lo = self.process_index * self.local_batch_size
+        local = {}
+        for key, value in collated.items():
+            value = np.asarray(value)
+            if value.ndim == 0 or value.shape[0] != G:
+                raise ValueError(
+                    f"collate_fn returned '{key}' with shape {value.shape}; expected the global batch "
+                    f"({G} rows) on axis 0"
+                )
+            local[key] = value[lo:lo + self.local_batch_size]
+        return local
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"epoch", "batch"}`` of the NEXT batch that iteration will produce."""
+        return {"epoch": self._epoch, "batch": self._batch}
+
+
+class DataLoader(_HostBatcher):
     """Deterministic, resumable, multi-host batching of a map-style dataset.
+
+    A map-style dataset has ``__len__`` and ``__getitem__(int)`` returning a feature dict: a list of dicts, an
+    :class:`ArrayDataset`, a :class:`TokenFileDataset`, a ``datasets.Dataset`` (in any ``with_format``). When the
+    dataset has ``__getitems__(indices)`` (``datasets.Dataset`` does), a batch's rows are read with one call.
 
     Order: epoch ``e`` visits the rows in ``np.random.default_rng([seed, 0, e]).permutation(n)`` (``arange(n)``
     without shuffling); every host computes the same order. Global batch ``b`` is ``order[b*G:(b+1)*G]``, and host
@@ -291,12 +371,7 @@ class DataLoader:
 
     def __init__(self, dataset, global_batch_size: int, collate_fn: Callable, shuffle: bool = True, seed: int = 0,
                  drop_last: bool = True, process_index: int | None = None, process_count: int | None = None):
-        if process_index is None or process_count is None:
-            import jax
-
-            process_index = jax.process_index() if process_index is None else process_index
-            process_count = jax.process_count() if process_count is None else process_count
-        self._check_args(global_batch_size, seed, process_index, process_count)
+        super().__init__(dataset, global_batch_size, collate_fn, seed, drop_last, process_index, process_count)
         n = len(dataset)
         if n == 0:
             raise ValueError("The dataset is empty")
@@ -305,29 +380,10 @@ class DataLoader:
                 f"The dataset has {n} rows, fewer than one global batch of global_batch_size={global_batch_size} "
                 "(with drop_last=True no batch would be produced)"
             )
-        self.dataset, self.collate_fn = dataset, collate_fn
-        self.global_batch_size, self.shuffle, self.seed, self.drop_last = global_batch_size, shuffle, seed, drop_last
-        self.process_index, self.process_count = process_index, process_count
-        self.local_batch_size = global_batch_size // process_count
+        self.shuffle = shuffle
         self.num_rows = n
         self.batches_per_epoch = n // global_batch_size if drop_last else -(-n // global_batch_size)
-        self._epoch, self._batch = 0, 0
         self._order_cache: tuple[int, np.ndarray] | None = None
-
-    @staticmethod
-    def _check_args(global_batch_size, seed, process_index, process_count) -> None:
-        for name, value in (("global_batch_size", global_batch_size), ("process_count", process_count)):
-            if not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if not isinstance(process_index, (int, np.integer)) or not 0 <= process_index < process_count:
-            raise ValueError(f"process_index={process_index!r} must be in [0, process_count={process_count})")
-        if global_batch_size % process_count:
-            raise ValueError(
-                f"global_batch_size={global_batch_size} is not divisible by process_count={process_count}; "
-                "every host needs the same number of rows"
-            )
 
     def __len__(self) -> int:
         return self.batches_per_epoch
@@ -356,21 +412,12 @@ class DataLoader:
     def load_batch(self, epoch: int, batch: int) -> dict[str, np.ndarray]:
         """This host's part of global batch ``batch`` of ``epoch`` (collated as described in the class doc)."""
         indices, valid = self.global_indices(epoch, batch)
-        rng = np.random.default_rng([self.seed, 1, epoch, batch])
-        collated = self.collate_fn([self.dataset[int(i)] for i in indices], rng=rng)
-        if not self.drop_last:
-            collated["_valid"] = valid
-        lo = self.process_index * self.local_batch_size
-        local = {}
-        for key, value in collated.items():
-            value = np.asarray(value)
-            if value.ndim == 0 or value.shape[0] != self.global_batch_size:
-                raise ValueError(
-                    f"collate_fn returned '{key}' with shape {value.shape}; expected the global batch "
-                    f"({self.global_batch_size} rows) on axis 0"
-                )
-            local[key] = value[lo:lo + self.local_batch_size]
-        return local
+        indices = [int(i) for i in indices[valid]]
+        if hasattr(self.dataset, "__getitems__"):
+            rows = self.dataset.__getitems__(indices)
+        else:
+            rows = [self.dataset[i] for i in indices]
+        return self._host_batch(rows, epoch, batch)
 
     def iter_epoch(self, epoch: int = 0):
         """Yield every batch of one ``epoch`` in order (for eval); the loader's state is left alone."""
@@ -385,20 +432,122 @@ class DataLoader:
             self._epoch, self._batch = (epoch + 1, 0) if batch + 1 == self.batches_per_epoch else (epoch, batch + 1)
             yield out
 
-    def state_dict(self) -> dict[str, int]:
-        """``{"epoch", "batch"}`` of the NEXT batch that iteration will produce."""
-        return {"epoch": self._epoch, "batch": self._batch}
-
     def load_state_dict(self, state: Mapping[str, int]) -> None:
         """Continue exactly at ``state`` (from :meth:`state_dict`): the next batch is (epoch, batch)."""
-        for key in ("epoch", "batch"):
-            if key not in state:
-                raise KeyError(f"DataLoader state has no '{key}' (got keys {sorted(state)})")
-            if not isinstance(state[key], (int, np.integer)) or state[key] < 0:
-                raise ValueError(f"DataLoader state '{key}' must be a non-negative integer, got {state[key]!r}")
-        if state["batch"] >= self.batches_per_epoch:
+        epoch, batch = _check_position(state)
+        if batch >= self.batches_per_epoch:
             raise ValueError(
-                f"DataLoader state batch={state['batch']} is out of range: an epoch has {self.batches_per_epoch} "
+                f"DataLoader state batch={batch} is out of range: an epoch has {self.batches_per_epoch} "
                 "batches (was the dataset or global_batch_size changed?)"
             )
-        self._epoch, self._batch = int(state["epoch"]), int(state["batch"])
+        self._epoch, self._batch = epoch, batch
+
+
+def is_streamed(dataset) -> bool:
+    """True for a dataset that is read as a stream: iterable, without ``__len__`` (``datasets.IterableDataset``)."""
+    return not hasattr(dataset, "__len__") and hasattr(dataset, "__iter__")
+
+
+class StreamingDataLoader(_HostBatcher):
+    """Deterministic, resumable, multi-host batching of a dataset read as a stream (``datasets.IterableDataset``
+    with or without ``streaming=True``, or any re-iterable of feature dicts without ``__len__``).
+
+    Epoch ``e`` is one pass over ``iter(dataset)``; global batch ``b`` of it is rows ``[b*G, (b+1)*G)`` of that pass,
+    in the stream's own order (a stream shuffles itself: ``dataset.shuffle(seed=..., buffer_size=...)``). For
+    training (``drop_last=True``) the loader calls ``dataset.set_epoch(e)`` before each pass when the dataset has it,
+    as Hugging Face's Trainer does, so a shuffled stream is reshuffled every epoch; a pass's last partial batch is
+    dropped. Every host reads every row and collates the whole global batch exactly as :class:`DataLoader` does
+    (same ``rng`` per ``(seed, epoch, batch)``, same host slicing, same ``_valid`` padding with ``drop_last=False``),
+    so a stream gives the batches of a map-style dataset holding the same rows in the same order.
+
+    Resuming at ``(epoch, batch)`` re-opens pass ``epoch`` and skips its first ``batch * G`` rows (reading them: a
+    stream cannot seek). Iteration looks one batch ahead, so the state after a pass's last full batch is already
+    ``(epoch + 1, 0)``. The number of batches per epoch is unknown (``batches_per_epoch`` is None); ``num_rows`` is
+    the row count of the last :meth:`iter_epoch` pass.
+    """
+
+    batches_per_epoch = None  # unknown
+    num_rows = None  # counted by iter_epoch
+
+    def __init__(self, dataset, global_batch_size: int, collate_fn: Callable, seed: int = 0, drop_last: bool = True,
+                 process_index: int | None = None, process_count: int | None = None):
+        super().__init__(dataset, global_batch_size, collate_fn, seed, drop_last, process_index, process_count)
+        if not hasattr(dataset, "__iter__"):
+            raise TypeError(f"A streamed dataset must be iterable, got {type(dataset).__name__}")
+        if iter(dataset) is dataset:
+            raise ValueError(
+                f"The dataset is a one-shot iterator ({type(dataset).__name__}); every epoch and every resume reads "
+                "it again, so pass a re-iterable dataset (e.g. datasets.IterableDataset or a list)"
+            )
+
+    def _open(self, epoch: int, skip: int):
+        """An iterator over pass ``epoch``, after its first ``skip`` rows; None when the pass has fewer rows."""
+        if self.drop_last and hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        rows = iter(self.dataset)
+        skipped = sum(1 for _ in itertools.islice(rows, skip))
+        return rows if skipped == skip else None
+
+    def _take(self, rows) -> list:
+        return list(itertools.islice(rows, self.global_batch_size))
+
+    def _first_chunk(self, epoch: int, batch: int):
+        """(rows iterator, first full global batch) of pass ``epoch`` from batch ``batch``, or an error."""
+        G = self.global_batch_size
+        rows = self._open(epoch, batch * G)
+        chunk = self._take(rows) if rows is not None else []
+        if len(chunk) < G:
+            if batch:
+                raise ValueError(
+                    f"The streamed dataset ends before batch {batch} of epoch {epoch} (global batch {G} rows); was "
+                    "the dataset or global_batch_size changed since the checkpoint?"
+                )
+            raise ValueError(
+                f"The streamed dataset yielded {len(chunk)} rows in epoch {epoch}, fewer than one global batch of "
+                f"global_batch_size={G} (with drop_last=True no batch would be produced)"
+            )
+        return rows, chunk
+
+    def load_batch(self, epoch: int, batch: int) -> dict[str, np.ndarray]:
+        """This host's part of global batch ``batch`` of ``epoch`` (reads the pass from its start)."""
+        return self._host_batch(self._first_chunk(epoch, batch)[1], epoch, batch)
+
+    def iter_epoch(self, epoch: int = 0):
+        """Yield every batch of one pass (for eval): the last partial one dropped, or padded with ``_valid`` when
+        ``drop_last`` is off. The loader's state is left alone."""
+        rows, batch, count = iter(self.dataset), 0, 0
+        while True:
+            chunk = self._take(rows)
+            count += len(chunk)
+            if not chunk or (self.drop_last and len(chunk) < self.global_batch_size):
+                break
+            yield self._host_batch(chunk, epoch, batch)
+            batch += 1
+        self.num_rows = count
+        if batch == 0 and not chunk:
+            raise ValueError("The streamed dataset is empty")
+        if batch == 0:
+            raise ValueError(f"The streamed dataset yielded {len(chunk)} rows, fewer than one global batch of "
+                             f"global_batch_size={self.global_batch_size} (with drop_last=True no batch is produced)")
+
+    def __iter__(self):
+        """Yield host-local full batches from the current state onwards, across passes, forever (training)."""
+        if not self.drop_last:
+            raise ValueError("endless iteration drops partial batches; use iter_epoch() with drop_last=False")
+        epoch, batch = self._epoch, self._batch
+        rows, chunk = self._first_chunk(epoch, batch)
+        while True:
+            following = self._take(rows)
+            out = self._host_batch(chunk, epoch, batch)
+            if len(following) < self.global_batch_size:  # chunk ends the pass; the partial tail is dropped
+                epoch, batch = epoch + 1, 0
+                rows, following = self._first_chunk(epoch, 0)
+            else:
+                batch += 1
+            self._epoch, self._batch = epoch, batch
+            yield out
+            chunk = following
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        """Continue at ``state`` (from :meth:`state_dict`); checked when iteration reaches it."""
+        self._epoch, self._batch = _check_position(state)

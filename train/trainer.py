@@ -4,6 +4,12 @@
 with ``train(resume_from_checkpoint=...)``, ``evaluate()``, ``predict()`` and ``save_model()``.
 Checkpoints (orbax, async, keep-N) hold params, optimizer state, step and RNG, with the data
 position in their metadata, so a resumed run's losses equal an uninterrupted run's.
+
+Datasets are lists of row dicts, any map-style dataset (``__len__`` / ``__getitem__``, a
+``datasets.Dataset`` in any format included; read by :class:`~train.data.DataLoader`) or a
+stream (a ``datasets.IterableDataset``; :class:`~train.data.StreamingDataLoader`, which needs
+``max_steps``). ``remove_unused_columns`` drops the columns the model's forward does not take
+(:mod:`train.columns`).
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from sharding.rules import check_rules, rules_for_mesh
 from train import step as steps
 from train.checkpointing import CheckpointManager
 from train.collators import default_data_collator
-from train.data import DataLoader
+from train.columns import prepare_dataset
+from train.data import DataLoader, StreamingDataLoader, is_streamed
 from train.logging import MetricsLogger
 from train.optim import lr_schedule, make_optimizer, trainable_mask, warmup_steps_for
 from train.training_args import TrainingArguments
@@ -120,6 +127,8 @@ class Trainer:
         self.params_shardings = param_shardings(self.specs, self.mesh, self.rules)
         self._train_state = None
         self._eval_steps: dict = {}  # compiled eval steps by batch layout
+        self._prepared: dict = {}  # column handling done per dataset (logged once)
+        self._check_max_steps(train_dataset)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -136,12 +145,40 @@ class Trainer:
     def eval_batch_size(self) -> int:
         return self.args.per_device_eval_batch_size * self.data_parallel_size
 
-    def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
+    def _check_max_steps(self, dataset) -> None:
+        """A streamed train dataset has no length, so only ``max_steps`` can bound the run (Hugging Face's rule)."""
+        if dataset is not None and is_streamed(dataset) and self.args.max_steps <= 0:
+            raise ValueError(
+                f"The train_dataset ({type(dataset).__name__}) has no __len__, so the number of training steps "
+                "cannot be derived from num_train_epochs: set TrainingArguments.max_steps > 0"
+            )
+
+    def _prepare(self, dataset, description: str):
+        """``(dataset, collate_fn)`` with the column handling of ``remove_unused_columns``, done (and logged) once
+        per dataset and collator."""
+        key = (id(dataset), id(self.data_collator), description)
+        if key not in self._prepared:
+            prepared = prepare_dataset(dataset, self.model_class, self.data_collator, self.args.remove_unused_columns,
+                                       description)
+            self._prepared[key] = (dataset, self.data_collator, prepared)  # holding both keeps their ids unique
+        return self._prepared[key][2]
+
+    def _loader(self, dataset, batch_size: int, train: bool, description: str | None = None):
+        """A :class:`DataLoader` (map-style dataset) or :class:`StreamingDataLoader` (a stream) of global batches of
+        ``batch_size`` rows: shuffled by ``train_sampling_strategy`` and dropping the last partial batch for
+        training, in order and padded for evaluation."""
         if dataset is None:
             raise ValueError(f"Trainer needs {'a train_dataset' if train else 'an eval_dataset'} for this")
         check_batch_size(batch_size, self.mesh, self.rules)
+        description = description or ("training" if train else "evaluation")
+        dataset, collate = self._prepare(dataset, description)
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return DataLoader(dataset, batch_size, self.data_collator, shuffle=train, seed=seed, drop_last=train)
+        if is_streamed(dataset):
+            if train:
+                self._check_max_steps(dataset)
+            return StreamingDataLoader(dataset, batch_size, collate, seed=seed, drop_last=train)
+        shuffle = train and self.args.train_sampling_strategy == "random"
+        return DataLoader(dataset, batch_size, collate, shuffle=shuffle, seed=seed, drop_last=train)
 
     # ------------------------------------------------------------------ state
     def _init_state(self, optimizer):
@@ -223,6 +260,8 @@ class Trainer:
                                             accumulation_steps=args.gradient_accumulation_steps,
                                             trainable=trainable)
 
+        loader.load_state_dict(start)
+        batches = iter(loader)
         step0 = int(jax.device_get(state["step"]).reshape(-1)[0])
         self.state = TrainerState(global_step=step0, max_steps=total)
         metrics_logger = MetricsLogger(args.output_dir, total_steps=total, report_to=args.report_to,
@@ -231,16 +270,16 @@ class Trainer:
         self._call("on_train_begin")
         run_start = time.perf_counter()
         epoch, batch_index = start["epoch"], start["batch"]
+        batches_per_epoch = loader.batches_per_epoch  # None for a stream
         window_loss, window_steps, window_tokens, window_start = None, 0, 0, time.perf_counter()
         flops_per_token = self._flops_per_token(seq_len)
         training_loss_sum, training_steps = 0.0, 0
         metrics = {}
         try:
             while self.state.global_step < total:
-                batch = loader.load_batch(epoch, batch_index)
-                batch_index += 1
-                if batch_index == loader.batches_per_epoch:
-                    epoch, batch_index = epoch + 1, 0
+                batch = next(batches)
+                position = loader.state_dict()  # of the next batch
+                epoch, batch_index = position["epoch"], position["batch"]
                 window_tokens += int(np.size(batch["input_ids"])) * jax.process_count() if "input_ids" in batch else 0
                 batch = {k: v for k, v in batch.items() if not k.startswith("_")}
                 state, metrics = step_fn(state, self._device_batch(batch))
@@ -248,7 +287,7 @@ class Trainer:
                 window_loss = loss if window_loss is None else window_loss + loss
                 window_steps += 1
                 self.state.global_step += 1
-                self.state.epoch = epoch + batch_index / loader.batches_per_epoch
+                self.state.epoch = epoch + (batch_index / batches_per_epoch if batches_per_epoch else 0.0)
                 step = self.state.global_step
                 self._call("on_step_end")
                 data_state = {"epoch": epoch, "batch": batch_index}
@@ -376,14 +415,14 @@ class Trainer:
         return metrics
 
     def _run_eval(self, dataset, params, prefix: str) -> PredictionOutput:
-        loader = self._loader(dataset, self.eval_batch_size, train=False)
+        loader = self._loader(dataset, self.eval_batch_size, train=False,
+                              description="evaluation" if prefix == "eval" else prefix)
         params = self._eval_params() if params is None else params
-        eval_step = self._eval_step(loader.load_batch(0, 0))
         loss_sum, count, predictions, labels = 0.0, 0.0, [], []
         float_labels = False
         start = time.perf_counter()
-        for index in range(loader.batches_per_epoch):
-            batch = loader.load_batch(0, index)
+        for batch in loader.iter_epoch(0):
+            eval_step = self._eval_step(batch)
             valid = np.asarray(batch.pop("_valid", np.ones(len(next(iter(batch.values()))), bool)))
             if "labels" in batch:
                 batch["labels"], row_labels = _mask_padded_labels(batch["labels"], valid)
@@ -406,7 +445,7 @@ class Trainer:
             for key, value in self.compute_metrics(EvalPrediction(predictions, label_ids)).items():
                 metrics[key if key.startswith(f"{prefix}_") else f"{prefix}_{key}"] = value
         metrics[f"{prefix}_runtime"] = runtime
-        metrics[f"{prefix}_samples_per_second"] = len(dataset) / max(runtime, 1e-9)
+        metrics[f"{prefix}_samples_per_second"] = loader.num_rows / max(runtime, 1e-9)
         return PredictionOutput(predictions, label_ids, metrics)
 
     def _eval_step(self, batch: dict):

@@ -32,6 +32,7 @@ def yaml_load(text: str) -> Any:
 
 
 STRATEGIES = ("no", "steps", "epoch")
+SAMPLING = ("random", "sequential")
 REMAT = ("none", "full")
 
 
@@ -66,6 +67,8 @@ class TrainingArguments:
     save_total_limit: int | None = None
     seed: int = 42
     data_seed: int | None = None
+    remove_unused_columns: bool = True  # drop dataset columns the model's forward does not take (labels kept)
+    train_sampling_strategy: str = "random"  # or "sequential"; a streamed dataset keeps its own order
     bf16: bool = False
     report_to: tuple = ("jsonl", "tensorboard")
     disable_tqdm: bool = False
@@ -94,6 +97,7 @@ class TrainingArguments:
                                      ("save_strategy", self.save_strategy, STRATEGIES),
                                      ("lr_scheduler_type", self.lr_scheduler_type, SCHEDULES),
                                      ("optim", self.optim, OPTIMIZERS), ("remat", self.remat, REMAT),
+                                     ("train_sampling_strategy", self.train_sampling_strategy, SAMPLING),
                                      ("parallelism", self.parallelism, ("jit", "pmap"))):
             if value not in allowed:
                 raise ValueError(f"TrainingArguments.{name}={value!r} is not one of {list(allowed)}")
