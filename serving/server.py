@@ -52,6 +52,8 @@ from typing import Any, AsyncIterator, Sequence
 
 from aiohttp import web
 
+from serving.detokenizer import Detokenizer
+
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
@@ -187,61 +189,6 @@ class _Request:
     stop: tuple[str, ...]
     stream: bool
     include_usage: bool
-
-
-# ----------------------------------------------------------------------------------------------- detokenizer
-
-class _Detokenizer:
-    """Turns the stream of new token ids into text deltas, applying stop strings to the decoded text.
-
-    The whole generation is decoded each time (stable for byte-level BPE and SentencePiece decoders);
-    text that ends in an incomplete UTF-8 character, or that could be the start of a stop string, is held
-    back until the next token decides it.
-    """
-
-    def __init__(self, tokenizer, stop: Sequence[str]):
-        self.tokenizer = tokenizer
-        self.stop = tuple(stop)
-        self.ids: list[int] = []
-        self.sent = 0          # characters of the decoded text already handed out
-        self.stopped = False   # a stop string was found
-
-    def _held_back(self, text: str) -> int:
-        hold = 0
-        for s in self.stop:
-            for k in range(min(len(s) - 1, len(text)), hold, -1):
-                if text.endswith(s[:k]):
-                    hold = k
-                    break
-        return hold
-
-    def add(self, new_ids: Sequence[int]) -> str:
-        self.ids.extend(int(t) for t in new_ids)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if self.stop:
-            start = max(0, self.sent - max(len(s) for s in self.stop))
-            hits = [i for i in (text.find(s, start) for s in self.stop) if i >= 0]
-            if hits:
-                end = min(hits)
-                self.stopped = True
-                delta, self.sent = text[self.sent:end], max(self.sent, end)
-                return delta
-        end = len(text)
-        while end > self.sent and text[end - 1] == "\ufffd":
-            end -= 1
-        end -= self._held_back(text[:end])
-        if end <= self.sent:
-            return ""
-        delta, self.sent = text[self.sent:end], end
-        return delta
-
-    def flush(self) -> str:
-        """The held-back rest once generation has ended (no stop string can complete any more)."""
-        if self.stopped:
-            return ""
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        delta, self.sent = text[self.sent:], max(self.sent, len(text))
-        return delta
 
 
 # ----------------------------------------------------------------------------------------------- metrics
@@ -613,7 +560,7 @@ class OpenAIServer:
 
     async def _events(self, handle, req: _Request, started: float) -> AsyncIterator[tuple[str, str | None, int]]:
         """(text delta, finish_reason or None, completion tokens so far) until the generation ends."""
-        detok = _Detokenizer(self.tokenizer, req.stop)
+        detok = Detokenizer(self.tokenizer, req.stop)
         first = True
         stream = handle.stream()
         finish = None
@@ -779,13 +726,23 @@ class ServerThread:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "ServerThread":
+    def start(self, timeout: float = 1800.0) -> "ServerThread":
+        """Start the server thread and return once it is ready: the engine's programs compiled (its
+        warm-up) and the port bound. How long that takes depends on the machine and its load, so
+        ``timeout`` is only a safety net against a hang; a start that fails raises at once."""
         self._thread = threading.Thread(target=self._run, name="openai-server", daemon=True)
         self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError("the server did not start")
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(1.0):
+            if not self._thread.is_alive():
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not become ready within {timeout:.0f} s (engine warm-up or "
+                                   "port binding hung)")
         if self._error is not None:
             raise RuntimeError("the server failed to start") from self._error
+        if not self._ready.is_set():
+            raise RuntimeError("the server thread ended before the server was ready")
         return self
 
     def _run(self) -> None:

@@ -1,5 +1,8 @@
 """Shared fixtures: the real shipped models, found through their installed packages."""
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,11 @@ import pytest
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The command-line tools keep compiled programs in a persistent cache: the tests' subprocesses share
+# one of their own for the session (never the user's ~/.cache), so a program compiled by one tool
+# run is loaded, not compiled again, by the next.
+os.environ["TRANSFORMERS_JAX_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="transformers-jax-test-xla-")
+atexit.register(shutil.rmtree, os.environ["TRANSFORMERS_JAX_COMPILATION_CACHE"], True)
 
 
 

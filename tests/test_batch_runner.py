@@ -249,7 +249,8 @@ def test_merge_after_interrupted_merge_keeps_each_id_once(tmp_path):
 
 
 def _cli(*args):
-    return [sys.executable, str(REPO / "scripts" / "batch_generate.py"), *map(str, args)]
+    """``transformers-jax generate ...`` (the installed console script)."""
+    return [str(Path(sys.executable).with_name("transformers-jax")), "generate", *map(str, args)]
 
 
 def test_cli_sigkill_then_resume(tmp_path, model_dir):

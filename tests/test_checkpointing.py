@@ -22,7 +22,6 @@ from train.checkpointing import CheckpointManager, export_to_hf, flat_with_paths
 from transformers_jax.partitioning import param_shardings
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "convert_checkpoint.py"
 TINY = dict(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2)
 RULES = [("embed", "fsdp"), ("heads", "tensor"), ("kv_heads", "tensor"), ("mlp", "tensor"), ("vocab", "tensor")]
@@ -66,17 +65,12 @@ def _env():
 
 
 def _run_script(*args):
-    proc = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], env=_env(), capture_output=True, text=True,
+    """``transformers-jax convert ...`` in a fresh process (the installed console script)."""
+    exe = Path(sys.executable).with_name("transformers-jax")
+    proc = subprocess.run([str(exe), "convert", *map(str, args)], env=_env(), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
-
-
-def _script_main():
-    spec = importlib.util.spec_from_file_location("convert_checkpoint", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 # ----------------------------------------------------------------------------- save / restore
@@ -320,7 +314,8 @@ def test_export_to_hf_takes_a_name_and_a_config_dict(tmp_path, config, state):
 
 
 def test_convert_script_errors(tmp_path, capsys):
-    main = _script_main()
+    from train.convert import main
+
     assert main(["--checkpoint", str(tmp_path / "missing"), "--to-hf", str(tmp_path / "o")]) == 2
     assert f"checkpoint directory {tmp_path / 'missing'} does not exist" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
@@ -338,8 +333,8 @@ def test_convert_script_errors(tmp_path, capsys):
     assert main(["--checkpoint", str(tmp_path / "unknown"), "--to-hf", str(tmp_path / "o")]) == 2
     assert "unknown model class 'GPT9'" in capsys.readouterr().err
     assert main(["--hf", str(tmp_path / "nohf"), "--to-orbax", str(tmp_path / "o")]) == 2
-    assert f"Hugging Face directory {tmp_path / 'nohf'} does not exist" in capsys.readouterr().err
+    assert f"model path {str(tmp_path / 'nohf')!r} does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(tmp_path / "unknown")])
-    assert "--checkpoint needs --to-hf OUT" in capsys.readouterr().err
+    assert "one of the arguments --to-hf --to-flax --to-orbax is required" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

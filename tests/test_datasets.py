@@ -441,19 +441,16 @@ def test_batch_runner_over_a_dataset_equals_jsonl(tmp_path, generator):
     assert summary.num_skipped == len(committed) >= 2 and summary.num_done == 8 - len(committed)
     assert out.read_bytes() == expected.read_bytes()
 
-    import importlib.util
+    from serving.cli import generate_main
 
-    spec = importlib.util.spec_from_file_location("batch_generate", ROOT / "scripts" / "batch_generate.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     datasets.DatasetDict({"test": loaded}).save_to_disk(str(tmp_path / "saved"))
     cli_out = tmp_path / "cli.out"
     common = ["--model", str(model_dir), "--batch-size", "2", "--max-new-tokens", "4", "--no-progress"]
-    assert script.main([*common, "--dataset", str(tmp_path / "saved"), "--split", "test", "--output",
+    assert generate_main([*common, "--dataset", str(tmp_path / "saved"), "--split", "test", "--output",
                         str(cli_out)]) == 2  # one bad row
     assert cli_out.read_bytes() == expected.read_bytes()
     with pytest.raises(SystemExit, match=r"has no split 'train'; its splits are \['test'\]"):
-        script.main([*common, "--dataset", str(tmp_path / "saved"), "--output", str(cli_out)])
+        generate_main([*common, "--dataset", str(tmp_path / "saved"), "--output", str(cli_out)])
     with pytest.raises(ValueError, match=r"inputs is a dict with keys \['test'\] \(a DatasetDict\?\); pass one split"):
         run_batch(model, tokenizer, datasets.DatasetDict({"test": loaded}), cli_out, **kw)
 

@@ -1,6 +1,6 @@
-"""The command-line entry points: finetune.py and pretrain.py on tiny inputs (as subprocesses, as a
-user runs them), recipe overrides and their error messages, and the large recipes parsed and
-validated without allocating their params."""
+"""The command-line entry points: ``transformers-jax finetune`` and ``pretrain`` (and scripts/pretrain.py)
+on tiny inputs (as subprocesses, as a user runs them), recipe overrides and their error messages, and the
+large recipes parsed and validated without allocating their params."""
 import json
 import os
 import subprocess
@@ -15,20 +15,20 @@ from train import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
-sys.path.insert(0, str(ROOT / "scripts"))
-import finetune  # noqa: E402
-import pretrain  # noqa: E402
+from train import finetune, pretrain  # noqa: E402
 
 WORDS = "the cat sat on a mat and the dog ran to the park while birds sang in tall green trees".split()
 FAST = ["--set", "training.disable_tqdm=true", "--set", "training.check_memory=false"]
 
 
-def run_script(name: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    """Run scripts/<name> in a fresh CPU-only process with 8 simulated devices."""
+def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``transformers-jax <command>`` (the installed console script), or ``scripts/<name>.py`` when ``name``
+    ends in .py, in a fresh CPU-only process with 8 simulated devices."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu",
            "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=timeout)
+    command = ([sys.executable, str(ROOT / "scripts" / name)] if name.endswith(".py")
+               else [str(Path(sys.executable).with_name("transformers-jax")), name])
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
 
 
 def last_json(stdout: str) -> dict:
@@ -79,7 +79,7 @@ def sentiment_csv(tmp_path_factory):
 @pytest.mark.parametrize("parallelism", ["jit", "pmap"])
 def test_finetune_string_labels(tmp_path, tiny_bert_dir, sentiment_csv, parallelism):
     out = tmp_path / "run"
-    proc = run_script("finetune.py", "--set", f"model.name_or_path={tiny_bert_dir}",
+    proc = run_script("finetune", "--set", f"model.name_or_path={tiny_bert_dir}",
                       "--set", f"data.train_file={sentiment_csv / 'train.csv'}",
                       "--set", f"data.eval_file={sentiment_csv / 'eval.csv'}", "--set", "data.max_length=16",
                       "--set", "training.per_device_train_batch_size=1", "--set", "training.learning_rate=1e-3",
@@ -123,7 +123,7 @@ def test_pretrain_cpu_smoke_loss_goes_down(tmp_path):
 def test_pretrain_bert_mlm_with_eval(tmp_path, tiny_bert_dir):
     train, evaluation = write_corpus(tmp_path / "train.txt", 40), write_corpus(tmp_path / "eval.txt", 16, seed=1)
     out = tmp_path / "mlm"
-    proc = run_script("pretrain.py", "--set", f"model.name_or_path={tiny_bert_dir}",
+    proc = run_script("pretrain", "--set", f"model.name_or_path={tiny_bert_dir}",
                       "--set", f"data.train_file={train}", "--set", f"data.eval_file={evaluation}",
                       "--set", "data.max_length=16", "--set", "training.per_device_train_batch_size=1",
                       "--set", "training.learning_rate=1e-3", "--set", "training.save_strategy=no",
@@ -249,6 +249,7 @@ def test_mesh_of_llama_recipe_fits_eight_devices():
 # ----------------------------------------------------------------------------- benchmark
 def test_benchmark_steps_run_and_learn():
     """benchmark_train's two step closures on a tiny Llama: both train (loss falls on a repeated batch)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
     import benchmark_train
 
     tiny = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,

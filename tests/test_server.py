@@ -22,7 +22,8 @@ import pytest
 import transformers_jax as tj
 from parity import tiny_bpe_tokenizer
 from serving.engine import Engine
-from serving.server import OpenAIServer, ServerThread, _Detokenizer
+from serving.detokenizer import Detokenizer
+from serving.server import OpenAIServer, ServerThread
 
 NAME = "tiny-llama"
 CHAT_TEMPLATE = (
@@ -224,10 +225,10 @@ def test_stop_sequences_cut_the_text(client, model, tokenizer):
 
 def test_detokenizer_holds_back_partial_stop_strings(tokenizer):
     ids = tokenizer("hello world paris")["input_ids"][1:]
-    detok = _Detokenizer(tokenizer, ["wor", "zz"])
+    detok = Detokenizer(tokenizer, ["wor", "zz"])
     pieces = [detok.add([t]) for t in ids]
     assert "".join(pieces) == "hello " and detok.stopped
-    detok = _Detokenizer(tokenizer, ["paris!"])
+    detok = Detokenizer(tokenizer, ["paris!"])
     assert "".join(detok.add([t]) for t in ids) + detok.flush() == "hello world paris"
 
 

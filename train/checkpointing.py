@@ -323,7 +323,7 @@ def _model_classes() -> dict[str, type]:
     return classes
 
 
-def _params_dtype(params) -> str | None:
+def params_dtype(params) -> str | None:
     """The one dtype of all floating params, or None when they are mixed or there are none."""
     dtypes = {np.dtype(x.dtype).name for x in jax.tree.leaves(params) if np.issubdtype(np.dtype(x.dtype), np.floating)
               or np.dtype(x.dtype).name == "bfloat16"}
@@ -340,7 +340,7 @@ def export_to_hf(model_class, config, params, out_dir: str | os.PathLike, tokeni
     if isinstance(model_class, str):
         model_class = model_class_from_name(model_class)
     if isinstance(config, dict):
-        dtype = _params_dtype(params)
+        dtype = params_dtype(params)
         config = model_class.config_class.from_dict(config, **({"param_dtype": dtype} if dtype else {}))
     model_class(config, params).save_pretrained(out_dir)
     if tokenizer is not None:

@@ -1,4 +1,5 @@
-"""Recipes and command lines shared by ``scripts/finetune.py`` and ``scripts/pretrain.py``.
+"""Recipes and command lines shared by ``transformers-jax finetune`` and ``transformers-jax pretrain``
+(``train/finetune.py``, ``train/pretrain.py``; ``scripts/finetune.py`` and ``scripts/pretrain.py`` call them).
 
 A recipe is a YAML file with three sections::
 
@@ -25,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from train.training_args import TrainingArguments, yaml_load  # noqa: F401 (re-exported)
+from transformers_jax import compilation_cache
 
 SECTIONS = ("model", "data", "training")
 MODEL_KEYS = ("name_or_path", "config", "seed")
@@ -59,6 +61,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--parallelism", choices=("jit", "pmap"), help="= --set training.parallelism=...")
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                         help="resume from the newest checkpoint in output_dir, or from CHECKPOINT")
+    compilation_cache.add_arguments(parser)
     return parser
 
 
@@ -227,16 +230,16 @@ def build_config(model_section: Mapping[str, Any], **overrides):
 
 
 def model_directory(name_or_path) -> str:
-    """``model.name_or_path`` as a directory; "minilm" means the shipped all-MiniLM-L6-v2."""
+    """``model.name_or_path``: a model directory, a hub repo id (downloaded by from_pretrained), or
+    "minilm" for the shipped all-MiniLM-L6-v2."""
     if str(name_or_path) == "minilm":
         from transformers_jax.utils import minilm_dir
 
         return str(minilm_dir())
-    path = Path(str(name_or_path))
-    if not (path / "config.json").is_file():
-        raise RecipeError(f"model.name_or_path={name_or_path!r}: no config.json there (a local model directory "
-                          "is needed: the hub is not reachable)")
-    return str(path)
+    path = Path(str(name_or_path)).expanduser()
+    if path.exists() and not (path / "config.json").is_file():
+        raise RecipeError(f"model.name_or_path={name_or_path!r}: no config.json there")
+    return str(name_or_path)
 
 
 def load_model(auto_class, model_section: Mapping[str, Any], **overrides):
@@ -258,9 +261,10 @@ def load_tokenizer(data: Mapping[str, Any], model_section: Mapping[str, Any]):
         raise RecipeError("data.tokenizer is required when the model is built from model.config "
                           f"(a tokenizer directory, or one of {sorted(SHIPPED_TOKENIZERS)})")
     path = model_directory(source) if str(source) in SHIPPED_TOKENIZERS else str(source)
-    if not Path(path).is_dir():
-        raise RecipeError(f"tokenizer directory not found: {path}")
-    return AutoTokenizer.from_pretrained(path)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise RecipeError(f"tokenizer {source!r}: {err}") from None
 
 
 def require_file(data: Mapping[str, Any], key: str, required: bool = True) -> Path | None:
@@ -307,6 +311,7 @@ def run_script(doc: str, data_defaults: Mapping, run, argv=None):
     initialize()
     parser = build_parser(doc)
     args, recipe = parse_recipe(parser, argv, data_defaults)
+    compilation_cache.configure_from_args(args)
     try:
         return run(recipe, resume=args.resume)
     except RecipeError as err:

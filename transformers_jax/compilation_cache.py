@@ -80,4 +80,22 @@ def enable_compilation_cache(cache_dir: str | os.PathLike | None = None) -> Path
     return path
 
 
-__all__ = ["ENV_VAR", "default_cache_dir", "enable_compilation_cache", "host_fingerprint", "resolve_cache_dir"]
+def add_arguments(parser) -> None:
+    """``--compilation-cache DIR`` and ``--no-compilation-cache`` on a command-line tool's parser."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--compilation-cache", metavar="DIR", dest="compilation_cache", default=None,
+                       help=f"keep compiled programs in DIR (default: ${ENV_VAR}, else ~/.cache/transformers_jax/xla)")
+    group.add_argument("--no-compilation-cache", dest="compilation_cache", action="store_const", const="off",
+                       help="compile everything afresh, keep nothing on disk")
+
+
+def configure_from_args(args) -> Path | None:
+    """Turn the cache on as the tool's flags (else the environment, else the default) say; returns its folder."""
+    setting = getattr(args, "compilation_cache", None)
+    if setting == "off":
+        return None
+    return enable_compilation_cache(setting)
+
+
+__all__ = ["ENV_VAR", "add_arguments", "configure_from_args", "default_cache_dir", "enable_compilation_cache",
+           "host_fingerprint", "resolve_cache_dir"]

@@ -1,0 +1,3 @@
+from transformers_jax_cli import console_main
+
+console_main()
