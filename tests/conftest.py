@@ -18,7 +18,6 @@ os.environ["TRANSFORMERS_JAX_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="tran
 atexit.register(shutil.rmtree, os.environ["TRANSFORMERS_JAX_COMPILATION_CACHE"], True)
 
 
-
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """Directory with all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer files)."""
@@ -33,3 +32,30 @@ def smollm2_gguf() -> Path:
     from transformers_jax.utils import smollm2_gguf as find
 
     return find()
+
+
+@pytest.fixture(scope="session")
+def smollm2_model(smollm2_gguf):
+    """Our SmolLM2-135M-Instruct (LlamaForCausalLM from the GGUF), loaded once for every test module."""
+    import transformers_jax as tj
+
+    return tj.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_gguf):
+    """Our tokenizer of SmolLM2-135M-Instruct, read from the GGUF."""
+    import transformers_jax as tj
+
+    return tj.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf(smollm2_gguf):
+    """(Hugging Face's own GGUF load of SmolLM2 in eager attention, its tokenizer): the oracle, loaded once."""
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name).eval()
+    model.set_attn_implementation("eager")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+    return model, tokenizer

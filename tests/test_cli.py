@@ -108,19 +108,6 @@ def test_wheel_carries_the_console_script_and_its_commands(tmp_path):
 
 
 # ----------------------------------------------------------------------------- generate, chat, serve
-def test_generate_command_equals_generate(tmp_path, chat_model_dir):
-    rows = [{"id": 0, "prompt": "hello world"}, {"id": 1, "messages": [{"role": "user", "content": "what is"}]}]
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    done = cli("generate", "--model", chat_model_dir, "--input", tmp_path / "in.jsonl", "--output",
-               tmp_path / "out.jsonl", "--max-new-tokens", 6, "--no-progress")
-    assert done.returncode == 0, done.stderr
-    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    model = tj.AutoModelForCausalLM.from_pretrained(chat_model_dir)
-    tokenizer = tj.AutoTokenizer.from_pretrained(chat_model_dir)
-    assert out[1]["text"] == greedy_reply(model, tokenizer, rows[1]["messages"], 6)
-    assert [r["num_new_tokens"] for r in out] == [6, 6]
-
-
 def test_chat_session_streams_each_reply_and_keeps_the_conversation(chat_model_dir):
     from serving.cli import ChatSession
 
@@ -159,15 +146,17 @@ def test_chat_command_answers_lines_from_stdin(chat_model_dir):
     assert done.stdout == f"{reply}\n(new conversation)\n{reply}\n"  # /reset: the same first reply again
 
 
-def test_chat_refuses_a_model_without_a_chat_template(tmp_path, chat_model_dir):
+def test_chat_refuses_a_model_without_a_chat_template(tmp_path, chat_model_dir, capsys, monkeypatch):
+    from serving.cli import chat_main
+
     plain = tmp_path / "plain"
-    model = tj.AutoModelForCausalLM.from_pretrained(chat_model_dir)
-    model.save_pretrained(plain)
+    tj.AutoModelForCausalLM.from_pretrained(chat_model_dir).save_pretrained(plain)
     tokenizer = tj.AutoTokenizer.from_pretrained(chat_model_dir)
     tokenizer.chat_template = None
     tokenizer.save_pretrained(plain)
-    done = cli("chat", "--model", plain, input="hi\n")
-    assert done.returncode == 2 and "has no chat template" in done.stderr
+    monkeypatch.setattr(sys, "stdin", iter(["hi\n"]))
+    assert chat_main(["--model", str(plain), "--no-compilation-cache"]) == 2
+    assert "has no chat template" in capsys.readouterr().err
 
 
 def _free_port() -> int:
@@ -223,18 +212,25 @@ def test_convert_gguf_to_hf_and_flax(tmp_path):
     assert hf.AutoTokenizer.from_pretrained(tmp_path / "hf")("hello").input_ids == \
         tj.AutoTokenizer.from_pretrained(gguf_path)("hello")["input_ids"]
 
-    done = cli("convert", "--hf", tmp_path / "hf", "--to-flax", tmp_path / "flax")
-    assert done.returncode == 0, done.stderr
+    from train.convert import main as convert_main  # the same command, in this process
+
+    assert convert_main(["--hf", str(tmp_path / "hf"), "--to-flax", str(tmp_path / "flax"), "--no-compilation-cache"]) == 0
     assert (tmp_path / "flax" / "flax_model.msgpack").is_file() and not (tmp_path / "flax" / "model.safetensors").exists()
     back = tj.AutoModelForCausalLM.from_pretrained(tmp_path / "flax")
     np.testing.assert_array_equal(np.asarray(back(ids).logits), np.asarray(ours(ids).logits))
 
 
-def test_convert_errors_are_named(tmp_path):
-    missing = cli("convert", "--gguf", tmp_path / "nope.gguf", "--to-hf", tmp_path / "out")
-    assert missing.returncode == 2 and f"GGUF file {tmp_path / 'nope.gguf'} does not exist" in missing.stderr
-    both = cli("convert", "--gguf", "a.gguf", "--to-hf", "x", "--to-flax", "y")
-    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+def test_convert_errors_are_named(tmp_path, capsys):
+    from train.convert import main as convert_main
+
+    assert convert_main(["--gguf", str(tmp_path / "nope.gguf"), "--to-hf", str(tmp_path / "out")]) == 2
+    assert f"GGUF file {tmp_path / 'nope.gguf'} does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        convert_main(["--gguf", "a.gguf", "--to-hf", "x", "--to-flax", "y"])
+    assert "argument --to-flax: not allowed with argument --to-hf" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        convert_main(["--gguf", "a.gguf", "--step", "3", "--to-hf", "x"])
+    assert "--step goes with --checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -256,22 +252,27 @@ def test_cache_location_rules(tmp_path, monkeypatch):
         compilation_cache.enable_compilation_cache(blocker / "xla")
 
 
-def test_second_run_loads_compiled_programs_from_the_cache(tmp_path, chat_model_dir):
-    """The same command twice: the first compiles and writes the cache, the second reads it back."""
-    rows = tmp_path / "in.jsonl"
-    rows.write_text(json.dumps({"id": 0, "prompt": "hello world"}) + "\n")
+def test_generate_command_equals_generate_and_a_second_run_loads_the_compiled_programs(tmp_path, chat_model_dir):
+    """`generate` twice: the first run compiles and fills the cache, the second reads it back (JAX logs
+    each persistent-cache hit); both answer as generate() does. --no-compilation-cache reads nothing."""
+    rows = [{"id": 0, "prompt": "hello world"}, {"id": 1, "messages": [{"role": "user", "content": "what is"}]}]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     logs = {"JAX_LOG_COMPILES": "1"}
 
-    def run(out):
-        done = cli("generate", "--model", chat_model_dir, "--input", rows, "--output", tmp_path / out,
-                   "--max-new-tokens", 4, "--no-progress", cache=tmp_path / "xla", env=logs)
+    def run(out, *flags):
+        done = cli("generate", "--model", chat_model_dir, "--input", tmp_path / "in.jsonl", "--output", tmp_path / out,
+                   "--max-new-tokens", 6, "--no-progress", *flags, cache=tmp_path / "xla", env=logs)
         assert done.returncode == 0, done.stderr
-        return done.stderr.count("Persistent compilation cache hit"), (tmp_path / out).read_text()
+        lines = [json.loads(line) for line in (tmp_path / out).read_text().splitlines()]
+        return done.stderr.count("Persistent compilation cache hit"), lines
 
     hits, first = run("first.jsonl")
     assert hits == 0 and any((tmp_path / "xla").glob("jit__decode_loop-*"))  # generate's compiled loop
+    model = tj.AutoModelForCausalLM.from_pretrained(chat_model_dir)
+    tokenizer = tj.AutoTokenizer.from_pretrained(chat_model_dir)
+    assert first[1]["text"] == greedy_reply(model, tokenizer, rows[1]["messages"], 6)
+    assert [r["num_new_tokens"] for r in first] == [6, 6]
     hits, second = run("second.jsonl")
     assert hits >= 1 and second == first
-    off = cli("generate", "--model", chat_model_dir, "--input", rows, "--output", tmp_path / "third.jsonl",
-              "--max-new-tokens", 4, "--no-progress", "--no-compilation-cache", cache=tmp_path / "xla", env=logs)
-    assert off.returncode == 0 and "Persistent compilation cache hit" not in off.stderr
+    hits, third = run("third.jsonl", "--no-compilation-cache")
+    assert hits == 0 and third == first

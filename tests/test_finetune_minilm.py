@@ -31,17 +31,17 @@ def test_minilm_fine_tuning_reaches_90_percent(minilm_dir, tmp_path):
     label2id = {"sport": 0, "food": 1}
     model = tj.AutoModelForSequenceClassification.from_pretrained(
         minilm_dir, num_labels=2, label2id=label2id, id2label={0: "sport", 1: "food"})
-    train = tokenize_rows(labelled_rows(192, 0), tokenizer, label_field="label", label2id=label2id, max_length=24)
-    held_out = tokenize_rows(labelled_rows(64, 1), tokenizer, label_field="label", label2id=label2id, max_length=24)
+    train = tokenize_rows(labelled_rows(96, 0), tokenizer, label_field="label", label2id=label2id, max_length=16)
+    held_out = tokenize_rows(labelled_rows(64, 1), tokenizer, label_field="label", label2id=label2id, max_length=16)
 
     def accuracy(pred):
         return {"accuracy": float((pred.predictions.argmax(-1) == pred.label_ids).mean())}
 
-    args = TrainingArguments(output_dir=str(tmp_path), num_train_epochs=2, per_device_train_batch_size=2,
-                             per_device_eval_batch_size=4, learning_rate=2e-4, warmup_ratio=0.1, weight_decay=0.01,
+    args = TrainingArguments(output_dir=str(tmp_path), num_train_epochs=1, per_device_train_batch_size=2,
+                             per_device_eval_batch_size=8, learning_rate=3e-4, warmup_ratio=0.1, weight_decay=0.01,
                              logging_steps=4, save_strategy="no", report_to="none", disable_tqdm=True)
     trainer = Trainer(model, args, train_dataset=train, eval_dataset=held_out,
-                      data_collator=DataCollatorWithPadding(tokenizer, padding="max_length", max_length=24),
+                      data_collator=DataCollatorWithPadding(tokenizer, padding="max_length", max_length=16),
                       compute_metrics=accuracy, processing_class=tokenizer)
     before = trainer.evaluate()["eval_accuracy"]
     trainer.train()

@@ -41,13 +41,13 @@ def ours(smollm2_gguf):
 
 
 @pytest.fixture(scope="module")
-def hf_model(smollm2_gguf):
-    return transformers.AutoModelForCausalLM.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
+def hf_model(smollm2_hf):
+    return smollm2_hf[0]
 
 
 @pytest.fixture(scope="module")
-def hf_tokenizer(smollm2_gguf):
-    return transformers.AutoTokenizer.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
+def hf_tokenizer(smollm2_hf):
+    return smollm2_hf[1]
 
 
 @pytest.fixture(scope="module")

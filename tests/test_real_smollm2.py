@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import torch
-import transformers as hf
 
 import transformers_jax as tj
 from parity import assert_accurate, hf_pair
@@ -12,12 +11,9 @@ MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
-def models(smollm2_gguf):
-    ours = tj.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
-    theirs = hf.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name).eval()
-    theirs.set_attn_implementation("eager")
-    tokenizer = hf.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
-    return ours, theirs, tokenizer
+def models(smollm2_model, smollm2_hf):
+    theirs, tokenizer = smollm2_hf
+    return smollm2_model, theirs, tokenizer
 
 
 def test_smollm2_logits_equal_hf_gguf_load(models):
@@ -37,18 +33,18 @@ def test_smollm2_logits_equal_hf_gguf_load(models):
     assert logits[0, last].argmax() == ref[0, last].argmax()
 
 
-def test_smollm2_tokenizer_and_template_from_gguf(models, smollm2_gguf):
+def test_smollm2_tokenizer_and_template_from_gguf(models, smollm2_tokenizer):
     _, _, reference = models
-    ours = tj.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+    ours = smollm2_tokenizer
     text = ours.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False)
     assert text == reference.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False)
     assert "<|im_start|>assistant" in text
     assert ours(text)["input_ids"] == reference(text)["input_ids"]
 
 
-def test_smollm2_chat_and_greedy_parity(models, smollm2_gguf):
+def test_smollm2_chat_and_greedy_parity(models, smollm2_tokenizer):
     model, reference, _ = models
-    tokenizer = tj.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+    tokenizer = smollm2_tokenizer
     answer = chat(model, tokenizer, MESSAGES, max_new_tokens=32)
     print("SmolLM2:", repr(answer))
     assert "Paris" in answer

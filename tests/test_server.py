@@ -83,7 +83,10 @@ def engine(model):
 
 @pytest.fixture(scope="module")
 def server(engine, tokenizer):
-    thread = ServerThread(OpenAIServer(engine, tokenizer, model_name=NAME)).start()
+    # No warm-up: each program compiles when a test first needs it (most tests use short prompts, so
+    # most prompt buckets never compile); the engine's own tests cover the warm-up.
+    engine.start(warmup=False)
+    thread = ServerThread(OpenAIServer(engine, tokenizer, model_name=NAME), start_engine=False).start()
     yield thread
     thread.stop(timeout=10)
 
@@ -470,11 +473,12 @@ def test_queue_full_gives_429_and_shutdown_is_graceful(model, tokenizer):
 # --------------------------------------------------------------------------------------------- real model
 
 @pytest.fixture(scope="module")
-def smollm2_server(smollm2_gguf):
-    model = tj.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
-    tokenizer = tj.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+def smollm2_server(smollm2_model, smollm2_tokenizer):
+    model, tokenizer = smollm2_model, smollm2_tokenizer
     engine = Engine(model, num_slots=2, max_length=128, chunk_steps=8)
-    thread = ServerThread(OpenAIServer(engine, tokenizer, model_name="SmolLM2-135M-Instruct")).start()
+    engine.start(warmup=False)  # compiles only the buckets the test's prompts need
+    thread = ServerThread(OpenAIServer(engine, tokenizer, model_name="SmolLM2-135M-Instruct"),
+                          start_engine=False).start()
     yield thread
     thread.stop(timeout=30)
 

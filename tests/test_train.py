@@ -113,16 +113,18 @@ def test_sharded_step_equals_one_device(tmp_path, preset, one_device_run):
     assert len(q.sharding.device_set) == 8
 
 
-def test_adam_moments_live_where_their_params_live(tmp_path):
+def test_adam_moments_live_where_their_params_live_in_float32(tmp_path):
+    """AdamW under fsdp_tp with bf16 compute: each moment has its param's sharding and stays float32."""
     config = tj.LlamaConfig.from_dict(LLAMA)
     trainer, _ = run(tj.LlamaForCausalLM(config, seed=3),
-                     args_for(tmp_path, sharding="fsdp_tp", per_device_train_batch_size=2), lm_dataset(),
+                     args_for(tmp_path, sharding="fsdp_tp", per_device_train_batch_size=2, bf16=True), lm_dataset(),
                      create_mesh(PRESET_MESHES["fsdp_tp"]))
     adam = trainer._train_state["opt_state"][1][0]
     params = trainer.model.params
     for moments in (adam.mu, adam.nu):
         shardings = jax.tree.map(lambda m, p: m.sharding == p.sharding, moments, params)
         assert all(jax.tree.leaves(shardings))
+        assert all(m.dtype == np.float32 for m in jax.tree.leaves(moments))
     assert adam.mu["model"]["layers"]["self_attn"]["q_proj"]["kernel"].sharding.spec == EXPECTED_Q_PROJ["fsdp_tp"]
 
 
@@ -137,9 +139,10 @@ def test_sharded_step_with_dropout_equals_one_device(tmp_path):
                      args_for(tmp_path / "b", per_device_train_batch_size=4, **SGD), data, one_device_mesh())
     assert_same_up_to_rounding(l1, l2, ulps=16, name="losses")
     assert_trees_same_up_to_rounding(sharded.model.params, single.model.params, ulps=16, floor=PARAM_FLOOR)
-    no_dropout, l3 = run(tj.BertForSequenceClassification(config.replace(hidden_dropout_prob=0.0), seed=2),
-                         args_for(tmp_path / "c", per_device_train_batch_size=4, **SGD), data, one_device_mesh())
-    assert abs(l3[0] - l2[0]) > 1e-4  # dropout was really on
+    # Dropout was really on: the first step's loss differs from the same batch's loss without dropout.
+    first = single._loader(data, single.train_batch_size, train=True).load_batch(0, 0)
+    plain = tj.BertForSequenceClassification(config, seed=2)(**first).loss
+    assert abs(float(plain) - l2[0]) > 1e-4
 
 
 # ----------------------------------------------------------------------------- pmap == jit, accumulation
@@ -154,20 +157,18 @@ def test_pmap_path_equals_jit_path(tmp_path):
     assert len(l1) == 3 and l1[0] != l1[-1]
 
 
-def test_gradient_accumulation_equals_big_batch(tmp_path):
+def test_gradient_accumulation_equals_big_batch(tmp_path, one_device_run):
     """4 micro-batches of 2 ragged rows == one batch of 8 (the loss is a mean over all tokens)."""
     config = tj.LlamaConfig.from_dict(LLAMA)
     data = lm_dataset()
-    mesh = one_device_mesh()
-    accumulated, l1 = run(tj.LlamaForCausalLM(config, seed=5),
+    accumulated, l1 = run(tj.LlamaForCausalLM(config, seed=3),
                           args_for(tmp_path / "a", per_device_train_batch_size=2, gradient_accumulation_steps=4,
-                                   max_steps=2, **SGD), data, mesh)
-    big, l2 = run(tj.LlamaForCausalLM(config, seed=5),
-                  args_for(tmp_path / "b", per_device_train_batch_size=8, max_steps=2, **SGD), data, mesh)
+                                   max_steps=2, **SGD), data, one_device_mesh())
+    big, l2 = one_device_run  # the same run with one batch of 8 per step
     assert_same_up_to_rounding(l1, l2, ulps=16, name="losses")
     assert_trees_same_up_to_rounding(accumulated.model.params, big.model.params, ulps=16, floor=PARAM_FLOOR)
     # a mean of per-micro-batch means would differ on these ragged rows: the test can tell
-    model = tj.LlamaForCausalLM(config, perturb_params(tj.LlamaForCausalLM(config, seed=5).params, 0, scale=0.5))
+    model = tj.LlamaForCausalLM(config, perturb_params(tj.LlamaForCausalLM(config, seed=3).params, 0, scale=0.5))
     rows = [data[i] for i in range(8)]
     batch = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     whole = float(model(**batch).loss)
@@ -256,13 +257,13 @@ def test_freezing_a_subtree_keeps_it_and_allocates_no_moments(tmp_path):
         run(tj.BertForSequenceClassification(config), args_for(tmp_path / "x", freeze=("nothing/here",)), cls_dataset())
 
 
-def test_bf16_compute_keeps_float32_master_weights(tmp_path):
+def test_bf16_compute_keeps_float32_master_weights(tmp_path, one_device_run):
     config = tj.LlamaConfig.from_dict(LLAMA)
-    data = lm_dataset()
-    bf16, l1 = run(tj.LlamaForCausalLM(config, seed=8), args_for(tmp_path / "a", bf16=True, max_steps=2), data)
-    f32, l2 = run(tj.LlamaForCausalLM(config, seed=8), args_for(tmp_path / "b", max_steps=2), data)
-    assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(bf16.model.params))
-    assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(bf16._train_state["opt_state"]) if leaf.ndim)
+    bf16, l1 = run(tj.LlamaForCausalLM(config, seed=3),
+                   args_for(tmp_path, bf16=True, per_device_train_batch_size=8, max_steps=2, **SGD), lm_dataset(),
+                   one_device_mesh())
+    f32, l2 = one_device_run  # the same run in float32
+    assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(bf16.model.params))  # master weights
     # bf16 keeps 8 significant bits (eps 2**-7): the losses agree to a few bf16 ulps, not float32's
     assert_same_up_to_rounding(l1, l2, ulps=2 ** 16 * 4, name="bf16 vs float32 losses")  # 4 bf16 ulps
     assert not np.allclose(l1, l2, rtol=1e-6, atol=0)  # bf16 really ran
@@ -336,17 +337,6 @@ def test_bad_input_messages(tmp_path):
         TrainingArguments.from_dict({"output_dir": "x", "learning_rte": 1.0})
 
 
-def test_resuming_from_a_checkpoint_of_another_model_shape_is_refused(tmp_path):
-    config = tj.LlamaConfig.from_dict(LLAMA)
-    args = args_for(tmp_path, max_steps=1, save_strategy="steps", save_steps=1, async_checkpointing=False)
-    run(tj.LlamaForCausalLM(config), args, lm_dataset())
-    wider = tj.LlamaConfig.from_dict(dict(LLAMA, intermediate_size=128))
-    args2 = args_for(tmp_path, max_steps=2, save_strategy="steps", save_steps=1)
-    trainer = Trainer(tj.LlamaForCausalLM(wider), args2, train_dataset=lm_dataset())
-    with pytest.raises(ValueError, match=r"checkpoints/1 does not fit: params/model/layers/mlp/down_proj/kernel: checkpoint has shape \(2, 64, 32\), this model expects \(2, 128, 32\)"):
-        trainer.train(resume_from_checkpoint=True)
-
-
 def test_a_run_that_cannot_fit_is_refused_before_it_starts(tmp_path, monkeypatch, capsys):
     import sharding.memory
 
@@ -367,15 +357,21 @@ def test_training_arguments_from_yaml_reads_yaml_1_2_scalars(tmp_path):
     assert args.save_strategy == "no" and args.max_steps == 7 and args.mesh == {"data": -1, "fsdp": 2}
 
 
-def test_epoch_strategies_evaluate_and_save_at_epoch_ends(tmp_path):
-    """eval/save_strategy="epoch": one eval record and one checkpoint per epoch (8 rows per update,
-    32 rows: 4 updates per epoch); the train metrics carry HF's runtime keys."""
+@pytest.fixture(scope="module")
+def epoch_run(tmp_path_factory):
+    """Two epochs with eval and save at each epoch's end (8 rows per update, 32 rows: 4 updates per epoch)."""
+    out = tmp_path_factory.mktemp("epochs")
     config = tj.LlamaConfig.from_dict(LLAMA)
-    data = lm_dataset(rows=32)
-    args = args_for(tmp_path, max_steps=-1, num_train_epochs=2, eval_strategy="epoch", save_strategy="epoch",
+    args = args_for(out, max_steps=-1, num_train_epochs=2, eval_strategy="epoch", save_strategy="epoch",
                     async_checkpointing=False, report_to=("jsonl", "tensorboard"))
-    trainer = Trainer(tj.LlamaForCausalLM(config), args, train_dataset=data, eval_dataset=lm_dataset(rows=8, seed=1))
-    out = trainer.train()
+    trainer = Trainer(tj.LlamaForCausalLM(config), args, train_dataset=lm_dataset(rows=32),
+                      eval_dataset=lm_dataset(rows=8, seed=1))
+    return trainer, trainer.train(), out
+
+
+def test_epoch_strategies_evaluate_and_save_at_epoch_ends(epoch_run):
+    """One eval record and one checkpoint per epoch; the train metrics carry HF's runtime keys."""
+    trainer, out, tmp_path = epoch_run
     assert out.global_step == 8
     assert [r["step"] for r in trainer.state.log_history if "eval_loss" in r] == [4, 8]
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [4, 8]
@@ -386,3 +382,14 @@ def test_epoch_strategies_evaluate_and_save_at_epoch_ends(tmp_path):
     events.Reload()
     assert [e.step for e in events.Scalars("loss")] == list(range(1, 9))
     assert [e.step for e in events.Scalars("eval_loss")] == [4, 8]
+
+
+def test_resuming_from_a_checkpoint_of_another_model_shape_is_refused(epoch_run):
+    _, _, out = epoch_run
+    wider = tj.LlamaConfig.from_dict(dict(LLAMA, intermediate_size=128))
+    trainer = Trainer(tj.LlamaForCausalLM(wider), args_for(out, max_steps=9, save_strategy="no"),
+                      train_dataset=lm_dataset(rows=32))
+    with pytest.raises(ValueError, match=r"checkpoints/8 does not fit: params/model/layers/mlp/down_proj/kernel: checkpoint has shape \(2, 64, 32\), this model expects \(2, 128, 32\)"):
+        trainer.train(resume_from_checkpoint=True)
+
+

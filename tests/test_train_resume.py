@@ -15,10 +15,12 @@ SCRIPT = textwrap.dedent('''
     import os, signal, sys
     import numpy as np
     import transformers_jax as tj
+    from transformers_jax.compilation_cache import enable_compilation_cache
     from train.collators import DataCollatorForLanguageModeling
     from train.trainer import Trainer, TrainerCallback
     from train.training_args import TrainingArguments
 
+    enable_compilation_cache()  # the test session's own folder (conftest): later runs load the compiled step
     out, max_steps, kill_at, resume = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "resume"
     kill_in_save = sys.argv[5] == "in_save"
 

@@ -3,7 +3,7 @@
 A training checkpoint is one orbax step directory with two items:
 
 * ``state``: the train-state pytree (``{"step", "params", "opt_state", "rng"}`` for the Trainer),
-  written with ``StandardSave`` and read back onto whatever shardings the caller asks for;
+  written with orbax's PyTree handler and read back onto whatever shardings the caller asks for;
 * ``metadata``: a JSON object (``model_class``, the Hugging Face ``config`` dict, ``data_state``,
   ``training_args``, ...).
 
@@ -26,6 +26,10 @@ import orbax.checkpoint as ocp
 
 STATE_ITEM = "state"
 METADATA_ITEM = "metadata"
+# orbax splits the writing of an array replicated over several devices across those replicas, one
+# slice each; every slice is a small compiled program and a dispatch. Below this many bytes per
+# replica one replica writes the array whole, which is cheaper (biases, norms, small models).
+REPLICA_PARALLEL_MIN_BYTES = 1 << 20
 
 
 # ----------------------------------------------------------------------------- tree helpers
@@ -158,7 +162,7 @@ class CheckpointManager:
                 raise ValueError(f"checkpoint step {step} already exists in {self.directory}; "
                                  "pass overwrite=True to replace it")
             self._manager.delete(step)
-        args = ocp.args.Composite(**{STATE_ITEM: ocp.args.StandardSave(state), METADATA_ITEM: ocp.args.JsonSave(metadata)})
+        args = ocp.args.Composite(**{STATE_ITEM: ocp.args.PyTreeSave(state), METADATA_ITEM: ocp.args.JsonSave(metadata)})
         self._manager.save(step, args=args, force=True)
         self._pending_step = step
 
@@ -227,7 +231,8 @@ class CheckpointManager:
             _raise_mismatch(problems, str(self.directory / str(step)))
             target = jax.tree.map(_with_sharding, abstract_state)
         metadata = self.read_metadata(step)
-        restored = self._manager.restore(step, args=ocp.args.Composite(**{STATE_ITEM: ocp.args.StandardRestore(target)}))
+        args = ocp.args.PyTreeRestore(item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target))
+        restored = self._manager.restore(step, args=ocp.args.Composite(**{STATE_ITEM: args}))
         return restored[STATE_ITEM], metadata
 
     def restore_params(self, step: int | None = None, shardings=None):
@@ -271,16 +276,26 @@ def _replace_leaves(tree, flat: dict[str, Any]):
 
 
 def _handler_registry():
-    """state: StandardSave/StandardRestore (and PyTreeRestore for partial reads); metadata: JSON."""
+    """state: orbax's PyTree handler with :func:`_type_handlers`; metadata: JSON."""
     registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
-    standard = ocp.handlers.StandardCheckpointHandler()
-    registry.add(STATE_ITEM, ocp.args.StandardSave, standard)
-    registry.add(STATE_ITEM, ocp.args.StandardRestore, standard)
-    registry.add(STATE_ITEM, ocp.args.PyTreeRestore, ocp.handlers.PyTreeCheckpointHandler())
+    pytree = ocp.handlers.PyTreeCheckpointHandler(type_handler_registry=_type_handlers())
+    registry.add(STATE_ITEM, ocp.args.PyTreeSave, pytree)
+    registry.add(STATE_ITEM, ocp.args.PyTreeRestore, pytree)
     json_handler = ocp.handlers.JsonCheckpointHandler()
     registry.add(METADATA_ITEM, ocp.args.JsonSave, json_handler)
     registry.add(METADATA_ITEM, ocp.args.JsonRestore, json_handler)
     return registry
+
+
+def _type_handlers():
+    """orbax's default type handlers, with replica-parallel writing only above REPLICA_PARALLEL_MIN_BYTES."""
+    handlers = ocp.type_handlers
+    scalar = handlers.ScalarHandler()
+    return handlers.create_type_handler_registry(
+        (int, scalar), (float, scalar), (bytes, scalar), (np.number, scalar), (np.ndarray, handlers.NumpyHandler()),
+        (jax.Array, handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=REPLICA_PARALLEL_MIN_BYTES)),
+        (str, handlers.StringHandler()),
+    )
 
 
 def _check_no_typed_keys(state) -> None:
