@@ -49,11 +49,11 @@ JSONL input: a dataset holding the lines of a file gives the same output file.
 Crash safety and resume
 -----------------------
 The output is committed in per-batch *part files*: each finished batch is written to
-``<output>.parts/part-NNNNNNNN.jsonl.tmp``, fsync'ed, renamed to ``part-NNNNNNNN.jsonl`` (and the
+a temporary file in ``<output>.parts/`` (``*.tmp``), fsync'ed, renamed to ``part-NNNNNNNN.jsonl`` (and the
 directory fsync'ed). A rename is atomic, so at any moment a part file is either absent or complete.
 The committed results are ``<output>`` followed by the part files. A *merge* folds them into
 ``<output>``: it writes every committed line, deduplicated by id (first occurrence wins) and sorted
-in input order, to ``<output>.tmp``, fsyncs it, renames it over ``<output>``, and only then deletes
+in input order, to a temporary sibling of ``<output>``, fsyncs it, renames it over ``<output>``, and only then deletes
 the part files. The runner merges on start (folding in whatever a killed run left) and on finish.
 
 Why not append to ``<output>`` directly: even a single ``write(2)`` of a whole batch to a regular
@@ -97,6 +97,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from transformers_jax.file_utils import atomic_write
 
 __all__ = ["Request", "BatchRunSummary", "parse_input", "parse_rows", "run_batch", "SAMPLING_KEYS"]
 
@@ -307,27 +309,6 @@ def _read_requests(inputs) -> tuple[list[Request], list[dict]]:
 # -- files -----------------------------------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is at every moment either the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _read_result_lines(path: Path) -> list[tuple[str, str]]:
@@ -362,7 +343,7 @@ class _Store:
         return sorted(p for p in self.parts.iterdir() if p.name.startswith("part-") and p.name.endswith(".jsonl"))
 
     def clean_temporaries(self) -> None:
-        for tmp in (self.output.with_name(self.output.name + ".tmp"),):
+        for tmp in self.output.parent.glob(f".{self.output.name}.*.tmp"):  # atomic_write's temporaries
             tmp.unlink(missing_ok=True)
         if self.parts.is_dir():
             for p in self.parts.iterdir():
@@ -382,7 +363,7 @@ class _Store:
             ranked = sorted(enumerate(lines.items()), key=lambda item: (order.get(item[1][0], big), item[0]))
             data = "".join(line for _, (_, line) in ranked).encode("utf-8")
             if not self.output.exists() or parts or self.output.read_bytes() != data:
-                _atomic_write(self.output, data)
+                atomic_write(self.output, data)
             for p in parts:
                 p.unlink()
             if self.parts.is_dir() and not any(self.parts.iterdir()):
@@ -393,7 +374,7 @@ class _Store:
         """Commit one batch of result records as a new part file (atomic)."""
         self.parts.mkdir(exist_ok=True)
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-        _atomic_write(self.parts / f"part-{self.next_part:08d}.jsonl", data)
+        atomic_write(self.parts / f"part-{self.next_part:08d}.jsonl", data)
         self.next_part += 1
 
 
@@ -593,7 +574,7 @@ def run_batch(
     store = _Store(output_path)
     lock_path = output_path.with_name(output_path.name + ".lock")
     with _exclusive_lock(lock_path):
-        _atomic_write(errors_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors).encode("utf-8"))
+        atomic_write(errors_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors).encode("utf-8"))
         store.clean_temporaries()
         done_ids = store.merge(order)
         pending = [r for r in valid if r.key not in done_ids]

@@ -8,16 +8,15 @@ so it is read here directly with numpy and ml_dtypes: that reads bfloat16 (which
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import mmap
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import ml_dtypes
 import numpy as np
+
+from transformers_jax.file_utils import atomic_path, atomic_write, ensure_directory, staged_directory  # noqa: F401 (re-exported)
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
@@ -41,48 +40,9 @@ _ST_DTYPES = {
 _ST_NAMES = {v: k for k, v in _ST_DTYPES.items()}
 
 
-def ensure_directory(path: str | os.PathLike) -> Path:
-    """Create ``path`` as a directory; refuse a path that is an existing file."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"cannot save into {path}: it is an existing file, not a directory")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename, so no half-written file remains."""
-    with _atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-@contextlib.contextmanager
-def _atomic_path(path: Path):
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def staged_directory(target: Path):
-    """Yield a temporary sibling directory; on success move its files into ``target``.
-
-    Files are written in full before any of them replaces a file in ``target``; on an error the
-    staging directory is removed and ``target`` is untouched.
-    """
-    target = ensure_directory(target)
-    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=target))
-    try:
-        yield stage
-        for item in sorted(stage.iterdir()):
-            os.replace(item, target / item.name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    """Write a text file atomically (see :mod:`transformers_jax.file_utils`)."""
+    atomic_write(path, text)
 
 
 # ----------------------------------------------------------------------------- safetensors

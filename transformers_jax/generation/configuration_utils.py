@@ -128,9 +128,9 @@ class GenerationConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def save_pretrained(self, save_directory: str | os.PathLike, config_file_name: str = GENERATION_CONFIG_NAME) -> None:
-        directory = Path(save_directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / config_file_name).write_text(self.to_json_string())
+        from transformers_jax.file_utils import atomic_write, ensure_directory
+
+        atomic_write(ensure_directory(save_directory) / config_file_name, self.to_json_string())
 
     def __hash__(self):
         return hash((tuple(_freeze(getattr(self, n)) for n in self.field_names()), _freeze(self.extra)))
