@@ -55,6 +55,7 @@ import numpy as np
 
 from transformers_jax.generation import logits_process as lp
 from transformers_jax.generation.utils import bucket_size
+from transformers_jax.layers import kv_cache
 
 MAX_STOP_IDS = 16  # per request, EOS ids included (a static width of the per-slot stop table)
 _DONE = object()
@@ -237,8 +238,7 @@ def _prefill(params, cache, ids, length, slot, sampling, *, decode, init_cache, 
     last = jax.lax.dynamic_index_in_dim(logits[0], length - 1, axis=0, keepdims=True).astype(jnp.float32)  # [1, V]
     token = _choose(last, sampling["greedy"][None], sampling["temperature"][None], sampling["top_k"][None],
                     sampling["top_p"][None], sampling["key"][None], length[None])[0]
-    cache = {name: jax.lax.dynamic_update_slice(cache[name], row[name].astype(cache[name].dtype), (0, slot, 0, 0, 0))
-             for name in cache}
+    cache = kv_cache.write_row(cache, row, slot)
     return cache, token
 
 
@@ -249,10 +249,10 @@ def _decode_chunk(params, cache, state, *, decode, config, steps: int, window: i
     Only the first ``window`` cache positions take part (every active slot stays below it during
     the chunk), so attention costs what the longest running sequence needs, not ``max_length``.
     Returns (cache, state, tokens [B, steps] with -1 where a slot emitted nothing)."""
-    num_slots, total = cache["k"].shape[1], cache["k"].shape[2]
+    num_slots, total = kv_cache.cache_rows(cache), kv_cache.cache_length(cache)
     full = cache
     if window < total:
-        cache = {name: value[:, :, :window] for name, value in cache.items()}
+        cache = kv_cache.prefix(cache, window)
     slots = jnp.arange(window)[None]
     out = jnp.full((num_slots, steps), -1, jnp.int32)
 
@@ -280,7 +280,7 @@ def _decode_chunk(params, cache, state, *, decode, config, steps: int, window: i
 
     _, cache, state, out = jax.lax.while_loop(cond, body, (jnp.int32(0), cache, state, out))
     if window < total:
-        cache = {name: jax.lax.dynamic_update_slice(full[name], cache[name], (0, 0, 0, 0, 0)) for name in cache}
+        cache = kv_cache.restore_prefix(full, cache)
     return cache, state, out
 
 

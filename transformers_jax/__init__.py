@@ -14,19 +14,6 @@ from transformers_jax.models.auto import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
-from transformers_jax.models.bert import (
-    BertConfig,
-    BertForMaskedLM,
-    BertForMultipleChoice,
-    BertForNextSentencePrediction,
-    BertForPreTraining,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-    BertModel,
-)
-from transformers_jax.models.llama import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification, LlamaModel
-
 
 def __getattr__(name):
     # The tokenizer layer is imported lazily so the model core loads without it.
@@ -34,6 +21,15 @@ def __getattr__(name):
         from transformers_jax import tokenization_utils
 
         return getattr(tokenization_utils, name)
+    # Model and config classes (``LlamaForCausalLM``, ``BertConfig``) come from their family package.
+    import importlib
+
+    from transformers_jax.models.auto import family_packages
+
+    for package in family_packages():
+        module = importlib.import_module(package)
+        if name in getattr(module, "__all__", ()):
+            return getattr(module, name)
     raise AttributeError(f"module 'transformers_jax' has no attribute {name!r}")
 
 

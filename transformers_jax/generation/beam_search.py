@@ -34,8 +34,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
+
 import numpy as np
 
+from transformers_jax.layers import kv_cache
 from transformers_jax.generation import logits_process as lp_
 
 PROMPT_BUCKET = 16
@@ -90,7 +92,7 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
     cache = init_cache(config, batch, cache_len)
     logits, cache = decode(params, config, prompt_ids, positions, prefill_mask, cache, 0)
     logits = jnp.repeat(logits[:, -1].astype(jnp.float32), k, axis=0)  # [B*K, V]
-    cache = jax.tree.map(lambda c: jnp.repeat(c, k, axis=1), cache)
+    cache = kv_cache.repeat_rows(cache, k)
     beam_prompt_mask = jnp.repeat(prompt_mask, k, axis=0)  # [B*K, P]
     beam_n_valid = jnp.repeat(n_valid, k, axis=0)  # [B*K]
     beam_prompt_ids = jnp.repeat(prompt_ids, k, axis=0)  # [B*K, P]
@@ -176,7 +178,7 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
 
         # reorder the cache by source beam and run the chosen tokens
         flat_source = (run_source + row_offset).reshape(-1)
-        cache = jax.tree.map(lambda c: jnp.take(c, flat_source, axis=1), s["cache"])
+        cache = kv_cache.take_rows(s["cache"], flat_source)
         new_tokens = run_tokens[:, :, i].reshape(batch * k, 1)
         gen_mask = jnp.broadcast_to((jnp.arange(budget) <= i).astype(jnp.int32), (batch * k, budget))
         step_mask = jnp.concatenate([beam_prompt_mask, gen_mask], axis=1)

@@ -21,8 +21,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
 import numpy as np
 
+from transformers_jax.layers import kv_cache
 from transformers_jax.generation import logits_process as lp
 from transformers_jax.generation.configuration_utils import GenerationConfig
 
@@ -54,7 +56,7 @@ def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config
     """Prefill + the whole decoding loop. input_ids/mask: [B, Pb] (left padded); the cache has
     Pb + Nb slots. Returns (token buffer [B, Pb + Nb], number of steps run, final cache)."""
     batch, prompt_bucket = input_ids.shape
-    total = cache["k"].shape[2]
+    total = kv_cache.cache_length(cache)
     budget_bucket = total - prompt_bucket
     mask = mask.astype(jnp.int32)
     counts = jnp.sum(mask, axis=-1)  # valid prompt tokens per row

@@ -1,2 +1,4 @@
-"""Model families. Importing this package registers every family with the Auto classes."""
-from transformers_jax.models import bert, llama  # noqa: F401
+"""Model families: one package per family (``bert/``, ``llama/``, ...), found by ``auto.load_families``.
+
+Shared skeletons live in modules starting with ``_`` (``_decoder.py``).
+"""

@@ -1,10 +1,15 @@
 """Auto classes: pick the model class from ``model_type`` (and ``architectures``) of a checkpoint.
 
 A model file registers its classes in one line: ``register(LlamaConfig, base=LlamaModel, ...)``.
+Families are found, not listed: every package under ``transformers_jax/models/`` (names not
+starting with ``_``) is imported the first time a mapping is read, so adding a family touches its
+own folder only.
 """
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 
 from transformers_jax.configuration_utils import CONFIG_NAME, PretrainedConfig, read_config_dict
 
@@ -19,17 +24,76 @@ TASKS = (
     "multiple_choice",
     "next_sentence_prediction",
 )
-CONFIG_MAPPING: dict[str, type[PretrainedConfig]] = {}
-MODEL_MAPPING: dict[str, dict[str, type]] = {task: {} for task in TASKS}
+_families_loaded = False
+
+
+def load_families() -> None:
+    """Import every family package under ``transformers_jax/models/`` (each registers itself); once."""
+    global _families_loaded
+    if _families_loaded:
+        return
+    _families_loaded = True
+    import transformers_jax.models as models
+
+    for info in pkgutil.iter_modules(models.__path__):
+        if info.ispkg and not info.name.startswith("_"):
+            importlib.import_module(f"{models.__name__}.{info.name}")
+
+
+def family_packages() -> list[str]:
+    """The module names of the family packages (without importing them)."""
+    import transformers_jax.models as models
+
+    return [f"{models.__name__}.{i.name}" for i in pkgutil.iter_modules(models.__path__) if i.ispkg and not i.name.startswith("_")]
+
+
+class _FamilyMapping(dict):
+    """A dict that imports the family packages before it is first read."""
+
+    def __getitem__(self, key):
+        load_families()
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        load_families()
+        return super().__contains__(key)
+
+    def __iter__(self):
+        load_families()
+        return super().__iter__()
+
+    def __len__(self):
+        load_families()
+        return super().__len__()
+
+    def get(self, key, default=None):
+        load_families()
+        return super().get(key, default)
+
+    def keys(self):
+        load_families()
+        return super().keys()
+
+    def values(self):
+        load_families()
+        return super().values()
+
+    def items(self):
+        load_families()
+        return super().items()
+
+
+CONFIG_MAPPING: dict[str, type[PretrainedConfig]] = _FamilyMapping()
+MODEL_MAPPING: dict[str, dict[str, type]] = _FamilyMapping({task: _FamilyMapping() for task in TASKS})
 
 
 def register(config_class: type[PretrainedConfig], **task_classes) -> None:
     """Register a config class and its model classes by task (``base=``, ``causal_lm=``, ...)."""
-    CONFIG_MAPPING[config_class.model_type] = config_class
+    dict.__setitem__(CONFIG_MAPPING, config_class.model_type, config_class)
     for task, cls in task_classes.items():
-        if task not in MODEL_MAPPING:
+        if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; known: {TASKS}")
-        MODEL_MAPPING[task][config_class.model_type] = cls
+        dict.__getitem__(MODEL_MAPPING, task)[config_class.model_type] = cls
 
 
 def _open(name_or_path, gguf_file, hub_kwargs: dict) -> tuple[dict, str, dict]:

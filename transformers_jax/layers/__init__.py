@@ -1,0 +1,36 @@
+"""Shared building blocks, written once (``from transformers_jax import layers as L``).
+
+``basic`` (activations, dropout, dense, norms, embeddings, soft-capping, head splitting),
+``positions`` (rotary embeddings), ``masks`` (padding, causal, sliding window, packed documents),
+``attention`` (``dot_product_attention``), ``kv_cache`` (the cache layout and its operations),
+``mlp`` (gated and plain feed-forward blocks), ``stack`` (``run_layers``).
+"""
+from transformers_jax.layers import kv_cache
+from transformers_jax.layers.attention import dot_product_attention
+from transformers_jax.layers.basic import (
+    ACT2FN,
+    activation,
+    dense,
+    dropout,
+    embed,
+    layer_norm,
+    merge_heads,
+    rms_norm,
+    softcap,
+    split_heads,
+    split_key,
+    tied_logits,
+)
+from transformers_jax.layers.masks import causal_padding_mask, padding_mask, query_key_slots, sliding_window_mask
+from transformers_jax.layers.mlp import gated_mlp, plain_mlp
+from transformers_jax.layers.positions import apply_rotary, rope_inverse_frequencies, rotary_cos_sin
+from transformers_jax.layers.stack import run_layers
+
+update_kv_cache = kv_cache.write  # the name the model files used before the package split
+
+__all__ = [
+    "ACT2FN", "activation", "apply_rotary", "causal_padding_mask", "dense", "dot_product_attention", "dropout",
+    "embed", "gated_mlp", "kv_cache", "layer_norm", "merge_heads", "padding_mask", "plain_mlp", "query_key_slots",
+    "rms_norm", "rope_inverse_frequencies", "rotary_cos_sin", "run_layers", "sliding_window_mask", "softcap",
+    "split_heads", "split_key", "tied_logits", "update_kv_cache",
+]

@@ -1,0 +1,46 @@
+"""Dot-product attention, written once: grouped key/value heads, masks, additive bias, soft-capping."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from transformers_jax.layers.basic import dropout, softcap
+from transformers_jax.partitioning import constrain
+
+
+def dot_product_attention(q, k, v, mask, *, scale: float, bias=None, logit_softcap: float | None = None,
+                          head_mask=None, dropout_rate: float = 0.0, dropout_rng=None):
+    """Multi-head attention with grouped key/value heads.
+
+    q: [B, T, H, D]; k, v: [B, S, K, D] with H a multiple of K (GQA/MQA); mask: boolean,
+    broadcastable to [B, H, T, S] (padding, causal and sliding window combined by the caller).
+    Scores ``q.k * scale`` are computed in float32; ``logit_softcap`` caps them as
+    ``cap * tanh(s / cap)`` (Gemma 2); an additive ``bias`` (broadcastable to [B, H, T, S], e.g.
+    ALiBi or relative positions) is added next; masked scores get the float32 minimum added, as
+    Hugging Face's eager attention does (a fully masked row attends uniformly). ``head_mask`` ([H],
+    optional) scales each head's probabilities; with ``dropout_rng`` the probabilities get dropout
+    at ``dropout_rate`` (training).
+    Returns (output [B, T, H, D], probabilities [B, H, T, S]).
+    """
+    batch, q_len, num_heads, head_dim = q.shape
+    kv_len, num_kv = k.shape[1], k.shape[2]
+    groups = num_heads // num_kv
+    # Heads first, and the G query heads of a group stacked along the rows of one matmul per KV head.
+    q = q.reshape(batch, q_len, num_kv, groups, head_dim).transpose(0, 2, 3, 1, 4)  # [B, K, G, T, D]
+    q = q.reshape(batch, num_kv, groups * q_len, head_dim)  # [B, K, G*T, D]
+    k = k.transpose(0, 2, 3, 1)  # [B, K, D, S]
+    v = v.transpose(0, 2, 1, 3)  # [B, K, S, D]
+    scores = jnp.matmul(q, k).astype(jnp.float32) * scale  # [B, K, G*T, S]
+    scores = scores.reshape(batch, num_heads, q_len, kv_len)  # [B, H, T, S]
+    scores = softcap(scores, logit_softcap)
+    if bias is not None:
+        scores = scores + bias.astype(jnp.float32)
+    scores = scores + jnp.where(mask, 0.0, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores, axis=-1)
+    if head_mask is not None:
+        probs = probs * head_mask.astype(jnp.float32)[None, :, None, None]
+    probs = dropout(probs, dropout_rate, dropout_rng)
+    weights = probs.astype(v.dtype).reshape(batch, num_kv, groups * q_len, kv_len)
+    out = jnp.matmul(weights, v).reshape(batch, num_kv, groups, q_len, head_dim)  # [B, K, G, T, D]
+    out = out.transpose(0, 3, 1, 2, 4).reshape(batch, q_len, num_heads, head_dim)  # [B, T, H, D]
+    return constrain(out, ("batch", "length", "act_heads", None)), probs

@@ -1,0 +1,76 @@
+"""The KV cache: one place that knows its layout.
+
+A cache is ``{"k": [L, B, S, K, D], "v": [L, B, S, K, D]}`` (layers, rows, slots, kv heads, head
+dim); a cross-attention cache adds entries of the same layout under other names. Generation, beam
+search and the serving engine go through these functions only.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+ROW_AXIS, SLOT_AXIS = 1, 2
+
+
+def init_cache(num_layers: int, batch: int, length: int, num_kv_heads: int, head_dim: int, dtype) -> dict:
+    """An empty self-attention cache of ``length`` slots per row."""
+    shape = (num_layers, batch, length, num_kv_heads, head_dim)
+    return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+
+
+def cache_length(cache: dict) -> int:
+    """Slots per row."""
+    return jax.tree.leaves(cache)[0].shape[SLOT_AXIS]
+
+
+def cache_rows(cache: dict) -> int:
+    """Rows (batch entries, beams or serving slots)."""
+    return jax.tree.leaves(cache)[0].shape[ROW_AXIS]
+
+
+def write(cache: dict, layer, index, k, v) -> tuple[dict, jax.Array, jax.Array]:
+    """Write ``k``, ``v`` [B, T, K, D] into layer ``layer`` at slot ``index`` (a scalar, or one slot
+    per row: [B]); returns (cache, that layer's keys, that layer's values) [B, S, K, D]."""
+    dtype = cache["k"].dtype
+    index = jnp.asarray(index)
+    if index.ndim == 0:
+        start = (layer, 0, index, 0, 0)
+        cache = {**cache,
+                 "k": jax.lax.dynamic_update_slice(cache["k"], k[None].astype(dtype), start),
+                 "v": jax.lax.dynamic_update_slice(cache["v"], v[None].astype(dtype), start)}
+        return cache, cache["k"][layer], cache["v"][layer]
+
+    def write_rows(buffer, new):  # buffer [B, S, K, D], new [B, T, K, D]: row b at slot index[b]
+        return jax.vmap(lambda b, n, i: jax.lax.dynamic_update_slice(b, n, (i, 0, 0)))(buffer, new, index)
+
+    layer_k = write_rows(cache["k"][layer], k.astype(dtype))
+    layer_v = write_rows(cache["v"][layer], v.astype(dtype))
+    cache = {**cache, "k": cache["k"].at[layer].set(layer_k), "v": cache["v"].at[layer].set(layer_v)}
+    return cache, layer_k, layer_v
+
+
+def repeat_rows(cache: dict, times: int) -> dict:
+    """Each row repeated ``times`` times in place (row b becomes rows b*times ... b*times+times-1): one
+    prompt's cache copied to its beams."""
+    return jax.tree.map(lambda c: jnp.repeat(c, times, axis=ROW_AXIS), cache)
+
+
+def take_rows(cache: dict, rows: jax.Array) -> dict:
+    """The cache of rows ``rows`` [B'] (beam search reorders its beams this way)."""
+    return jax.tree.map(lambda c: jnp.take(c, rows, axis=ROW_AXIS), cache)
+
+
+def write_row(cache: dict, row_cache: dict, row) -> dict:
+    """Put a one-row cache (of at most as many slots) into row ``row`` of ``cache``, from slot 0."""
+    return jax.tree.map(
+        lambda c, r: jax.lax.dynamic_update_slice_in_dim(c, r.astype(c.dtype), row, axis=ROW_AXIS), cache, row_cache)
+
+
+def prefix(cache: dict, length: int) -> dict:
+    """The first ``length`` slots of every row (attention over a shorter cache costs less)."""
+    return jax.tree.map(lambda c: jax.lax.slice_in_dim(c, 0, length, axis=SLOT_AXIS), cache)
+
+
+def restore_prefix(full: dict, head: dict) -> dict:
+    """``full`` with its first slots replaced by ``head`` (the inverse of :func:`prefix` after updates)."""
+    return jax.tree.map(lambda c, h: jax.lax.dynamic_update_slice_in_dim(c, h, 0, axis=SLOT_AXIS), full, head)

@@ -1,0 +1,26 @@
+"""Running a stack of identical layers."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def run_layers(layer_fn, x, stacked_params, config, per_layer_inputs=None):
+    """Apply ``layer_fn(x, layer_params, per_layer_input) -> (x, extras)`` over stacked layers.
+
+    Runs under ``lax.scan`` when ``config.scan_layers`` (compile time independent of depth), else as
+    an unrolled Python loop; both give identical numbers. ``config.remat`` wraps each layer in
+    ``jax.checkpoint``. Per-layer differences (local or global attention, a layer's window) are
+    arrays in ``per_layer_inputs`` with a leading layer axis, never Python branches. Returns (x,
+    extras stacked along a leading layer axis).
+    """
+    fn = jax.checkpoint(layer_fn) if config.remat else layer_fn
+    if config.scan_layers:
+        return jax.lax.scan(lambda h, xs: fn(h, *xs), x, (stacked_params, per_layer_inputs))
+    num_layers = jax.tree.leaves(stacked_params)[0].shape[0]
+    extras = []
+    for i in range(num_layers):
+        layer_params, layer_input = jax.tree.map(lambda a: a[i], (stacked_params, per_layer_inputs))
+        x, extra = fn(x, layer_params, layer_input)
+        extras.append(extra)
+    return x, jax.tree.map(lambda *xs: jnp.stack(xs), *extras)

@@ -1,0 +1,510 @@
+"""The shared pre-norm decoder: Llama and the families built like it (Mistral, Qwen2/3, Gemma 1/2/3,
+Phi-3, GPT-2) are this skeleton plus their config.
+
+A family says how it differs through its config class:
+
+* class switches (``ClassVar``): ``norm_type`` ("rms" or "layer"), ``norm_unit_offset`` (Gemma's
+  ``1 + weight``), ``position_type`` ("rope" or "learned"), ``mlp_type`` ("gated" or "plain"),
+  ``qk_norm`` (per-head RMSNorm of queries and keys: Qwen3, Gemma 3), ``sandwich_norms`` (Gemma 2/3:
+  norms after attention and around the MLP), ``scale_embeddings`` (Gemma: embeddings times
+  sqrt(hidden) in the compute dtype);
+* fields read when present: ``sliding_window`` with ``layer_types`` (which layers use it),
+  ``attn_logit_softcapping``, ``final_logit_softcapping``, per-layer-type ``rope_parameters``;
+* methods of :class:`DecoderConfig` it may override: ``attention_scales()`` (per layer) and
+  ``dropout_rates()``.
+
+Per-layer differences (a layer's window, its RoPE table, its attention scale) are arrays with a
+leading layer axis fed to the one ``lax.scan``, never Python branches that unroll it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from transformers_jax import layers as L
+from transformers_jax.configuration_utils import PretrainedConfig
+from transformers_jax.generation.utils import GenerationMixin
+from transformers_jax.losses import causal_lm_loss, cross_entropy, sequence_classification_loss, span_loss
+from transformers_jax.modeling_outputs import (
+    BaseModelOutput,
+    CausalLMOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers_jax.modeling_utils import PreTrainedModel
+from transformers_jax.params import ParamSpec, dense_spec, embedding_spec, layer_norm_spec, stack_specs
+from transformers_jax.partitioning import constrain
+
+GLOBAL_WINDOW = 2**30  # the window of a layer that attends to every earlier token
+SLIDING, FULL = "sliding_attention", "full_attention"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DecoderConfig(PretrainedConfig):
+    """Fields every decoder family shares (Hugging Face's Llama names and defaults)."""
+
+    norm_type: ClassVar[str] = "rms"
+    norm_unit_offset: ClassVar[bool] = False
+    position_type: ClassVar[str] = "rope"
+    mlp_type: ClassVar[str] = "gated"
+    qk_norm: ClassVar[bool] = False
+    sandwich_norms: ClassVar[bool] = False
+    scale_embeddings: ClassVar[bool] = False
+
+    vocab_size: int = 32000
+    hidden_size: int = 4096
+    intermediate_size: int = 11008
+    num_hidden_layers: int = 32
+    num_attention_heads: int = 32
+    num_key_value_heads: int | None = None
+    head_dim: int | None = None
+    hidden_act: str = "silu"
+    max_position_embeddings: int = 2048
+    initializer_range: float = 0.02
+    rms_norm_eps: float = 1e-6
+    rope_parameters: dict | None = None
+    attention_bias: bool = False
+    attention_dropout: float = 0.0
+    mlp_bias: bool = False
+    bos_token_id: int | None = 1
+    eos_token_id: int | list | None = 2
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.num_key_value_heads is None:
+            object.__setattr__(self, "num_key_value_heads", self.num_attention_heads)
+        if self.head_dim is None:
+            object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
+        if self.rope_parameters is None and self.position_type == "rope":
+            object.__setattr__(self, "rope_parameters", {"rope_theta": 10000.0, "rope_type": "default"})
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                f"num_key_value_heads ({self.num_key_value_heads})"
+            )
+        window = getattr(self, "sliding_window", None)
+        if window is not None and SLIDING in self.decoder_layer_types() and window > self.max_position_embeddings:
+            raise ValueError(f"{type(self).__name__}: sliding_window={window} is larger than "
+                             f"max_position_embeddings={self.max_position_embeddings}")
+
+    @classmethod
+    def _normalize_legacy(cls, values: dict) -> dict:
+        """Older configs keep ``rope_theta`` and ``rope_scaling`` at the top level; fold them into
+        ``rope_parameters`` (the current spelling, which is what gets written back)."""
+        values = dict(values)
+        theta = values.pop("rope_theta", None)
+        scaling = values.pop("rope_scaling", None)
+        if values.get("rope_parameters") is None and (theta is not None or scaling is not None):
+            rope = dict(scaling or {})
+            if "type" in rope:
+                rope["rope_type"] = rope.pop("type")
+            rope.setdefault("rope_type", "default")
+            rope["rope_theta"] = float(theta if theta is not None else 10000.0)
+            values["rope_parameters"] = rope
+        return values
+
+    @property
+    def rope_theta(self) -> float:
+        return self.layer_rope_parameters(FULL).get("rope_theta", 10000.0)
+
+    # ----- hooks a family may override -----
+    def decoder_layer_types(self) -> list[str]:
+        """``sliding_attention`` or ``full_attention`` per layer (``layer_types`` when the config has it)."""
+        types = getattr(self, "layer_types", None)
+        if types is not None:
+            if len(types) != self.num_hidden_layers:
+                raise ValueError(f"layer_types has {len(types)} entries for {self.num_hidden_layers} layers")
+            return list(types)
+        return [FULL] * self.num_hidden_layers
+
+    def layer_rope_parameters(self, layer_type: str) -> dict:
+        """The RoPE parameters of layers of ``layer_type`` (a per-type dict, as Gemma 3 has, or one for all)."""
+        rope = self.rope_parameters or {}
+        if layer_type in rope and isinstance(rope[layer_type], dict):
+            return rope[layer_type]
+        return rope
+
+    def attention_scales(self) -> np.ndarray:
+        """The factor on q.k per layer [L] (``head_dim ** -0.5`` unless the family says otherwise)."""
+        return np.full((self.num_hidden_layers,), self.head_dim**-0.5, np.float32)
+
+    def dropout_rates(self) -> tuple[float, float, float]:
+        """(embedding, attention probabilities, residual) dropout rates in training."""
+        return 0.0, self.attention_dropout, 0.0
+
+    @property
+    def norm_eps(self) -> float:
+        return self.rms_norm_eps
+
+
+# ----------------------------------------------------------------------------- params
+def _norm_spec(config: DecoderConfig, dim: int | None = None) -> dict:
+    return layer_norm_spec(dim or config.hidden_size, bias=config.norm_type == "layer")
+
+
+def decoder_specs(config: DecoderConfig) -> dict:
+    """Specs of the base decoder's params (keys follow Hugging Face's Llama module names)."""
+    d, std = config.hidden_size, config.initializer_range
+    q_dim = config.num_attention_heads * config.head_dim
+    kv_dim = config.num_key_value_heads * config.head_dim
+    bias = config.attention_bias
+    attention = {
+        "q_proj": dense_spec(d, q_dim, "embed", "heads", bias, std),
+        "k_proj": dense_spec(d, kv_dim, "embed", "kv_heads", bias, std),
+        "v_proj": dense_spec(d, kv_dim, "embed", "kv_heads", bias, std),
+        "o_proj": dense_spec(q_dim, d, "heads", "embed", getattr(config, "attention_out_bias", bias), std),
+    }
+    if config.qk_norm:
+        attention["q_norm"] = _norm_spec(config, config.head_dim)
+        attention["k_norm"] = _norm_spec(config, config.head_dim)
+    f, mlp_bias = config.intermediate_size, config.mlp_bias
+    if config.mlp_type == "gated":
+        mlp = {"gate_proj": dense_spec(d, f, "embed", "mlp", mlp_bias, std), "up_proj": dense_spec(d, f, "embed", "mlp", mlp_bias, std),
+               "down_proj": dense_spec(f, d, "mlp", "embed", mlp_bias, std)}
+    else:
+        mlp = {"up_proj": dense_spec(d, f, "embed", "mlp", mlp_bias, std), "down_proj": dense_spec(f, d, "mlp", "embed", mlp_bias, std)}
+    layer = {"input_layernorm": _norm_spec(config), "self_attn": attention, "post_attention_layernorm": _norm_spec(config), "mlp": mlp}
+    if config.sandwich_norms:
+        layer["pre_feedforward_layernorm"] = _norm_spec(config)
+        layer["post_feedforward_layernorm"] = _norm_spec(config)
+    specs = {"embed_tokens": embedding_spec(config.vocab_size, d, std)}
+    if config.position_type == "learned":
+        specs["embed_positions"] = embedding_spec(config.max_position_embeddings, d, std, axes=(None, "embed"))
+    specs["layers"] = stack_specs(layer, config.num_hidden_layers)
+    specs["norm"] = _norm_spec(config)
+    return specs
+
+
+# ----------------------------------------------------------------------------- forward
+def _norm(config: DecoderConfig, params: dict, x):
+    if config.norm_type == "layer":
+        return L.layer_norm(params, x, config.norm_eps)
+    return L.rms_norm(params, x, config.norm_eps, unit_offset=config.norm_unit_offset)
+
+
+def _rope_tables(config: DecoderConfig, position_ids, dtype):
+    """(cos, sin) [2, B, T, rotary_dim]: index 0 for full-attention layers, 1 for sliding ones."""
+    tables = []
+    for layer_type in (FULL, SLIDING):
+        inv_freq, scale = L.rope_inverse_frequencies(config.layer_rope_parameters(layer_type), config.head_dim,
+                                                     config.max_position_embeddings)
+        tables.append(L.rotary_cos_sin(position_ids, inv_freq, scale, dtype))
+    return jnp.stack([t[0] for t in tables]), jnp.stack([t[1] for t in tables])
+
+
+def per_layer_inputs(config: DecoderConfig) -> dict:
+    """The arrays that make layers differ, each with a leading layer axis: ``window`` (slots a query
+    sees), ``sliding`` (1 where the layer uses the sliding window and its RoPE table), ``scale``."""
+    types = config.decoder_layer_types()
+    window = getattr(config, "sliding_window", None) or GLOBAL_WINDOW
+    sliding = np.array([t == SLIDING for t in types], np.int32)
+    return {"window": np.where(sliding == 1, window, GLOBAL_WINDOW).astype(np.int32), "sliding": sliding,
+            "scale": np.asarray(config.attention_scales(), np.float32)}
+
+
+def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, position_ids, output_hidden_states,
+                    output_attentions, cache=None, cache_index=None, dropout_rng=None):
+    """The base decoder's forward. Returns (BaseModelOutput, cache).
+
+    hidden_states are the embeddings, every layer's output, and the last one after the final norm
+    (as Hugging Face records them). With a KV ``cache`` (``layers.kv_cache``) the new keys and
+    values are written at slots ``cache_index ...`` and queries attend to every earlier slot;
+    ``attention_mask`` is then the [B, S] mask of valid cache slots. Without a cache,
+    ``attention_mask`` may hold document ids of packed rows (see ``causal_padding_mask``). With
+    ``dropout_rng`` (training), dropout at the family's rates.
+    """
+    dtype = jnp.dtype(config.compute_dtype)
+    batch, length = input_ids.shape
+    embed_rate, attention_rate, residual_rate = config.dropout_rates()
+    rngs = L.split_key(dropout_rng, 2)
+    embed_rng, layer_rng = (None, None) if rngs is None else rngs
+    if attention_mask is None:
+        attention_mask = jnp.ones((batch, length), jnp.int32)
+    if position_ids is None:
+        position_ids = jnp.broadcast_to(jnp.arange(length)[None], (batch, length))
+    x = L.embed(params["embed_tokens"], input_ids, dtype)  # [B, T, D]
+    if config.scale_embeddings:
+        x = x * jnp.asarray(config.hidden_size**0.5, dtype)
+    if config.position_type == "learned":
+        x = x + L.embed(params["embed_positions"], position_ids, dtype)
+    x = constrain(L.dropout(x, embed_rate, embed_rng), ("batch", "length", "act_embed"))
+    cos = sin = None
+    if config.position_type == "rope":
+        cos, sin = _rope_tables(config, position_ids, dtype)  # [2, B, T, rotary_dim]
+    query_start = 0 if cache is None else cache_index
+    mask = L.causal_padding_mask(attention_mask, length, query_start)  # [B, 1, T, S]
+    key_len = mask.shape[-1]
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+    softcap = getattr(config, "attn_logit_softcapping", None)
+
+    def attention_block(p, h, layer_in, layer_cache, key):
+        """Self-attention of one layer: (output [B, T, D], probabilities, the layer-stacked cache)."""
+        attn_key, out_key = L.split_key(key, 2) if key is not None else (None, None)
+        q = L.split_heads(L.dense(p["q_proj"], h), heads)  # [B, T, H, D]
+        k = L.split_heads(L.dense(p["k_proj"], h), kv_heads)  # [B, T, K, D]
+        v = L.split_heads(L.dense(p["v_proj"], h), kv_heads)
+        if config.qk_norm:
+            q, k = _norm(config, p["q_norm"], q), _norm(config, p["k_norm"], k)
+        if cos is not None:
+            layer_cos, layer_sin = cos[layer_in["sliding"]], sin[layer_in["sliding"]]
+            q, k = L.apply_rotary(q, layer_cos, layer_sin), L.apply_rotary(k, layer_cos, layer_sin)
+        if layer_cache is not None:
+            layer_cache, k, v = L.kv_cache.write(layer_cache, layer_in["index"], cache_index, k, v)
+        layer_mask = mask & L.sliding_window_mask(length, key_len, layer_in["window"], query_start)
+        out, probs = L.dot_product_attention(q, k, v, layer_mask, scale=layer_in["scale"], logit_softcap=softcap,
+                                             dropout_rate=attention_rate, dropout_rng=attn_key)
+        return L.dropout(L.dense(p["o_proj"], L.merge_heads(out)), residual_rate, out_key), probs, layer_cache
+
+    def mlp_block(p, h, key):
+        if config.mlp_type == "gated":
+            out = L.gated_mlp(p, h, config.hidden_act)
+        else:
+            out = L.plain_mlp(p, h, config.hidden_act)
+        return L.dropout(out, residual_rate, key)
+
+    def layer(carry, p, layer_in):
+        x, layer_cache = carry
+        attn_key, mlp_key = L.split_key(layer_in["rng"], 2) if "rng" in layer_in else (None, None)
+        attn_out, probs, layer_cache = attention_block(p["self_attn"], _norm(config, p["input_layernorm"], x), layer_in,
+                                                       layer_cache, attn_key)
+        if config.sandwich_norms:
+            x = x + _norm(config, p["post_attention_layernorm"], attn_out)
+            h = _norm(config, p["pre_feedforward_layernorm"], x)
+            x = x + _norm(config, p["post_feedforward_layernorm"], mlp_block(p["mlp"], h, mlp_key))
+        else:
+            x = x + attn_out
+            x = x + mlp_block(p["mlp"], _norm(config, p["post_attention_layernorm"], x), mlp_key)
+        return (x, layer_cache), (x if output_hidden_states else None, probs if output_attentions else None)
+
+    num_layers = config.num_hidden_layers
+    layer_inputs = {name: jnp.asarray(value) for name, value in per_layer_inputs(config).items()}
+    layer_inputs["index"] = jnp.arange(num_layers)
+    if layer_rng is not None:
+        layer_inputs["rng"] = jax.random.split(layer_rng, num_layers)
+    embeddings = x
+    (x, cache), (layer_outputs, attentions) = L.run_layers(layer, (x, cache), params["layers"], config, layer_inputs)
+    x = _norm(config, params["norm"], x)
+    hidden_states = None
+    if output_hidden_states:
+        hidden_states = (embeddings, *[layer_outputs[i] for i in range(num_layers - 1)], x)
+    out = BaseModelOutput(
+        last_hidden_state=x,
+        hidden_states=hidden_states,
+        attentions=tuple(attentions[i] for i in range(num_layers)) if output_attentions else None,
+    )
+    return out, cache
+
+
+def init_cache(config: DecoderConfig, batch: int, max_length: int) -> dict:
+    """An empty KV cache for ``batch`` rows of ``max_length`` slots (see ``layers.kv_cache``)."""
+    return L.kv_cache.init_cache(config.num_hidden_layers, batch, max_length, config.num_key_value_heads,
+                                 config.head_dim, jnp.dtype(config.compute_dtype))
+
+
+# ----------------------------------------------------------------------------- heads
+class DecoderPreTrainedModel(PreTrainedModel):
+    """Base of the classes built on the shared decoder; the base model lives at ``params[base_model_prefix]``."""
+
+    base_model_prefix = "model"
+    stacked_layer_keys = ("layers",)
+    flax_leaf_names = (("scale", "weight"),)  # HF Flax's RMSNorm param is "weight"
+
+    @classmethod
+    def base_specs(cls, config):
+        return decoder_specs(config)
+
+    @classmethod
+    def _base(cls, params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions,
+              dropout_rng):
+        return decoder_forward(params[cls.base_model_prefix], config, input_ids, attention_mask, position_ids,
+                               output_hidden_states, output_attentions, dropout_rng=dropout_rng)[0]
+
+
+def _extras(out) -> dict:
+    return {"hidden_states": out.hidden_states, "attentions": out.attentions}
+
+
+class DecoderModel(DecoderPreTrainedModel):
+    """The bare decoder: last hidden states (after the final norm)."""
+
+    is_base_model = True
+
+    @classmethod
+    def param_specs(cls, config):
+        return cls.base_specs(config)
+
+    @classmethod
+    def forward(cls, params, config, input_ids, attention_mask=None, position_ids=None, output_hidden_states=False,
+                output_attentions=False, dropout_rng=None):
+        return decoder_forward(params, config, input_ids, attention_mask, position_ids, output_hidden_states,
+                               output_attentions, dropout_rng=dropout_rng)[0]
+
+
+class DecoderForCausalLM(GenerationMixin, DecoderPreTrainedModel):
+    """The decoder with a language-modelling head (tied to the input embeddings when configured)."""
+
+    flax_untied_weights = ("lm_head.weight",)  # HF Flax's causal LMs always stored their own lm_head
+
+    @classmethod
+    def param_specs(cls, config):
+        specs = {cls.base_model_prefix: cls.base_specs(config)}
+        if not config.tie_word_embeddings:
+            specs["lm_head"] = {"kernel": ParamSpec((config.hidden_size, config.vocab_size), ("embed", "vocab"), "normal",
+                                                    config.initializer_range)}
+        return specs
+
+    @classmethod
+    def tied_weights(cls, config):
+        prefix = cls.base_model_prefix
+        return {"lm_head.weight": f"{prefix}.embed_tokens.weight"} if config.tie_word_embeddings else {}
+
+    @classmethod
+    def lm_logits(cls, params, config, hidden):
+        """The LM head (tied or not), then the family's final soft-capping if any."""
+        if config.tie_word_embeddings:
+            logits = L.tied_logits(params[cls.base_model_prefix]["embed_tokens"]["embedding"], hidden)
+        else:
+            logits = L.dense(params["lm_head"], hidden)
+        logits = L.softcap(logits, getattr(config, "final_logit_softcapping", None))
+        return constrain(logits, ("batch", "length", "act_vocab"))
+
+    @classmethod
+    def forward(cls, params, config, input_ids, attention_mask=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False, dropout_rng=None):
+        out = cls._base(params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions,
+                        dropout_rng)
+        logits = cls.lm_logits(params, config, out.last_hidden_state)
+        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        return CausalLMOutput(loss=loss, logits=logits, **_extras(out))
+
+    init_cache = staticmethod(init_cache)
+
+    @classmethod
+    def decode(cls, params, config, input_ids, position_ids, cache_mask, cache, cache_index):
+        """One cached step for generation: feed ``input_ids`` [B, T] at cache slots
+        ``cache_index ... cache_index + T - 1``; ``cache_mask`` [B, S] marks valid slots (the new
+        ones included). Returns (logits [B, T, V], updated cache)."""
+        out, cache = decoder_forward(params[cls.base_model_prefix], config, input_ids, cache_mask, position_ids, False,
+                                     False, cache=cache, cache_index=cache_index)
+        return cls.lm_logits(params, config, out.last_hidden_state), cache
+
+
+def last_token_logits(logits, input_ids, config, class_name: str):
+    """Each row's logits at its last non-padding token (``pad_token_id`` marks padding), as Hugging
+    Face pools decoder sequence classifiers."""
+    batch, length = input_ids.shape
+    if config.pad_token_id is None:
+        if batch != 1:
+            raise ValueError(f"{class_name} needs config.pad_token_id for batches larger than 1")
+        last = jnp.full((batch,), length - 1)
+    else:
+        positions = jnp.arange(length)[None] * (input_ids != config.pad_token_id)
+        last = jnp.argmax(positions, axis=-1)  # the rightmost non-padding token
+    return logits[jnp.arange(batch), last]
+
+
+class DecoderForSequenceClassification(DecoderPreTrainedModel):
+    """The decoder with a linear head (``score``, no bias) on each row's last non-padding token."""
+
+    @classmethod
+    def param_specs(cls, config):
+        return {cls.base_model_prefix: cls.base_specs(config),
+                "score": dense_spec(config.hidden_size, config.num_labels, "embed", None, False, config.initializer_range)}
+
+    @classmethod
+    def forward(cls, params, config, input_ids, attention_mask=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False, dropout_rng=None):
+        out = cls._base(params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions,
+                        dropout_rng)
+        logits = L.dense(params["score"], out.last_hidden_state)  # [B, T, num_labels]
+        pooled = last_token_logits(logits, input_ids, config, cls.__name__)
+        loss = sequence_classification_loss(pooled, labels, config) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=pooled, **_extras(out))
+
+
+def classifier_dropout_rate(config) -> float:
+    """Hugging Face's rule for decoder token classifiers: ``classifier_dropout``, else ``hidden_dropout``, else 0.1."""
+    for name in ("classifier_dropout", "hidden_dropout"):
+        value = getattr(config, name, None)
+        if value is not None:
+            return value
+    return 0.1
+
+
+class DecoderForTokenClassification(DecoderPreTrainedModel):
+    """The decoder with a per-token linear classifier (``score``, with bias)."""
+
+    @classmethod
+    def param_specs(cls, config):
+        return {cls.base_model_prefix: cls.base_specs(config),
+                "score": dense_spec(config.hidden_size, config.num_labels, "embed", None, True, config.initializer_range)}
+
+    @classmethod
+    def forward(cls, params, config, input_ids, attention_mask=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False, dropout_rng=None):
+        rngs = L.split_key(dropout_rng, 2)
+        out = cls._base(params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions,
+                        None if rngs is None else rngs[0])
+        hidden = L.dropout(out.last_hidden_state, classifier_dropout_rate(config), None if rngs is None else rngs[1])
+        logits = L.dense(params["score"], hidden)
+        loss = cross_entropy(logits, labels) if labels is not None else None
+        return TokenClassifierOutput(loss=loss, logits=logits, **_extras(out))
+
+
+class DecoderForQuestionAnswering(DecoderPreTrainedModel):
+    """The decoder with a span head (``qa_outputs``): start and end logits per token."""
+
+    @classmethod
+    def param_specs(cls, config):
+        return {cls.base_model_prefix: cls.base_specs(config),
+                "qa_outputs": dense_spec(config.hidden_size, 2, "embed", None, True, config.initializer_range)}
+
+    @classmethod
+    def forward(cls, params, config, input_ids, attention_mask=None, position_ids=None, start_positions=None,
+                end_positions=None, output_hidden_states=False, output_attentions=False, dropout_rng=None):
+        out = cls._base(params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions,
+                        dropout_rng)
+        logits = L.dense(params["qa_outputs"], out.last_hidden_state)  # [B, T, 2]
+        start, end = logits[..., 0], logits[..., 1]
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = span_loss(start, end, start_positions, end_positions)
+        return QuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end, **_extras(out))
+
+
+HEADS = {
+    "base": ("Model", DecoderModel),
+    "causal_lm": ("ForCausalLM", DecoderForCausalLM),
+    "sequence_classification": ("ForSequenceClassification", DecoderForSequenceClassification),
+    "token_classification": ("ForTokenClassification", DecoderForTokenClassification),
+    "question_answering": ("ForQuestionAnswering", DecoderForQuestionAnswering),
+}
+
+
+def build_family(prefix: str, config_class: type[DecoderConfig], module: str, tasks=tuple(HEADS),
+                 base: type[DecoderPreTrainedModel] = DecoderPreTrainedModel, **class_attributes) -> dict[str, type]:
+    """The classes of a decoder family named as Hugging Face names them (``{prefix}Model``,
+    ``{prefix}ForCausalLM``, ...), each over ``config_class``, with ``class_attributes`` (key maps,
+    legacy renames) set on a shared ``{prefix}PreTrainedModel`` base; registered with the Auto
+    classes (causal LM also for pretraining). Returns {class name: class}."""
+    from transformers_jax.models.auto import register
+
+    pretrained = type(f"{prefix}PreTrainedModel", (base,),
+                      {"config_class": config_class, "__module__": module, **class_attributes})
+    classes = {pretrained.__name__: pretrained}
+    by_task = {}
+    for task in tasks:
+        suffix, head = HEADS[task]
+        cls = type(f"{prefix}{suffix}", (head, pretrained), {"__module__": module, "__doc__": head.__doc__,
+                                                  "__qualname__": f"{prefix}{suffix}"})
+        classes[cls.__name__] = by_task[task] = cls
+    if "causal_lm" in by_task:
+        by_task["pretraining"] = by_task["causal_lm"]
+    register(config_class, **by_task)
+    return classes
