@@ -488,11 +488,14 @@ HEADS = {
 
 
 def build_family(prefix: str, config_class: type[DecoderConfig], module: str, tasks=tuple(HEADS),
-                 base: type[DecoderPreTrainedModel] = DecoderPreTrainedModel, **class_attributes) -> dict[str, type]:
+                 base: type[DecoderPreTrainedModel] = DecoderPreTrainedModel, head_prefixes: dict | None = None,
+                 **class_attributes) -> dict[str, type]:
     """The classes of a decoder family named as Hugging Face names them (``{prefix}Model``,
-    ``{prefix}ForCausalLM``, ...), each over ``config_class``, with ``class_attributes`` (key maps,
-    legacy renames) set on a shared ``{prefix}PreTrainedModel`` base; registered with the Auto
-    classes (causal LM also for pretraining). Returns {class name: class}."""
+    ``{prefix}ForCausalLM``, ...) for the ``tasks`` HF has, each over ``config_class``, with
+    ``class_attributes`` (key maps, legacy renames) set on a shared ``{prefix}PreTrainedModel``
+    base; registered with the Auto classes (causal LM also for pretraining). ``head_prefixes``
+    ({task: name}) gives heads whose base model HF stores under another name (Llama's and Qwen's
+    question answering keep it under ``transformer``). Returns {class name: class}."""
     from transformers_jax.models.auto import register
 
     pretrained = type(f"{prefix}PreTrainedModel", (base,),
@@ -501,8 +504,10 @@ def build_family(prefix: str, config_class: type[DecoderConfig], module: str, ta
     by_task = {}
     for task in tasks:
         suffix, head = HEADS[task]
-        cls = type(f"{prefix}{suffix}", (head, pretrained), {"__module__": module, "__doc__": head.__doc__,
-                                                  "__qualname__": f"{prefix}{suffix}"})
+        attributes = {"__module__": module, "__doc__": head.__doc__, "__qualname__": f"{prefix}{suffix}"}
+        if task in (head_prefixes or {}):
+            attributes["base_model_prefix"] = head_prefixes[task]
+        cls = type(f"{prefix}{suffix}", (head, pretrained), attributes)
         classes[cls.__name__] = by_task[task] = cls
     if "causal_lm" in by_task:
         by_task["pretraining"] = by_task["causal_lm"]
