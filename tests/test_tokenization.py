@@ -7,8 +7,6 @@ import json
 import os
 import pickle
 import shutil
-import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +16,8 @@ from tokenizers import AddedToken, Encoding, Tokenizer, decoders, models, pre_to
 from transformers import AutoTokenizer as HFAutoTokenizer
 from transformers import PreTrainedTokenizerFast as HFPreTrainedTokenizerFast
 
-from transformers_jax import tokenization_utils
-from transformers_jax.tokenization_utils import (
+from transformers_jax.tokenization import gguf_tokenizer
+from transformers_jax.tokenization import (
     VERY_LARGE_INTEGER,
     AutoTokenizer,
     BatchEncoding,
@@ -563,7 +561,7 @@ def test_save_is_atomic(bpe_dirs, tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(tokenization_utils.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         tok.save_pretrained(target)
     assert os.listdir(target) == []  # no temporary and no half-written files remain
@@ -601,9 +599,7 @@ def test_tokenizer_json_file_path(minilm_dir):
 
 def test_gguf_is_delegated(tmp_path, monkeypatch):
     calls = []
-    fake = types.ModuleType("transformers_jax.gguf_utils")
-    fake.load_gguf_tokenizer = lambda path: calls.append(path) or "loaded"
-    monkeypatch.setitem(sys.modules, "transformers_jax.gguf_utils", fake)
+    monkeypatch.setattr(gguf_tokenizer, "load_gguf_tokenizer", lambda path: calls.append(path) or "loaded")
     (tmp_path / "model.gguf").write_bytes(b"GGUF")
     assert AutoTokenizer.from_pretrained(tmp_path, gguf_file="model.gguf") == "loaded"
     assert PreTrainedTokenizerFast.from_pretrained(tmp_path / "model.gguf") == "loaded"

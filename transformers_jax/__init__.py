@@ -31,9 +31,9 @@ from transformers_jax.models.llama import LlamaConfig, LlamaForCausalLM, LlamaFo
 def __getattr__(name):
     # The tokenizer layer is imported lazily so the model core loads without it.
     if name in ("AutoTokenizer", "PreTrainedTokenizerFast", "BatchEncoding"):
-        from transformers_jax import tokenization_utils
+        from transformers_jax import tokenization
 
-        return getattr(tokenization_utils, name)
+        return getattr(tokenization, name)
     raise AttributeError(f"module 'transformers_jax' has no attribute {name!r}")
 
 
