@@ -680,3 +680,35 @@ def test_pad_method_like_hf(minilm_dir):
         assert got == want
     arrays = ours.pad(features, return_tensors="np")
     np.testing.assert_array_equal(arrays["input_ids"], hf.pad(features, return_tensors="np")["input_ids"])
+
+
+def test_normalize_messages_is_the_one_conversation_check():
+    from transformers_jax.tokenization import MessagesError, normalize_messages
+
+    given = [{"role": "user", "content": "hi", "name": None}, {"role": "assistant", "content": "yo"}]
+    assert normalize_messages(given) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    assert given[0]["name"] is None  # the input is not changed
+    parts = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    assert normalize_messages(parts, text_only=True, text_parts=True) == [{"role": "user", "content": "ab"}]
+    assert normalize_messages([], allow_empty=True) == []
+    cases = [
+        (None, {}, "'messages' is missing", "messages", "missing_required_parameter"),
+        ("hi", {}, "'messages' must be an array, got string", "messages", "invalid_type"),
+        ([], {}, "'messages' must not be empty", "messages", "empty_array"),
+        (["hi"], {}, "'messages[0]' must be an object, got string", "messages[0]", "invalid_type"),
+        ([{"content": "x"}], {"text_only": True}, "'messages[0].role' must be a string; it is missing",
+         "messages[0].role", "invalid_type"),
+        ([{"role": "wizard", "content": "x"}], {"roles": ("user",)}, "must be one of user; got 'wizard'",
+         "messages[0].role", "invalid_value"),
+        ([{"role": "user", "content": 5}], {"text_only": True}, "'messages[0].content' must be a string; got integer",
+         "messages[0].content", "invalid_type"),
+        (parts, {"text_only": True}, "'messages[0].content' must be a string; got array", "messages[0].content",
+         "invalid_type"),
+        ([{"role": "user", "content": [{"type": "image"}]}], {"text_only": True, "text_parts": True},
+         "'messages[0].content[0]' must be a text part", "messages[0].content", "invalid_type"),
+    ]
+    for messages, options, words, param, code in cases:
+        with pytest.raises(MessagesError) as err:
+            normalize_messages(messages, **options)
+        assert words in str(err.value) and (err.value.param, err.value.code) == (param, code)
+        assert isinstance(err.value, ValueError)
