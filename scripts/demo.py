@@ -18,8 +18,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import transformers_jax as tj  # noqa: E402
 from transformers_jax.generation.utils import chat  # noqa: E402
-from transformers_jax.utils import minilm_dir, smollm2_gguf  # noqa: E402
+from serving.cli import shipped_smollm2_gguf as smollm2_gguf  # noqa: E402
 from train import DataCollatorWithPadding, Trainer, TrainingArguments  # noqa: E402
+from train.cli import shipped_minilm_dir as minilm_dir  # noqa: E402
 
 
 def sentence_embeddings():

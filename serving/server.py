@@ -53,6 +53,7 @@ from typing import Any, AsyncIterator, Sequence
 from aiohttp import web
 
 from serving.detokenizer import Detokenizer
+from transformers_jax.tokenization.chat_template import MessagesError, normalize_messages
 
 logger = logging.getLogger(__name__)
 
@@ -480,37 +481,11 @@ class OpenAIServer:
                    "invalid_type")
 
     def _chat_ids(self, body: dict) -> list[int]:
-        messages = body.get("messages")
-        if messages is None:
-            raise _bad("You must provide a messages parameter.", "messages", "missing_required_parameter")
-        if not isinstance(messages, list):
-            raise _bad(f"'messages' must be an array, got {_type_name(messages)}.", "messages", "invalid_type")
-        if not messages:
-            raise _bad("'messages' must not be empty.", "messages", "empty_array")
-        conversation = []
-        for i, message in enumerate(messages):
-            where = f"messages[{i}]"
-            if not isinstance(message, dict):
-                raise _bad(f"'{where}' must be an object, got {_type_name(message)}.", where, "invalid_type")
-            role = message.get("role")
-            if not isinstance(role, str):
-                raise _bad(f"'{where}.role' must be a string.", f"{where}.role", "invalid_type")
-            if role not in CHAT_ROLES:
-                raise _bad(f"'{where}.role' must be one of {', '.join(CHAT_ROLES)}; got {role!r:.50}.",
-                           f"{where}.role")
-            content = message.get("content")
-            if isinstance(content, list):
-                parts = []
-                for j, part in enumerate(content):
-                    if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
-                        raise _bad(f"'{where}.content[{j}]' must be a text part {{\"type\": \"text\", \"text\": ...}}.",
-                                   f"{where}.content", "invalid_type")
-                    parts.append(part["text"])
-                content = "".join(parts)
-            if not isinstance(content, str):
-                raise _bad(f"'{where}.content' must be a string or a list of text parts.", f"{where}.content",
-                           "invalid_type")
-            conversation.append({"role": role, "content": content})
+        try:  # role, and content as a string or text parts; other message keys are not passed to the template
+            messages = normalize_messages(body.get("messages"), roles=CHAT_ROLES, text_only=True, text_parts=True)
+        except MessagesError as exc:
+            raise _bad(str(exc), exc.param, exc.code) from None
+        conversation = [{"role": message["role"], "content": message["content"]} for message in messages]
         try:
             ids = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
         except Exception as exc:  # the template itself refuses the conversation (raise_exception, ...)

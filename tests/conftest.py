@@ -21,7 +21,7 @@ atexit.register(shutil.rmtree, os.environ["TRANSFORMERS_JAX_COMPILATION_CACHE"],
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """Directory with all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer files)."""
-    from transformers_jax.utils import minilm_dir as find
+    from real_weights import minilm_dir as find
 
     return find()
 
@@ -29,7 +29,7 @@ def minilm_dir() -> Path:
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
     """Path to SmolLM2-135M-Instruct as a 4-bit GGUF file."""
-    from transformers_jax.utils import smollm2_gguf as find
+    from real_weights import smollm2_gguf as find
 
     return find()
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import transformers
 
-from transformers_jax.gguf_utils import build_gguf_tokenizer, load_gguf_tokenizer, read_gguf
+from transformers_jax.gguf import read_gguf
+from transformers_jax.tokenization.gguf_tokenizer import build_gguf_tokenizer, load_gguf_tokenizer
 
 TEXTS = [
     "Hello world!",

@@ -7,8 +7,6 @@ import json
 import os
 import pickle
 import shutil
-import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +16,8 @@ from tokenizers import AddedToken, Encoding, Tokenizer, decoders, models, pre_to
 from transformers import AutoTokenizer as HFAutoTokenizer
 from transformers import PreTrainedTokenizerFast as HFPreTrainedTokenizerFast
 
-from transformers_jax import tokenization_utils
-from transformers_jax.tokenization_utils import (
+from transformers_jax.tokenization import gguf_tokenizer
+from transformers_jax.tokenization import (
     VERY_LARGE_INTEGER,
     AutoTokenizer,
     BatchEncoding,
@@ -563,7 +561,7 @@ def test_save_is_atomic(bpe_dirs, tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(tokenization_utils.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         tok.save_pretrained(target)
     assert os.listdir(target) == []  # no temporary and no half-written files remain
@@ -601,9 +599,7 @@ def test_tokenizer_json_file_path(minilm_dir):
 
 def test_gguf_is_delegated(tmp_path, monkeypatch):
     calls = []
-    fake = types.ModuleType("transformers_jax.gguf_utils")
-    fake.load_gguf_tokenizer = lambda path: calls.append(path) or "loaded"
-    monkeypatch.setitem(sys.modules, "transformers_jax.gguf_utils", fake)
+    monkeypatch.setattr(gguf_tokenizer, "load_gguf_tokenizer", lambda path: calls.append(path) or "loaded")
     (tmp_path / "model.gguf").write_bytes(b"GGUF")
     assert AutoTokenizer.from_pretrained(tmp_path, gguf_file="model.gguf") == "loaded"
     assert PreTrainedTokenizerFast.from_pretrained(tmp_path / "model.gguf") == "loaded"
@@ -684,3 +680,35 @@ def test_pad_method_like_hf(minilm_dir):
         assert got == want
     arrays = ours.pad(features, return_tensors="np")
     np.testing.assert_array_equal(arrays["input_ids"], hf.pad(features, return_tensors="np")["input_ids"])
+
+
+def test_normalize_messages_is_the_one_conversation_check():
+    from transformers_jax.tokenization import MessagesError, normalize_messages
+
+    given = [{"role": "user", "content": "hi", "name": None}, {"role": "assistant", "content": "yo"}]
+    assert normalize_messages(given) == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    assert given[0]["name"] is None  # the input is not changed
+    parts = [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    assert normalize_messages(parts, text_only=True, text_parts=True) == [{"role": "user", "content": "ab"}]
+    assert normalize_messages([], allow_empty=True) == []
+    cases = [
+        (None, {}, "'messages' is missing", "messages", "missing_required_parameter"),
+        ("hi", {}, "'messages' must be an array, got string", "messages", "invalid_type"),
+        ([], {}, "'messages' must not be empty", "messages", "empty_array"),
+        (["hi"], {}, "'messages[0]' must be an object, got string", "messages[0]", "invalid_type"),
+        ([{"content": "x"}], {"text_only": True}, "'messages[0].role' must be a string; it is missing",
+         "messages[0].role", "invalid_type"),
+        ([{"role": "wizard", "content": "x"}], {"roles": ("user",)}, "must be one of user; got 'wizard'",
+         "messages[0].role", "invalid_value"),
+        ([{"role": "user", "content": 5}], {"text_only": True}, "'messages[0].content' must be a string; got integer",
+         "messages[0].content", "invalid_type"),
+        (parts, {"text_only": True}, "'messages[0].content' must be a string; got array", "messages[0].content",
+         "invalid_type"),
+        ([{"role": "user", "content": [{"type": "image"}]}], {"text_only": True, "text_parts": True},
+         "'messages[0].content[0]' must be a text part", "messages[0].content", "invalid_type"),
+    ]
+    for messages, options, words, param, code in cases:
+        with pytest.raises(MessagesError) as err:
+            normalize_messages(messages, **options)
+        assert words in str(err.value) and (err.value.param, err.value.code) == (param, code)
+        assert isinstance(err.value, ValueError)

