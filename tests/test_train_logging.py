@@ -131,8 +131,8 @@ def test_bert_flops_per_token_matches_spec_count():
     assert flops_per_token(config, 10) == 6 * n + 12 * 2 * 10 * 16
     with pytest.raises(ValueError, match="seq_len must be a positive int"):
         flops_per_token(config, 0)
-    with pytest.raises(ValueError, match="no FLOP count for model_type 'gpt2'"):
-        matmul_param_count(SimpleNamespace(model_type="gpt2", hidden_size=8, intermediate_size=8,
+    with pytest.raises(ValueError, match="no FLOP count for model_type 'nonesuch'"):
+        matmul_param_count(SimpleNamespace(model_type="nonesuch", hidden_size=8, intermediate_size=8,
                                            num_hidden_layers=1, vocab_size=8))
 
 

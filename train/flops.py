@@ -71,32 +71,47 @@ def _require(config, *names):
         raise ValueError(f"{type(config).__name__} lacks {', '.join(missing)}, needed to count FLOPs")
 
 
-def matmul_param_count(config, lm_head: bool = True) -> int:
-    """N of ``6N``: the weights of the matmuls one token goes through in training.
+def _pretraining_class(config):
+    from transformers_jax.models.auto import MODEL_MAPPING
 
-    Per layer: the attention projections (Llama: q, k, v with grouped kv heads, o; BERT: query,
-    key, value, output dense) and the MLP (Llama: gate, up, down; BERT: intermediate, output).
-    With ``lm_head``: ``hidden * vocab`` for the output projection (tied or not), plus for BERT the
-    masked-LM transform dense ``hidden * hidden``. Not counted: biases, norms, embedding lookups,
-    BERT's pooler (it sees one token per sequence).
-    """
-    _require(config, "hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size")
-    d, f, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     kind = getattr(config, "model_type", None)
-    if kind == "llama":
-        q_dim = config.num_attention_heads * config.head_dim
-        kv_dim = config.num_key_value_heads * config.head_dim
-        per_layer = d * (q_dim + 2 * kv_dim) + q_dim * d + 3 * d * f
-        head = d * config.vocab_size
-    elif kind == "bert":
-        per_layer = 4 * d * d + 2 * d * f
-        head = d * d + d * config.vocab_size
-    else:
-        raise ValueError(f"no FLOP count for model_type {kind!r} (known: llama, bert); pass num_params")
-    return layers * per_layer + (head if lm_head else 0)
+    for task in ("pretraining", "causal_lm", "masked_lm", "base"):
+        if kind in MODEL_MAPPING[task]:
+            return MODEL_MAPPING[task][kind]
+    raise ValueError(f"no FLOP count for model_type {kind!r}: no model class is registered for it; pass num_params")
 
 
-def flops_per_token(config, seq_len: int, num_params: int | None = None, lm_head: bool = True) -> float:
+def matmul_param_count(config, lm_head: bool = True, model_class=None) -> int:
+    """N of ``6N``: the weights of the matmuls one token goes through in training, read from the
+    spec tree of ``model_class`` (default: the family's pretraining class).
+
+    Every ``kernel`` leaf counts (stacked layers included), except those of modules the class runs
+    once per sequence (``per_sequence_modules``: BERT's pooler and next-sentence head). With
+    ``lm_head``: the output projection to the vocabulary, tied to the input embeddings (then the
+    table multiplies every token) or not; without it, kernels with a ``vocab`` axis are left out.
+    Not counted: biases, norms, embedding lookups (a gather, not a matmul).
+    """
+    from transformers_jax.params import flatten_tree
+
+    cls = model_class or _pretraining_class(config)
+    specs = flatten_tree(cls.param_specs(config))
+    skip = set(getattr(cls, "per_sequence_modules", ()))
+    total = 0
+    for path, spec in specs.items():
+        if path[-1] != "kernel" or skip & set(path) or (not lm_head and "vocab" in spec.axes):
+            continue
+        total += math.prod(spec.shape)
+    if lm_head:
+        keys = cls._torch_keys(config)
+        for target in cls.tied_weights(config).values():
+            entry = keys.get(target)
+            if entry is not None and len(entry.shape) == 2 and "vocab" in specs[entry.parts[0].path].axes:
+                total += math.prod(entry.shape)
+    return total
+
+
+def flops_per_token(config, seq_len: int, num_params: int | None = None, lm_head: bool = True,
+                    model_class=None) -> float:
     """Training FLOPs (forward + backward) per token: ``6 * N + 12 * L * seq_len * H * head_dim``.
 
     ``N`` is :func:`matmul_param_count` (``lm_head`` says whether the vocab projection runs) unless
@@ -106,7 +121,7 @@ def flops_per_token(config, seq_len: int, num_params: int | None = None, lm_head
     if not isinstance(seq_len, int) or seq_len <= 0:
         raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
     _require(config, "num_hidden_layers", "num_attention_heads", "head_dim")
-    n = matmul_param_count(config, lm_head) if num_params is None else num_params
+    n = matmul_param_count(config, lm_head, model_class) if num_params is None else num_params
     if n < 0:
         raise ValueError(f"num_params must be non-negative, got {n}")
     attention_width = config.num_attention_heads * config.head_dim

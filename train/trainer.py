@@ -344,7 +344,7 @@ class Trainer:
         from train.flops import flops_per_token
 
         try:
-            return flops_per_token(self.config, seq_len)
+            return flops_per_token(self.config, seq_len, model_class=type(self.model))
         except (TypeError, ValueError, AttributeError):
             return None
 

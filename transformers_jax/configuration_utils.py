@@ -23,6 +23,9 @@ class PretrainedConfig:
     """Base config. Subclasses add architecture fields with Hugging Face's names and defaults."""
 
     model_type: ClassVar[str] = ""
+    # Hugging Face's aliases, {alias: stored field}: GPT-2 stores ``n_embd`` and answers to ``hidden_size``.
+    # Aliases read like attributes and are accepted as config keys and overrides; config.json keeps the stored name.
+    attribute_map: ClassVar[dict[str, str]] = {}
 
     architectures: list | None = None
     pad_token_id: int | None = None
@@ -62,6 +65,9 @@ class PretrainedConfig:
 
     def __getattr__(self, name):
         # Unknown config.json keys read like attributes, as in Hugging Face.
+        target = type(self).attribute_map.get(name)
+        if target is not None:
+            return getattr(self, target)
         extra = self.__dict__.get("extra", {})
         if name in extra:
             return extra[name]
@@ -87,6 +93,13 @@ class PretrainedConfig:
         values = dict(config_dict)
         values.update(overrides)
         values.pop("model_type", None)
+        for alias, target in cls.attribute_map.items():
+            if alias in values:
+                value = values.pop(alias)
+                if target in values and values[target] != value and alias not in overrides:
+                    raise ValueError(f"{cls.__name__}: {alias}={value!r} and {target}={values[target]!r} disagree "
+                                     f"({alias} is another name for {target})")
+                values[target] = value
         if "num_labels" in values:
             num_labels = int(values.pop("num_labels"))
             id2label = values.get("id2label")

@@ -112,7 +112,7 @@ def torch_to_flax(model_cls, config, state: dict[str, np.ndarray]) -> dict[str, 
     leaf_names = dict(model_cls.flax_leaf_names)
     flat = {}
     for key, value in state.items():
-        path = keys[key][0]
+        path = keys[key].parts[0].path
         leaf = leaf_names.get(path[-1], path[-1])
         flat["/".join([*key.split(".")[:-1], leaf])] = value.T if leaf == "kernel" else value
     return flat

@@ -8,6 +8,7 @@ checks, resizing the vocabulary — lives here once.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
@@ -41,6 +42,76 @@ def _np_dtype(name: str) -> np.dtype:
     return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
 
 
+@dataclasses.dataclass(frozen=True)
+class CheckpointPart:
+    """One of our param leaves (at ``layer`` of a stacked leaf) as it sits in a checkpoint tensor:
+    ``shape`` in the checkpoint's layout, ``transpose`` between the two."""
+
+    path: tuple
+    layer: int | None
+    transpose: bool
+    shape: tuple
+
+    @property
+    def out_axis(self) -> int:
+        """The output-feature axis in the checkpoint's layout ([out, in] when transposed, [..., out] else)."""
+        return 0 if self.transpose else len(self.shape) - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointKey:
+    """Where one checkpoint tensor comes from: one leaf, or several joined along their output features."""
+
+    parts: tuple[CheckpointPart, ...]
+
+    @property
+    def axis(self) -> int:
+        return self.parts[0].out_axis
+
+    @property
+    def sizes(self) -> list[int]:
+        return [part.shape[self.axis] for part in self.parts]
+
+    @property
+    def shape(self) -> tuple:
+        first = list(self.parts[0].shape)
+        first[self.axis] = sum(self.sizes)
+        return tuple(first)
+
+    def describe(self) -> str:
+        return " + ".join(f"{'.'.join(map(str, p.path[:-1]))} {p.shape}" for p in self.parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class FusedWeight:
+    """A checkpoint tensor that holds several of our leaves joined along their output features.
+
+    ``fused`` and ``parts`` are key templates with ``{prefix}`` (any module path) and ``{leaf}``
+    (``weight`` or ``bias``): ``FusedWeight("{prefix}.qkv_proj.{leaf}", ("{prefix}.q_proj.{leaf}",
+    "{prefix}.k_proj.{leaf}", "{prefix}.v_proj.{leaf}"))`` is Phi-3's attention. Split on load,
+    joined again on save.
+    """
+
+    fused: str
+    parts: tuple[str, ...]
+
+    def apply(self, keys: dict[str, CheckpointKey]) -> dict[str, CheckpointKey]:
+        pattern = re.compile("^" + re.escape(self.parts[0]).replace(r"\{prefix\}", "(?P<prefix>.+)")
+                             .replace(r"\{leaf\}", "(?P<leaf>weight|bias)") + "$")
+        out = dict(keys)
+        for key in keys:
+            match = pattern.match(key)
+            if not match:
+                continue
+            names = [template.format(**match.groupdict()) for template in self.parts]
+            if not all(name in keys for name in names):
+                raise ValueError(f"fused weight {self.fused!r}: {key!r} has no siblings {names}")
+            out[self.fused.format(**match.groupdict())] = CheckpointKey(tuple(p for n in names for p in keys[n].parts))
+            for name in names:
+                del out[name]
+        return out
+
+
 class PreTrainedModel:
     """Base of every model class. Subclasses set the class attributes below and define
     ``param_specs`` and ``forward``."""
@@ -52,11 +123,15 @@ class PreTrainedModel:
     ignore_on_load: tuple[str, ...] = (r"(^|\.)position_ids$", r"(^|\.)rotary_emb\.inv_freq$")
     legacy_renames: tuple[tuple[str, str], ...] = ((r"LayerNorm\.gamma$", "LayerNorm.weight"), (r"LayerNorm\.beta$", "LayerNorm.bias"))
     optional_base_modules: tuple[str, ...] = ()  # base sub-modules a checkpoint may lack (BERT's pooler)
+    per_sequence_modules: tuple[str, ...] = ()  # modules that run once per sequence, not per token (FLOPs)
     loss_averages_labels: bool = True  # the loss is a mean over labels != -100 (False: over rows)
     # How Hugging Face's Flax twin of the class stored its params (read by flax_checkpoint.py):
     flax_leaf_names: tuple[tuple[str, str], ...] = ()  # (our leaf, HF Flax's) where they differ: RMSNorm "weight"
     flax_shared_weights: tuple[tuple[str, str], ...] = ()  # (PyTorch key HF Flax did not store, key it used instead)
     flax_untied_weights: tuple[str, ...] = ()  # tied PyTorch keys HF Flax stored anyway, as a copy (FlaxLlama's lm_head)
+    # How the PyTorch checkpoint differs from our tree, declared (applied in this order by _torch_keys):
+    fused_weights: tuple["FusedWeight", ...] = ()  # several of our leaves stored as one tensor (Phi-3's qkv_proj)
+    checkpoint_renames: tuple[tuple[str, str], ...] = ()  # (regex on our key, replacement): GPT-2's module names
 
     def __init__(self, config: PretrainedConfig, params=None, *, seed: int = 0):
         if not isinstance(config, self.config_class):
@@ -139,31 +214,44 @@ class PreTrainedModel:
 
     # ------------------------------------------------------------------ conversion
     @classmethod
-    def _torch_keys(cls, config) -> dict[str, tuple[tuple, int | None, bool]]:
-        """{PyTorch key: (our path, layer index or None, transpose?)} for every param of ``config``."""
+    def _torch_keys(cls, config) -> dict[str, "CheckpointKey"]:
+        """{PyTorch key: where its value lives in our params} for every param of ``config``.
+
+        Our keys follow the spec tree (stacked layers get their index back); then the class's
+        declarations apply: ``fused_weights`` joins several of our leaves into one PyTorch tensor,
+        ``checkpoint_renames`` maps our module names to the checkpoint's.
+        """
         specs = flatten_tree(cls.param_specs(config))
-        keys = {}
+        keys: dict[str, CheckpointKey] = {}
         for path, spec in specs.items():
             leaf = path[-1]
-            transpose = leaf == "kernel"
+            transpose = spec.torch_transposed if spec.torch_transposed is not None else leaf == "kernel"
             names = list(path[:-1]) + [_LEAF_TO_TORCH.get(leaf, leaf)]
             stacked_at = next((i for i, p in enumerate(path[:-1]) if p in cls.stacked_layer_keys), None)
-            if stacked_at is None:
-                keys[".".join(names)] = (path, None, transpose)
-                continue
-            for layer in range(spec.shape[0]):
-                layer_names = names[: stacked_at + 1] + [str(layer)] + names[stacked_at + 1 :]
-                keys[".".join(layer_names)] = (path, layer, transpose)
+            layers = [None] if stacked_at is None else range(spec.shape[0])
+            for layer in layers:
+                shape = spec.shape if layer is None else spec.shape[1:]
+                key_names = names if layer is None else names[: stacked_at + 1] + [str(layer)] + names[stacked_at + 1:]
+                part = CheckpointPart(path, layer, transpose, tuple(reversed(shape)) if transpose else tuple(shape))
+                keys[".".join(key_names)] = CheckpointKey((part,))
+        for fused in cls.fused_weights:
+            keys = fused.apply(keys)
+        for pattern, replacement in cls.checkpoint_renames:
+            keys = {re.sub(pattern, replacement, k): v for k, v in keys.items()}
         return keys
 
     @classmethod
     def params_to_state_dict(cls, params, config) -> dict[str, np.ndarray]:
-        """Our param tree -> a PyTorch-named state dict of numpy arrays ([out, in] weights)."""
+        """Our param tree -> a PyTorch-named state dict of numpy arrays (in the checkpoint's layouts)."""
         flat = {path: np.asarray(jax.device_get(v)) for path, v in flatten_tree(params).items()}
         state = {}
-        for key, (path, layer, transpose) in cls._torch_keys(config).items():
-            value = flat[path] if layer is None else flat[path][layer]
-            state[key] = np.ascontiguousarray(value.T if transpose else value)
+        for key, entry in cls._torch_keys(config).items():
+            values = []
+            for part in entry.parts:
+                value = flat[part.path] if part.layer is None else flat[part.path][part.layer]
+                values.append(value.T if part.transpose else value)
+            value = values[0] if len(values) == 1 else np.concatenate(values, axis=entry.axis)
+            state[key] = np.ascontiguousarray(value)
         return state
 
     @classmethod
@@ -183,9 +271,9 @@ class PreTrainedModel:
                 + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
             )
         missing = sorted(set(expected) - set(state))
-        missing_paths = {expected[k][0] for k in missing}
+        missing_paths = {part.path for k in missing for part in expected[k].parts}
         initialisable = cls._initialisable_paths(specs, missing_paths)
-        fatal = [k for k in missing if expected[k][0] not in initialisable]
+        fatal = [k for k in missing if any(part.path not in initialisable for part in expected[k].parts)]
         if fatal:
             raise ValueError(
                 f"missing weight {fatal[0]!r} in {source} for {cls.__name__}"
@@ -193,26 +281,27 @@ class PreTrainedModel:
             )
         dtype = _np_dtype(config.param_dtype)
         gathered: dict[tuple, list] = {}
-        for key, (path, layer, transpose) in expected.items():
+        for key, entry in expected.items():
             if key not in state:
                 continue
             value = np.asarray(state[key])
-            spec = specs[path]
-            want = spec.shape[1:] if layer is not None else spec.shape
-            want = tuple(reversed(want)) if transpose else tuple(want)
-            if value.shape != want:
-                raise ValueError(f"weight {key!r} in {source} has shape {value.shape}, {cls.__name__} expects {want}")
-            value = value.T if transpose else value
-            if layer is None:
-                gathered[path] = value.astype(dtype)
-            else:
-                gathered.setdefault(path, [None] * spec.shape[0])[layer] = value.astype(dtype)
+            if value.shape != entry.shape:
+                what = "fused weight" if len(entry.parts) > 1 else "weight"
+                raise ValueError(f"{what} {key!r} in {source} has shape {value.shape}, {cls.__name__} expects "
+                                 f"{entry.shape}" + (f" ({entry.describe()})" if len(entry.parts) > 1 else ""))
+            pieces = [value] if len(entry.parts) == 1 else np.split(value, np.cumsum(entry.sizes)[:-1], axis=entry.axis)
+            for part, piece in zip(entry.parts, pieces):
+                piece = (piece.T if part.transpose else piece).astype(dtype)
+                if part.layer is None:
+                    gathered[part.path] = piece
+                else:
+                    gathered.setdefault(part.path, [None] * specs[part.path].shape[0])[part.layer] = piece
         flat = {p: (np.stack(v) if isinstance(v, list) else v) for p, v in gathered.items()}
         if initialisable:
             fresh = flatten_tree(init_params(unflatten_tree({p: specs[p] for p in initialisable}), jax.random.PRNGKey(seed), config.param_dtype))
             logger.warning(
                 "%s: weights not in %s were newly initialised: %s",
-                cls.__name__, source, ", ".join(k for k in missing if expected[k][0] in initialisable),
+                cls.__name__, source, ", ".join(k for k in missing if expected[k].parts[0].path in initialisable),
             )
             flat.update(fresh)
         return jax.tree.map(jnp.asarray, unflatten_tree(flat))

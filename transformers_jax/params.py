@@ -17,7 +17,9 @@ class ParamSpec:
     """One param leaf: ``shape``, logical ``axes`` (one name per dim), and how to initialise it.
 
     ``init`` is ``"normal"`` (std ``std``), ``"zeros"`` or ``"ones"``. ``dtype`` None means the
-    model's ``param_dtype``.
+    model's ``param_dtype``. ``torch_transposed``: whether the PyTorch checkpoint stores this leaf
+    transposed (None: a ``kernel`` is, as ``nn.Linear`` keeps [out, in]; GPT-2's ``Conv1D`` keeps
+    [in, out] like us and says False).
     """
 
     shape: tuple[int, ...]
@@ -25,6 +27,7 @@ class ParamSpec:
     init: str = "normal"
     std: float = 0.02
     dtype: str | None = None
+    torch_transposed: bool | None = None
 
     def __post_init__(self):
         if len(self.shape) != len(self.axes):
@@ -47,9 +50,11 @@ def stack_specs(tree, num_layers: int):
     return jax.tree.map(lambda s: stacked(s, num_layers), tree, is_leaf=is_spec)
 
 
-def dense_spec(d_in: int, d_out: int, in_axis: str, out_axis: str, bias: bool, std: float) -> dict:
-    """Specs of a Linear layer: ``kernel`` [in, out] (the transpose of PyTorch's weight) and ``bias``."""
-    spec = {"kernel": ParamSpec((d_in, d_out), (in_axis, out_axis), "normal", std)}
+def dense_spec(d_in: int, d_out: int, in_axis: str, out_axis: str, bias: bool, std: float,
+               torch_transposed: bool = True) -> dict:
+    """Specs of a Linear layer: ``kernel`` [in, out] and ``bias``. PyTorch's ``nn.Linear`` stores the
+    transpose (``torch_transposed``); GPT-2's ``Conv1D`` stores [in, out] as we do."""
+    spec = {"kernel": ParamSpec((d_in, d_out), (in_axis, out_axis), "normal", std, torch_transposed=torch_transposed)}
     if bias:
         spec["bias"] = ParamSpec((d_out,), (out_axis,), "zeros")
     return spec

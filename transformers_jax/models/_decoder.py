@@ -44,9 +44,13 @@ GLOBAL_WINDOW = 2**30  # the window of a layer that attends to every earlier tok
 SLIDING, FULL = "sliding_attention", "full_attention"
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class DecoderConfig(PretrainedConfig):
-    """Fields every decoder family shares (Hugging Face's Llama names and defaults)."""
+class DecoderArchitecture:
+    """What the shared decoder reads from a config beyond its fields: class switches and hooks.
+
+    :class:`DecoderConfig` carries them with Llama's field names; a family whose config.json uses
+    other names (GPT-2's ``n_embd``) mixes this into its own config and answers the decoder's
+    names through ``attribute_map`` and properties.
+    """
 
     norm_type: ClassVar[str] = "rms"
     norm_unit_offset: ClassVar[bool] = False
@@ -55,6 +59,46 @@ class DecoderConfig(PretrainedConfig):
     qk_norm: ClassVar[bool] = False
     sandwich_norms: ClassVar[bool] = False
     scale_embeddings: ClassVar[bool] = False
+
+    def decoder_layer_types(self) -> list[str]:
+        """``sliding_attention`` or ``full_attention`` per layer (``layer_types`` when the config has it)."""
+        types = getattr(self, "layer_types", None)
+        if types is not None:
+            if len(types) != self.num_hidden_layers:
+                raise ValueError(f"layer_types has {len(types)} entries for {self.num_hidden_layers} layers")
+            return list(types)
+        return [FULL] * self.num_hidden_layers
+
+    def layer_rope_parameters(self, layer_type: str) -> dict:
+        """The RoPE parameters of layers of ``layer_type`` (a per-type dict, as Gemma 3 has, or one for all)."""
+        rope = getattr(self, "rope_parameters", None) or {}
+        if layer_type in rope and isinstance(rope[layer_type], dict):
+            return rope[layer_type]
+        return rope
+
+    def attention_scales(self) -> np.ndarray:
+        """The factor on q.k per layer [L] (``head_dim ** -0.5`` unless the family says otherwise)."""
+        return np.full((self.num_hidden_layers,), self.head_dim**-0.5, np.float32)
+
+    def dropout_rates(self) -> tuple[float, float, float]:
+        """(embedding, attention probabilities, residual) dropout rates in training."""
+        return 0.0, getattr(self, "attention_dropout", 0.0), 0.0
+
+    @property
+    def norm_eps(self) -> float:
+        return self.rms_norm_eps
+
+    def check_sliding_window(self) -> None:
+        """Refuse a sliding window longer than the position table (when some layer uses it)."""
+        window = getattr(self, "sliding_window", None)
+        if window is not None and SLIDING in self.decoder_layer_types() and window > self.max_position_embeddings:
+            raise ValueError(f"{type(self).__name__}: sliding_window={window} is larger than "
+                             f"max_position_embeddings={self.max_position_embeddings}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DecoderConfig(DecoderArchitecture, PretrainedConfig):
+    """Fields every Llama-like decoder family shares (Hugging Face's Llama names and defaults)."""
 
     vocab_size: int = 32000
     hidden_size: int = 4096
@@ -88,10 +132,7 @@ class DecoderConfig(PretrainedConfig):
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
                 f"num_key_value_heads ({self.num_key_value_heads})"
             )
-        window = getattr(self, "sliding_window", None)
-        if window is not None and SLIDING in self.decoder_layer_types() and window > self.max_position_embeddings:
-            raise ValueError(f"{type(self).__name__}: sliding_window={window} is larger than "
-                             f"max_position_embeddings={self.max_position_embeddings}")
+        self.check_sliding_window()
 
     @classmethod
     def _normalize_legacy(cls, values: dict) -> dict:
@@ -112,35 +153,6 @@ class DecoderConfig(PretrainedConfig):
     @property
     def rope_theta(self) -> float:
         return self.layer_rope_parameters(FULL).get("rope_theta", 10000.0)
-
-    # ----- hooks a family may override -----
-    def decoder_layer_types(self) -> list[str]:
-        """``sliding_attention`` or ``full_attention`` per layer (``layer_types`` when the config has it)."""
-        types = getattr(self, "layer_types", None)
-        if types is not None:
-            if len(types) != self.num_hidden_layers:
-                raise ValueError(f"layer_types has {len(types)} entries for {self.num_hidden_layers} layers")
-            return list(types)
-        return [FULL] * self.num_hidden_layers
-
-    def layer_rope_parameters(self, layer_type: str) -> dict:
-        """The RoPE parameters of layers of ``layer_type`` (a per-type dict, as Gemma 3 has, or one for all)."""
-        rope = self.rope_parameters or {}
-        if layer_type in rope and isinstance(rope[layer_type], dict):
-            return rope[layer_type]
-        return rope
-
-    def attention_scales(self) -> np.ndarray:
-        """The factor on q.k per layer [L] (``head_dim ** -0.5`` unless the family says otherwise)."""
-        return np.full((self.num_hidden_layers,), self.head_dim**-0.5, np.float32)
-
-    def dropout_rates(self) -> tuple[float, float, float]:
-        """(embedding, attention probabilities, residual) dropout rates in training."""
-        return 0.0, self.attention_dropout, 0.0
-
-    @property
-    def norm_eps(self) -> float:
-        return self.rms_norm_eps
 
 
 # ----------------------------------------------------------------------------- params

@@ -155,6 +155,7 @@ class BertPreTrainedModel(PreTrainedModel):
     base_model_prefix = "bert"
     stacked_layer_keys = ("layer",)
     optional_base_modules = ("pooler",)
+    per_sequence_modules = ("pooler", "seq_relationship")  # matmuls on [CLS] only (left out of FLOPs per token)
     uses_pooler = True
 
     @classmethod
