@@ -1,12 +1,13 @@
 """Generation benchmark: transformers_jax generate() against Hugging Face PyTorch generate().
 
-Same machine, same random ~125M Llama weights (HF builds them, we load its checkpoint), float32,
+Same machine, same random weights (HF builds them, we load its checkpoint): a ~125M Llama, or with
+``--model gpt2`` GPT-2 124M (the real architecture: learned positions, LayerNorm, GELU MLP, tied head), float32,
 greedy, prompt of 16 tokens, exactly 64 new tokens (min_new_tokens=64 on both sides). Reports new
 tokens/s at batch 1 and 8, time to first token (generate with one new token: prefill + one step),
 compile time (first call minus a warm call) separately, and batch-1 decode as a fraction of the
 memory-bandwidth limit: (bytes of weights + KV cache read per token) / measured read bandwidth.
 
-    python scripts/benchmark_generate.py [--repeats 5]
+    python scripts/benchmark_generate.py [--model llama-125m|gpt2] [--repeats 5]
 Run it alone: on a 2-core machine any other busy process spoils the numbers.
 """
 from __future__ import annotations
@@ -27,6 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import transformers_jax as tj  # noqa: E402
 from scripts.benchmark import LLAMA_125M, median_time as timed  # noqa: E402
 
+# --model: (model_type, config.json keys). GPT-2 124M is the real GPT-2 small shape.
+MODELS = {
+    "llama-125m": ("llama", dict(LLAMA_125M, bos_token_id=1, eos_token_id=2, pad_token_id=0)),
+    "gpt2": ("gpt2", dict(vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024, pad_token_id=0)),
+}
+
 PROMPT, NEW = 16, 64
 
 
@@ -42,20 +49,21 @@ def read_bandwidth() -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", choices=sorted(MODELS), default="llama-125m")
     args = parser.parse_args()
     torch.manual_seed(0)
-    config = dict(LLAMA_125M, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    hf_model = hf.LlamaForCausalLM(hf.LlamaConfig(**config)).eval()
+    model_type, config = MODELS[args.model]
+    hf_model = hf.AutoModelForCausalLM.from_config(hf.AutoConfig.for_model(model_type, **config)).eval()
     with tempfile.TemporaryDirectory() as tmp:
         hf_model.save_pretrained(tmp)
-        ours = tj.LlamaForCausalLM.from_pretrained(tmp)
+        ours = tj.AutoModelForCausalLM.from_pretrained(tmp)
     print(f"jax {jax.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"transformers {hf.__version__}; {ours.num_parameters() / 1e6:.0f}M params, float32, greedy")
+          f"transformers {hf.__version__}; {args.model}, {ours.num_parameters() / 1e6:.0f}M params, float32, greedy")
     print("| batch | HF new tok/s | ours new tok/s | speedup | HF first token ms | ours first token ms | "
           "ours compile s | same tokens |")
     print("|---|---|---|---|---|---|---|---|")
     for batch in (1, 8):
-        ids = np.random.RandomState(batch).randint(3, config["vocab_size"], (batch, PROMPT))
+        ids = np.random.RandomState(batch).randint(3, ours.config.vocab_size, (batch, PROMPT))
         mask = np.ones_like(ids)
         ids_t, mask_t = torch.tensor(ids), torch.tensor(mask)
 
@@ -83,7 +91,8 @@ def main():
         if batch == 1:
             bandwidth = read_bandwidth()
             weight_bytes = 4 * ours.num_parameters()
-            kv_bytes = 2 * 4 * config["num_hidden_layers"] * (PROMPT + NEW) * config["hidden_size"]
+            c = ours.config
+            kv_bytes = 2 * 4 * c.num_hidden_layers * (PROMPT + NEW) * c.num_key_value_heads * c.head_dim
             per_token = (ours_s - ours_first) / (NEW - 1)
             limit = (weight_bytes + kv_bytes) / bandwidth
             print(f"batch-1 decode: {per_token * 1e3:.1f} ms/token; bandwidth limit {limit * 1e3:.1f} ms/token "

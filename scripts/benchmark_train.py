@@ -37,6 +37,11 @@ LLAMA_1B = dict(vocab_size=32000, hidden_size=2048, num_hidden_layers=16, num_at
                 num_key_value_heads=8, intermediate_size=8192, max_position_embeddings=2048,
                 tie_word_embeddings=True, rms_norm_eps=1e-5)
 LEARNING_RATE, WEIGHT_DECAY, MAX_GRAD_NORM = 1e-4, 0.01, 1.0
+# --model: (model_type, config.json keys): a Llama of GPT-2 small's size, or GPT-2 small itself.
+MODELS = {
+    "llama-124m": ("llama", GPT2_SIZE),
+    "gpt2": ("gpt2", dict(vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024)),
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,6 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seq", type=int, default=None, help="tokens per row (default 256; 2048 with --gpu-1b)")
     parser.add_argument("--attn", choices=("sdpa", "eager"), default="sdpa", help="HF attention implementation")
     parser.add_argument("--skip-hf", action="store_true", help="time ours only")
+    parser.add_argument("--model", choices=sorted(MODELS), default="llama-124m", help="architecture (default llama-124m)")
     parser.add_argument("--gemm-size", type=int, default=2048, help="N of the N x N float32 GEMM peak probe")
     parser.add_argument("--gpu-1b", action="store_true",
                         help="a ~1.2B Llama in bf16 (float32 master weights, full remat) on one GPU")
@@ -91,7 +97,7 @@ def gemm_peak(n: int, repeats: int = 5) -> dict:
 
 
 # ----------------------------------------------------------------------------- ours
-def our_step(config_dict: dict, batch: np.ndarray, bf16: bool = False, remat: bool = False):
+def our_step(config_dict: dict, batch: np.ndarray, bf16: bool = False, remat: bool = False, model_type: str = "llama"):
     """A ``step()`` closure running our compiled train step on one device, and a loss reader."""
     import jax
     import jax.numpy as jnp
@@ -104,13 +110,16 @@ def our_step(config_dict: dict, batch: np.ndarray, bf16: bool = False, remat: bo
     from train.step import make_train_step
     from transformers_jax.partitioning import param_shardings
 
-    config = tj.LlamaConfig.from_dict(config_dict, param_dtype="float32",
-                                      compute_dtype="bfloat16" if bf16 else "float32", remat=remat)
+    from transformers_jax.models.auto import MODEL_MAPPING
+
+    model_class = MODEL_MAPPING["causal_lm"][model_type]
+    config = model_class.config_class.from_dict(config_dict, param_dtype="float32",
+                                                compute_dtype="bfloat16" if bf16 else "float32", remat=remat)
     mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
     rules = rules_for_mesh("dp", mesh)
-    specs = tj.LlamaForCausalLM.param_specs(config)
+    specs = model_class.param_specs(config)
     shardings = param_shardings(specs, mesh, rules)
-    params = jax.jit(lambda: tj.LlamaForCausalLM(config, seed=0).params, out_shardings=shardings)()
+    params = jax.jit(lambda: model_class(config, seed=0).params, out_shardings=shardings)()
     schedule = lr_schedule("constant", LEARNING_RATE, 1)
     optimizer = make_optimizer(params, optim="adamw", schedule=schedule, weight_decay=WEIGHT_DECAY,
                                max_grad_norm=MAX_GRAD_NORM)
@@ -122,7 +131,7 @@ def our_step(config_dict: dict, batch: np.ndarray, bf16: bool = False, remat: bo
     state_shardings = {"step": replicated, "params": shardings, "opt_state": opt_shardings, "rng": replicated}
     inputs = {"input_ids": batch, "labels": batch}
     batch_shardings = {k: batch_sharding(mesh, rules, 2) for k in inputs}
-    train_step = make_train_step(tj.LlamaForCausalLM, config, optimizer, schedule, mesh=mesh, rules=rules,
+    train_step = make_train_step(model_class, config, optimizer, schedule, mesh=mesh, rules=rules,
                                  state_shardings=state_shardings, batch_shardings=batch_shardings, use_dropout=False)
     inputs = jax.device_put(inputs, batch_shardings)
     box = {"state": jax.device_put(state, state_shardings), "loss": None}
@@ -136,14 +145,14 @@ def our_step(config_dict: dict, batch: np.ndarray, bf16: bool = False, remat: bo
 
 # ----------------------------------------------------------------------------- Hugging Face
 def hf_step(config_dict: dict, batch: np.ndarray, attn: str, device: str = "cpu", bf16: bool = False,
-            remat: bool = False):
+            remat: bool = False, model_type: str = "llama"):
     """A ``step()`` closure running an HF PyTorch train step (AdamW, grad clipping), and a loss reader."""
     import torch
     import transformers
 
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(**config_dict, attn_implementation=attn)
-    model = transformers.LlamaForCausalLM(config).to(device).train()
+    config = transformers.AutoConfig.for_model(model_type, **config_dict, attn_implementation=attn)
+    model = transformers.AutoModelForCausalLM.from_config(config).to(device).train()
     if remat:
         model.gradient_checkpointing_enable()
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
@@ -205,22 +214,23 @@ def main(argv=None) -> dict:
     device = jax.devices()[0]
     if args.gpu_1b and device.platform != "gpu":
         sys.exit(f"--gpu-1b needs a GPU; JAX sees {device.platform} ({device.device_kind})")
-    config_dict = LLAMA_1B if args.gpu_1b else GPT2_SIZE
+    model_type, config_dict = ("llama", LLAMA_1B) if args.gpu_1b else MODELS[args.model]
     batch = np.random.default_rng(0).integers(0, config_dict["vocab_size"], (args.batch, args.seq)).astype(np.int32)
     tokens = args.batch * args.seq
     peak, peak_source = peak_flops(args, device)
 
-    step, config, loss = our_step(config_dict, batch, bf16=args.gpu_1b, remat=args.gpu_1b)
+    step, config, loss = our_step(config_dict, batch, bf16=args.gpu_1b, remat=args.gpu_1b, model_type=model_type)
     fpt = flops_per_token(config, args.seq)
     rows = [row(f"transformers_jax (jit, {device.platform})", timed(step, args.warmup, args.steps), tokens, fpt,
                 peak, loss())]
     del step
     torch_device = "cuda" if args.gpu_1b else "cpu"
     if not args.skip_hf and (torch_device == "cpu" or _torch_cuda()):
-        step, loss = hf_step(config_dict, batch, args.attn, torch_device, bf16=args.gpu_1b, remat=args.gpu_1b)
+        step, loss = hf_step(config_dict, batch, args.attn, torch_device, bf16=args.gpu_1b, remat=args.gpu_1b,
+                             model_type=model_type)
         rows.append(row(f"HF PyTorch ({args.attn}, {torch_device})", timed(step, args.warmup, args.steps), tokens,
                         fpt, peak, loss()))
-    header = (f"Llama {'1.2B bf16' if args.gpu_1b else '124M float32'}, batch {args.batch} x {args.seq}, AdamW; "
+    header = (f"{'Llama 1.2B bf16' if args.gpu_1b else args.model + ' float32'}, batch {args.batch} x {args.seq}, AdamW; "
               f"FLOPs/token {fpt / 1e9:.3f} G; peak {peak / 1e9 if peak else float('nan'):.1f} GFLOP/s "
               f"({peak_source}); {args.warmup} warm-up + {args.steps} timed steps, median")
     print(markdown(rows, header))
