@@ -7,11 +7,12 @@ A family says how it differs through its config class:
   ``1 + weight``), ``position_type`` ("rope" or "learned"), ``mlp_type`` ("gated" or "plain"),
   ``qk_norm`` (per-head RMSNorm of queries and keys: Qwen3, Gemma 3), ``sandwich_norms`` (Gemma 2/3:
   norms after attention and around the MLP), ``scale_embeddings`` (Gemma: embeddings times
-  sqrt(hidden) in the compute dtype);
+  sqrt(hidden) in the compute dtype), ``fields_absent_in_hf`` (shared fields its HF config lacks);
 * fields read when present: ``sliding_window`` with ``layer_types`` (which layers use it),
-  ``attn_logit_softcapping``, ``final_logit_softcapping``, per-layer-type ``rope_parameters``;
-* methods of :class:`DecoderConfig` it may override: ``attention_scales()`` (per layer) and
-  ``dropout_rates()``.
+  ``attn_logit_softcapping``, ``final_logit_softcapping``, per-layer-type ``rope_parameters``,
+  ``attention_out_bias`` (o_proj's bias where it differs from ``attention_bias``: Qwen2);
+* methods of :class:`DecoderConfig` it may override: ``decoder_layer_types()``,
+  ``attention_scales()`` (per layer) and ``dropout_rates()``.
 
 Per-layer differences (a layer's window, its RoPE table, its attention scale) are arrays with a
 leading layer axis fed to the one ``lax.scan``, never Python branches that unroll it.
@@ -59,6 +60,9 @@ class DecoderArchitecture:
     qk_norm: ClassVar[bool] = False
     sandwich_norms: ClassVar[bool] = False
     scale_embeddings: ClassVar[bool] = False
+    # Shared fields the family's HF config does not have (Qwen2: head_dim, attention_bias, mlp_bias):
+    # left out of config.json while they hold the value the family implies.
+    fields_absent_in_hf: ClassVar[tuple[str, ...]] = ()
 
     def decoder_layer_types(self) -> list[str]:
         """``sliding_attention`` or ``full_attention`` per layer (``layer_types`` when the config has it)."""
@@ -149,6 +153,15 @@ class DecoderConfig(DecoderArchitecture, PretrainedConfig):
             rope["rope_theta"] = float(theta if theta is not None else 10000.0)
             values["rope_parameters"] = rope
         return values
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        for name in self.fields_absent_in_hf:
+            implied = (self.hidden_size // self.num_attention_heads if name == "head_dim"
+                       else self.__dataclass_fields__[name].default)
+            if out.get(name) == implied:
+                del out[name]
+        return out
 
     @property
     def rope_theta(self) -> float:
