@@ -204,9 +204,8 @@ def _rope_tables(config: DecoderConfig, position_ids, dtype):
     """(cos, sin) [2, B, T, rotary_dim]: index 0 for full-attention layers, 1 for sliding ones."""
     tables = []
     for layer_type in (FULL, SLIDING):
-        inv_freq, scale = L.rope_inverse_frequencies(config.layer_rope_parameters(layer_type), config.head_dim,
-                                                     config.max_position_embeddings)
-        tables.append(L.rotary_cos_sin(position_ids, inv_freq, scale, dtype))
+        tables.append(L.rope_cos_sin(config.layer_rope_parameters(layer_type), config.head_dim,
+                                     config.max_position_embeddings, position_ids, dtype))
     return jnp.stack([t[0] for t in tables]), jnp.stack([t[1] for t in tables])
 
 
