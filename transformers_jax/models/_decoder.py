@@ -132,6 +132,9 @@ class DecoderConfig(DecoderArchitecture, PretrainedConfig):
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
                 f"num_key_value_heads ({self.num_key_value_heads})"
             )
+        if self.position_type == "rope":
+            for layer_type in set(self.decoder_layer_types()):
+                L.positions.rope_type_of(self.layer_rope_parameters(layer_type))  # refuse unknown types early
         self.check_sliding_window()
 
     @classmethod
