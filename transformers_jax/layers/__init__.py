@@ -23,7 +23,13 @@ from transformers_jax.layers.basic import (
 )
 from transformers_jax.layers.masks import causal_padding_mask, padding_mask, query_key_slots, sliding_window_mask
 from transformers_jax.layers.mlp import gated_mlp, plain_mlp
-from transformers_jax.layers.positions import apply_rotary, rope_inverse_frequencies, rotary_cos_sin
+from transformers_jax.layers.positions import (
+    ROPE_TYPES,
+    apply_rotary,
+    rope_cos_sin,
+    rope_inverse_frequencies,
+    rotary_cos_sin,
+)
 from transformers_jax.layers.stack import run_layers
 
 update_kv_cache = kv_cache.write  # the name the model files used before the package split
@@ -31,6 +37,7 @@ update_kv_cache = kv_cache.write  # the name the model files used before the pac
 __all__ = [
     "ACT2FN", "activation", "apply_rotary", "causal_padding_mask", "dense", "dot_product_attention", "dropout",
     "embed", "gated_mlp", "kv_cache", "layer_norm", "merge_heads", "padding_mask", "plain_mlp", "query_key_slots",
-    "rms_norm", "rope_inverse_frequencies", "rotary_cos_sin", "run_layers", "sliding_window_mask", "softcap",
+    "rms_norm", "ROPE_TYPES", "rope_cos_sin", "rope_inverse_frequencies", "rotary_cos_sin", "run_layers",
+    "sliding_window_mask", "softcap",
     "split_heads", "split_key", "tied_logits", "update_kv_cache",
 ]

@@ -11,21 +11,53 @@ import numpy as np
 
 
 # ----------------------------------------------------------------------------- rotary position embeddings
-def rope_inverse_frequencies(rope: dict, head_dim: int, max_position_embeddings: int) -> tuple[np.ndarray, float]:
-    """(inv_freq [head_dim // 2] float32, attention scaling) for a Hugging Face ``rope_parameters`` dict.
+ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn", "longrope")
 
-    Supports ``default``, ``linear``, ``llama3`` and ``yarn``; other types are refused by name.
-    """
+
+def rope_type_of(rope: dict) -> str:
+    """The ``rope_type`` of a ``rope_parameters`` dict (older configs say ``type``), checked against
+    :data:`ROPE_TYPES`."""
     rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type not in ROPE_TYPES:
+        raise ValueError(f"rope_type {rope_type!r} is not supported; known types: {', '.join(ROPE_TYPES)}")
+    return rope_type
+
+
+def _rotary_dim(rope: dict, head_dim: int) -> int:
+    return int(head_dim * rope.get("partial_rotary_factor", 1.0))
+
+
+def _float32_power(base, exponent: np.ndarray) -> np.ndarray:
+    """``base ** exponent`` correctly rounded to float32 (bit-equal to PyTorch's float32 pow)."""
+    return (np.float64(base) ** exponent.astype(np.float64)).astype(np.float32)
+
+
+def rope_inverse_frequencies(rope: dict, head_dim: int, max_position_embeddings: int,
+                             seq_len: int | None = None) -> tuple[np.ndarray, float]:
+    """(inv_freq [rotary_dim // 2] float32, attention scaling) for a Hugging Face ``rope_parameters``
+    dict: the values of HF's ``ROPE_INIT_FUNCTIONS[rope_type](config, seq_len=seq_len)``.
+
+    Types: ``default``, ``linear``, ``dynamic``, ``llama3``, ``yarn``, ``longrope``; others are refused
+    by name. ``seq_len`` matters to the two length-dependent types only: ``dynamic`` (NTK: the base
+    grows once ``seq_len`` exceeds ``max_position_embeddings``) and ``longrope`` (``long_factor``
+    once ``seq_len`` exceeds ``original_max_position_embeddings``, else ``short_factor``). A forward
+    pass picks ``seq_len`` from its positions: see :func:`rope_cos_sin`.
+    """
+    rope_type = rope_type_of(rope)
     base = np.float32(rope.get("rope_theta", 10000.0))
-    dim = int(head_dim * rope.get("partial_rotary_factor", 1.0))
-    # A correctly rounded float32 power, then a float32 division: bit-equal to PyTorch's inv_freq.
+    dim = _rotary_dim(rope, head_dim)
     exponent = np.arange(0, dim, 2).astype(np.float32) / np.float32(dim)
-    inv_freq = np.float32(1.0) / (np.float64(base) ** exponent.astype(np.float64)).astype(np.float32)
+    if rope_type == "dynamic":
+        # HF computes the grown base in Python floats here (a tensor seq_len is done in float32, see
+        # _dynamic_inv_freq); seq_len is at least max_position_embeddings, where the base is unchanged.
+        factor, length = rope["factor"], max(seq_len or 0, max_position_embeddings)
+        grown = float(rope.get("rope_theta", 10000.0)) * (
+            (factor * length / max_position_embeddings) - (factor - 1)) ** (dim / (dim - 2))
+        return np.float32(1.0) / _float32_power(np.float32(grown), exponent), 1.0
+    # A correctly rounded float32 power, then a float32 division: bit-equal to PyTorch's inv_freq.
+    inv_freq = np.float32(1.0) / _float32_power(base, exponent)
     scaling = 1.0
-    if rope_type == "default":
-        pass
-    elif rope_type == "linear":
+    if rope_type == "linear":
         inv_freq = inv_freq / np.float32(rope["factor"])
     elif rope_type == "llama3":
         factor = rope["factor"]
@@ -39,9 +71,28 @@ def rope_inverse_frequencies(rope: dict, head_dim: int, max_position_embeddings:
         inv_freq = np.where(medium, smoothed, scaled)
     elif rope_type == "yarn":
         inv_freq, scaling = _yarn(rope, inv_freq, base, dim, max_position_embeddings)
-    else:
-        raise ValueError(f"rope_type {rope_type!r} is not supported (default, linear, llama3, yarn)")
+    elif rope_type == "longrope":
+        inv_freq, scaling = _longrope(rope, base, exponent, max_position_embeddings, seq_len)
     return inv_freq.astype(np.float32), float(scaling)
+
+
+def _longrope(rope: dict, base, exponent: np.ndarray, max_positions: int, seq_len: int | None):
+    """LongRoPE (Phi-3): per-frequency ``short_factor`` or ``long_factor`` divide the frequencies;
+    the attention factor defaults to sqrt(1 + log(factor) / log(original)), where ``factor``
+    defaults to max_position_embeddings / original_max_position_embeddings (as HF does)."""
+    original = rope["original_max_position_embeddings"]
+    factor = rope.get("factor")
+    if factor is None:
+        factor = max_positions / original
+    attention_factor = rope.get("attention_factor")
+    if attention_factor is None:
+        attention_factor = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original))
+    ext = rope["long_factor"] if seq_len and seq_len > original else rope["short_factor"]
+    ext = np.asarray(ext, np.float32)
+    if ext.shape != exponent.shape:
+        raise ValueError(f"longrope factors have {ext.shape[0]} entries, the rotary dimension needs "
+                         f"{exponent.shape[0]} (rotary_dim / 2)")
+    return np.float32(1.0) / (ext * _float32_power(base, exponent)), attention_factor
 
 
 def _yarn(rope: dict, inv_freq: np.ndarray, base, dim: int, max_positions: int):
@@ -75,8 +126,50 @@ def _yarn(rope: dict, inv_freq: np.ndarray, base, dim: int, max_positions: int):
     return inv.astype(np.float32), attention_factor
 
 
-def rotary_cos_sin(position_ids: jax.Array, inv_freq: np.ndarray, scaling: float, dtype):
-    """cos and sin [B, T, head_dim] for integer ``position_ids`` [B, T] (computed in float32)."""
+def _dynamic_inv_freq(rope: dict, head_dim: int, max_positions: int, seq_len: jax.Array) -> jax.Array:
+    """Dynamic NTK inv_freq for a traced ``seq_len``, in float32 as HF computes it during a forward
+    (its ``seq_len`` is then a tensor, so the grown base is float32 arithmetic)."""
+    dim = _rotary_dim(rope, head_dim)
+    factor = jnp.float32(rope["factor"])
+    length = jnp.maximum(seq_len, max_positions).astype(jnp.float32)
+    scale = (factor * length / jnp.float32(max_positions) - jnp.float32(rope["factor"] - 1)) ** jnp.float32(dim / (dim - 2))
+    grown = jnp.float32(rope.get("rope_theta", 10000.0)) * scale
+    exponent = jnp.asarray(np.arange(0, dim, 2).astype(np.float32) / np.float32(dim))
+    return jnp.float32(1.0) / grown ** exponent
+
+
+def rope_cos_sin(rope: dict, head_dim: int, max_position_embeddings: int, position_ids: jax.Array, dtype):
+    """cos and sin [B, T, rotary_dim] of a forward pass at ``position_ids`` [B, T].
+
+    The length-dependent types take the pass's length as HF does: ``max(position_ids) + 1`` over the
+    whole batch. ``longrope`` uses its long factors when that exceeds
+    ``original_max_position_embeddings``; ``dynamic`` keeps the plain frequencies up to
+    ``max_position_embeddings`` and grows the base beyond it. HF's rotary module remembers the
+    longest length it has seen (``max_seq_len_cached``) and keeps those frequencies for later, shorter
+    calls still above ``max_position_embeddings``; this is a function of the current call only, i.e.
+    it equals a freshly loaded HF model on every call. With a KV cache, each step's keys are rotated
+    with that step's frequencies and earlier keys are not re-rotated (as HF's cache does too).
+    """
+    rope_type = rope_type_of(rope)
+    if rope_type not in ("dynamic", "longrope"):
+        inv_freq, scaling = rope_inverse_frequencies(rope, head_dim, max_position_embeddings)
+        return rotary_cos_sin(position_ids, inv_freq, scaling, dtype)
+    seq_len = jnp.max(position_ids) + 1
+    if rope_type == "longrope":
+        original = rope["original_max_position_embeddings"]
+        short, scaling = rope_inverse_frequencies(rope, head_dim, max_position_embeddings)
+        long, _ = rope_inverse_frequencies(rope, head_dim, max_position_embeddings, seq_len=original + 1)
+        inv_freq = jnp.where(seq_len > original, jnp.asarray(long), jnp.asarray(short))
+    else:
+        plain, scaling = rope_inverse_frequencies(rope, head_dim, max_position_embeddings)
+        grown = _dynamic_inv_freq(rope, head_dim, max_position_embeddings, seq_len)
+        inv_freq = jnp.where(seq_len > max_position_embeddings, grown, jnp.asarray(plain))
+    return rotary_cos_sin(position_ids, inv_freq, scaling, dtype)
+
+
+def rotary_cos_sin(position_ids: jax.Array, inv_freq, scaling: float, dtype):
+    """cos and sin [B, T, rotary_dim] for integer ``position_ids`` [B, T] and ``inv_freq``
+    [rotary_dim // 2] (computed in float32)."""
     freqs = position_ids[..., None].astype(jnp.float32) * jnp.asarray(inv_freq)  # [B, T, dim/2]
     angles = jnp.concatenate([freqs, freqs], axis=-1)
     return (jnp.cos(angles) * scaling).astype(dtype), (jnp.sin(angles) * scaling).astype(dtype)

@@ -136,6 +136,9 @@ class DecoderConfig(DecoderArchitecture, PretrainedConfig):
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
                 f"num_key_value_heads ({self.num_key_value_heads})"
             )
+        if self.position_type == "rope":
+            for layer_type in set(self.decoder_layer_types()):
+                L.positions.rope_type_of(self.layer_rope_parameters(layer_type))  # refuse unknown types early
         self.check_sliding_window()
 
     @classmethod
@@ -217,9 +220,8 @@ def _rope_tables(config: DecoderConfig, position_ids, dtype):
     """(cos, sin) [2, B, T, rotary_dim]: index 0 for full-attention layers, 1 for sliding ones."""
     tables = []
     for layer_type in (FULL, SLIDING):
-        inv_freq, scale = L.rope_inverse_frequencies(config.layer_rope_parameters(layer_type), config.head_dim,
-                                                     config.max_position_embeddings)
-        tables.append(L.rotary_cos_sin(position_ids, inv_freq, scale, dtype))
+        tables.append(L.rope_cos_sin(config.layer_rope_parameters(layer_type), config.head_dim,
+                                     config.max_position_embeddings, position_ids, dtype))
     return jnp.stack([t[0] for t in tables]), jnp.stack([t[1] for t in tables])
 
 
