@@ -91,7 +91,7 @@ class GPT2DoubleHeadsModel(DecoderForCausalLM, GPT2PreTrainedModel):
     ``input_ids`` are [batch, num_choices, T] (any leading shape: they are flattened to rows of T
     tokens as Hugging Face does). The multiple-choice head reads each row's hidden state at
     ``mc_token_ids`` [batch, num_choices] (``summary_type="cls_index"``; the last token when not
-    given; or ``last``/``first``/``mean``), projects it (``summary_use_proj``), applies
+    given; or ``last``/``first``/``mean``, see :meth:`multiple_choice_logits`), projects it (``summary_use_proj``), applies
     ``summary_activation``, and gives ``mc_logits`` [batch, num_choices]. ``labels`` give the LM loss
     (``loss``), ``mc_labels`` [batch] the cross entropy over choices (``mc_loss``). As in Hugging
     Face, the hidden states of the layers come per flattened row, the last one (after ``ln_f``) in
@@ -113,13 +113,18 @@ class GPT2DoubleHeadsModel(DecoderForCausalLM, GPT2PreTrainedModel):
 
     @classmethod
     def multiple_choice_logits(cls, params, config, hidden, mc_token_ids, rng):
-        """The sequence summary of ``hidden`` [..., T, D] -> [...] (or [..., D] without a projection to labels)."""
+        """The sequence summary of ``hidden`` [..., T, D] -> [...] (or [..., D] without a projection to labels).
+
+        ``last``, ``first`` and ``mean`` index axis 1 as Hugging Face's ``GPT2SequenceSummary`` does:
+        the token axis for [B, T] inputs, but the *choices* axis for [B, C, T] inputs (there HF's
+        ``mc_logits`` come out [B, T]); we keep HF's numbers. ``cls_index`` (GPT-2's setting) gathers
+        the token at ``mc_token_ids`` for any leading shape."""
         if config.summary_type == "last":
-            pooled = hidden[..., -1, :]
+            pooled = hidden[:, -1]
         elif config.summary_type == "first":
-            pooled = hidden[..., 0, :]
+            pooled = hidden[:, 0]
         elif config.summary_type == "mean":
-            pooled = jnp.mean(hidden, axis=-2)
+            pooled = jnp.mean(hidden, axis=1)
         else:  # cls_index
             if mc_token_ids is None:
                 mc_token_ids = jnp.full(hidden.shape[:-2], hidden.shape[-2] - 1)
