@@ -147,7 +147,7 @@ class GPT2DoubleHeadsModel(DecoderForCausalLM, GPT2PreTrainedModel):
         out = cls._base(params, config, rows(input_ids), rows(attention_mask), rows(position_ids),
                         output_hidden_states, output_attentions, base_rng)
         hidden = out.last_hidden_state.reshape(*shape, -1)  # [..., T, D]
-        logits = cls.lm_logits(params, config, hidden)
+        logits = cls.lm_logits(params, config, out.last_hidden_state).reshape(*shape, -1)  # rows: [B, T, V] axes
         mc_logits = cls.multiple_choice_logits(params, config, hidden, mc_token_ids, head_rng)
         loss = mc_loss = None
         if labels is not None:
