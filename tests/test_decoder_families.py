@@ -40,8 +40,16 @@ def task_overrides(kind: str) -> dict:
 
 def make_inputs(kind: str, cfg: dict, seed: int = 0) -> dict:
     """A padded batch with the head's labels: right padding for sequence classification (HF pools
-    the last non-padding token), left padding otherwise."""
+    the last non-padding token), left padding otherwise. Double-heads models (LM + multiple choice)
+    get [B, choices, T] ids, ``mc_token_ids`` at valid tokens and ``mc_labels``."""
     rng = np.random.RandomState(seed)
+    if kind == "DoubleHeadsModel":
+        choices = [make_inputs("LMHeadModel", cfg, seed + 100 * c) for c in range(2)]
+        inputs = {k: np.stack([c[k] for c in choices], axis=1) for k in choices[0]}
+        first_valid = np.argmax(inputs["attention_mask"], axis=-1)  # left padding
+        inputs["mc_token_ids"] = rng.randint(first_valid, T)
+        inputs["mc_labels"] = rng.randint(0, 2, B)
+        return inputs
     lengths = np.array([T, T - 5, 4])
     positions = np.arange(T)[None]
     right = kind == "ForSequenceClassification"

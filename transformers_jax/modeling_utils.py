@@ -236,9 +236,15 @@ class PreTrainedModel:
                 keys[".".join(key_names)] = CheckpointKey((part,))
         for fused in cls.fused_weights:
             keys = fused.apply(keys)
+        return {cls.checkpoint_name(k): v for k, v in keys.items()}
+
+    @classmethod
+    def checkpoint_name(cls, key: str) -> str:
+        """The checkpoint's name for one of our PyTorch-style keys (``checkpoint_renames`` applied):
+        GPT-2's ``transformer.embed_tokens.weight`` is ``transformer.wte.weight``."""
         for pattern, replacement in cls.checkpoint_renames:
-            keys = {re.sub(pattern, replacement, k): v for k, v in keys.items()}
-        return keys
+            key = re.sub(pattern, replacement, key)
+        return key
 
     @classmethod
     def params_to_state_dict(cls, params, config) -> dict[str, np.ndarray]:

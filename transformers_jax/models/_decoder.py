@@ -389,7 +389,7 @@ class DecoderForCausalLM(GenerationMixin, DecoderPreTrainedModel):
     @classmethod
     def tied_weights(cls, config):
         prefix = cls.base_model_prefix
-        return {"lm_head.weight": f"{prefix}.embed_tokens.weight"} if config.tie_word_embeddings else {}
+        return {"lm_head.weight": cls.checkpoint_name(f"{prefix}.embed_tokens.weight")} if config.tie_word_embeddings else {}
 
     @classmethod
     def lm_logits(cls, params, config, hidden):
@@ -516,13 +516,14 @@ HEADS = {
 
 def build_family(prefix: str, config_class: type[DecoderConfig], module: str, tasks=tuple(HEADS),
                  base: type[DecoderPreTrainedModel] = DecoderPreTrainedModel, head_prefixes: dict | None = None,
-                 **class_attributes) -> dict[str, type]:
+                 suffixes: dict | None = None, **class_attributes) -> dict[str, type]:
     """The classes of a decoder family named as Hugging Face names them (``{prefix}Model``,
     ``{prefix}ForCausalLM``, ...) for the ``tasks`` HF has, each over ``config_class``, with
     ``class_attributes`` (key maps, legacy renames) set on a shared ``{prefix}PreTrainedModel``
     base; registered with the Auto classes (causal LM also for pretraining). ``head_prefixes``
     ({task: name}) gives heads whose base model HF stores under another name (Llama's and Qwen's
-    question answering keep it under ``transformer``). Returns {class name: class}."""
+    question answering keep it under ``transformer``); ``suffixes`` ({task: class name suffix}) names
+    heads as the family's HF classes do (GPT-2's causal LM is ``GPT2LMHeadModel``). Returns {class name: class}."""
     from transformers_jax.models.auto import register
 
     pretrained = type(f"{prefix}PreTrainedModel", (base,),
@@ -531,6 +532,7 @@ def build_family(prefix: str, config_class: type[DecoderConfig], module: str, ta
     by_task = {}
     for task in tasks:
         suffix, head = HEADS[task]
+        suffix = (suffixes or {}).get(task, suffix)
         attributes = {"__module__": module, "__doc__": head.__doc__, "__qualname__": f"{prefix}{suffix}"}
         if task in (head_prefixes or {}):
             attributes["base_model_prefix"] = head_prefixes[task]
