@@ -10,8 +10,9 @@ Input, one JSON object per line (blank lines are ignored)::
 tokenized with the tokenizer's special tokens, e.g. BOS) or ``messages`` (a non-empty list of
 ``{"role": str, "content": str}``, rendered with the tokenizer's chat template and
 ``add_generation_prompt=True``, tokenized without extra special tokens, as in Hugging Face). Optional
-per-line settings: ``max_new_tokens`` (int >= 1), ``do_sample`` (bool), ``temperature`` (number > 0),
-``top_p`` (number in (0, 1]), ``top_k`` (int >= 0), ``seed`` (int in [0, 2**32)). Any other key is an
+per-line settings: ``max_new_tokens`` (int >= 1), ``do_sample`` (bool), ``temperature`` (number >= 0, > 0 when
+sampling), ``top_p`` (number in (0, 1]), ``top_k`` (int >= 0), ``seed`` (int in [0, 2**32)); they are checked by
+``generation.sampling.validate_sampling_args``, as ``generate`` checks them. Any other key is an
 error (it is most likely a typo of one of these).
 
 Output, one line per finished request::
@@ -88,7 +89,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -99,6 +99,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from transformers_jax.file_utils import atomic_write
+from transformers_jax.generation.buckets import bucket_size
+from transformers_jax.generation.configuration_utils import resolve_eos_token_ids
+from transformers_jax.generation.sampling import SamplingArgumentError, validate_sampling_args
 from transformers_jax.tokenization.chat_template import MessagesError, normalize_messages
 
 __all__ = ["Request", "BatchRunSummary", "parse_input", "parse_rows", "run_batch", "SAMPLING_KEYS"]
@@ -161,10 +164,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _validate(obj: Any) -> dict:
     """Check one parsed line; returns the normalised fields or raises InputError (no line prefix)."""
     if not isinstance(obj, dict):
@@ -190,30 +189,15 @@ def _validate(obj: Any) -> dict:
             out["messages"] = normalize_messages(obj["messages"], text_only=True)
         except MessagesError as exc:
             raise InputError(str(exc)) from None
-    if "max_new_tokens" in obj:
-        v = obj["max_new_tokens"]
-        if not _is_int(v) or v < 1:
-            raise InputError(f"'max_new_tokens' must be an integer >= 1, got {v!r}")
-        out["max_new_tokens"] = v
-    if "do_sample" in obj:
-        if not isinstance(obj["do_sample"], bool):
-            raise InputError(f"'do_sample' must be true or false, got {obj['do_sample']!r}")
-        out["do_sample"] = obj["do_sample"]
-    if "temperature" in obj:
-        v = obj["temperature"]
-        if not _is_number(v) or v <= 0:
-            raise InputError(f"'temperature' must be a number > 0, got {v!r}")
-        out["temperature"] = float(v)
-    if "top_p" in obj:
-        v = obj["top_p"]
-        if not _is_number(v) or not 0 < v <= 1:
-            raise InputError(f"'top_p' must be a number in (0, 1], got {v!r}")
-        out["top_p"] = float(v)
-    if "top_k" in obj:
-        v = obj["top_k"]
-        if not _is_int(v) or v < 0:
-            raise InputError(f"'top_k' must be an integer >= 0, got {v!r}")
-        out["top_k"] = v
+    sampling = {k: obj[k] for k in SAMPLING_KEYS if k in obj and k != "seed"}
+    try:
+        validate_sampling_args(**sampling)
+    except SamplingArgumentError as exc:
+        raise InputError(str(exc)) from None
+    out.update(sampling)
+    for k in ("temperature", "top_p"):
+        if k in out:
+            out[k] = float(out[k])
     if "seed" in obj:
         v = obj["seed"]
         if not _is_int(v) or not 0 <= v < 2**32:
@@ -387,16 +371,6 @@ def _exclusive_lock(path: Path):
 # -- generation ------------------------------------------------------------------------------------------------------
 
 
-def _bucket(length: int) -> int:
-    """Prompt-length bucket: the same buckets ``generate`` compiles for (next power of two, at least 16), so a
-    batch never straddles two compiled programs."""
-    try:
-        from transformers_jax.generation.utils import bucket_size
-    except ImportError:  # pragma: no cover - generation not installed
-        return max(16, 1 << max(0, length - 1).bit_length())
-    return bucket_size(length)
-
-
 def _settings(request: Request, default_max_new_tokens: int) -> tuple:
     """The generate() settings of a request, normalised so that equal behaviour gives equal tuples."""
     max_new = request.max_new_tokens if request.max_new_tokens is not None else default_max_new_tokens
@@ -415,20 +389,6 @@ def _request_seed(request: Request, run_seed: int) -> int:
     if request.seed is not None:
         return request.seed
     return zlib.crc32(f"{run_seed}:{request.key}".encode("utf-8"))
-
-
-def _eos_ids(model, tokenizer) -> list[int]:
-    eos = None
-    generation_config = getattr(model, "generation_config", None)
-    if generation_config is not None:
-        eos = getattr(generation_config, "eos_token_id", None)
-    if eos is None:
-        eos = getattr(model.config, "eos_token_id", None)
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    if eos is None:
-        return []
-    return [int(e) for e in eos] if isinstance(eos, (list, tuple)) else [int(eos)]
 
 
 def _tokenize(request: Request, tokenizer) -> list[int]:
@@ -558,7 +518,7 @@ def run_batch(
         print(error["error"], file=sys.stderr)
 
     order = {r.key: i for i, r in enumerate(valid)}
-    eos_ids = _eos_ids(model, tokenizer)
+    eos_ids = list(resolve_eos_token_ids(model, tokenizer))
     eos = set(eos_ids)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
 
@@ -570,10 +530,11 @@ def run_batch(
         done_ids = store.merge(order)
         pending = [r for r in valid if r.key not in done_ids]
 
-        # Group by (settings, bucket) in order of first appearance; sampled requests go one per call.
+        # Group by (settings, prompt bucket: the one generate compiles for, so a batch never straddles two
+        # programs) in order of first appearance; sampled requests go one per call.
         groups: dict[tuple, list[Request]] = {}
         for r in pending:
-            groups.setdefault((_settings(r, max_new_tokens), _bucket(len(r.input_ids))), []).append(r)
+            groups.setdefault((_settings(r, max_new_tokens), bucket_size(len(r.input_ids))), []).append(r)
         batches: list[tuple[dict, list[Request]]] = []
         for (settings, _), members in groups.items():
             size = 1 if dict(settings)["do_sample"] else batch_size

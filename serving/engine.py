@@ -29,7 +29,8 @@ Semantics
 ---------
 * Greedy when ``temperature == 0`` or ``do_sample is False``; otherwise (``do_sample`` None or
   True with ``temperature > 0``) multinomial sampling after temperature, top-k (``0`` = off) and
-  top-p (``1.0`` = off), in Hugging Face's order, through ``generation.logits_process``.
+  top-p (``1.0`` = off), in Hugging Face's order, through ``generation.sampling.choose_tokens``
+  (the token choice ``generate`` uses).
   Greedy output is token-identical to ``model.generate(prompt[None], do_sample=False,
   max_new_tokens=n)`` (the same EOS handling: generation stops after the first EOS).
 * Sampling is reproducible per request: the token at sequence position ``p`` is drawn with
@@ -53,8 +54,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from transformers_jax.generation import logits_process as lp
-from transformers_jax.generation.utils import bucket_size
+from transformers_jax.generation.buckets import bucket_size, bucket_sizes
+from transformers_jax.generation.configuration_utils import resolve_eos_token_ids
+from transformers_jax.generation.sampling import choose_tokens, fold_in_rows, host_prng_key, validate_sampling_args
 from transformers_jax.layers import kv_cache
 
 MAX_STOP_IDS = 16  # per request, EOS ids included (a static width of the per-slot stop table)
@@ -211,21 +213,11 @@ def _post(loop, queue, item):
 # ---------------------------------------------------------------------------------------------
 # compiled pieces
 # ---------------------------------------------------------------------------------------------
-def _choose(logits, greedy, temp, top_k, top_p, keys, positions):
-    """One token per row from float32 ``logits`` [B, V] with per-row settings ([B] each);
-    ``keys`` [B, 2] (raw uint32 PRNG keys), ``positions`` [B] (folded into the key)."""
-    vocab = logits.shape[-1]
-    best = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-
-    def sampled():
-        scores = lp.temperature(logits, jnp.where(greedy, 1.0, temp))
-        scores = lp.top_k(scores, jnp.where(top_k > 0, top_k, vocab))
-        scores = jnp.where((top_p < 1.0)[:, None], lp.top_p(scores, top_p), scores)
-        step_keys = jax.vmap(jax.random.fold_in)(keys, positions)
-        drawn = jax.vmap(lambda k, s: lp.sample(k, s[None])[0])(step_keys, scores)
-        return jnp.where(greedy, best, drawn)
-
-    return jax.lax.cond(jnp.all(greedy), lambda: best, sampled)
+def _choose(logits, greedy, sampling, positions):
+    """One token per row from float32 ``logits`` [B, V] with the per-row ``sampling`` arrays ([B]
+    each; ``key`` [B, 2] raw PRNG keys); the sequence ``positions`` [B] are folded into the keys."""
+    return choose_tokens(logits, fold_in_rows(sampling["key"], positions), greedy=greedy,
+                         temperature=sampling["temperature"], top_k=sampling["top_k"], top_p=sampling["top_p"])
 
 
 def _prefill(params, cache, ids, length, slot, sampling, *, decode, init_cache, config):
@@ -236,8 +228,8 @@ def _prefill(params, cache, ids, length, slot, sampling, *, decode, init_cache, 
     mask = (jnp.arange(bucket)[None] < length).astype(jnp.int32)
     logits, row = decode(params, config, ids, jnp.arange(bucket)[None], mask, row, 0)
     last = jax.lax.dynamic_index_in_dim(logits[0], length - 1, axis=0, keepdims=True).astype(jnp.float32)  # [1, V]
-    token = _choose(last, sampling["greedy"][None], sampling["temperature"][None], sampling["top_k"][None],
-                    sampling["top_p"][None], sampling["key"][None], length[None])[0]
+    batch_of_one = {name: value[None] for name, value in sampling.items()}
+    token = _choose(last, batch_of_one["greedy"], batch_of_one, length[None])[0]
     cache = kv_cache.write_row(cache, row, slot)
     return cache, token
 
@@ -265,8 +257,7 @@ def _decode_chunk(params, cache, state, *, decode, config, steps: int, window: i
         active, position = st["active"], st["position"]
         cache_mask = (slots <= position[:, None]).astype(jnp.int32)
         logits, cache = decode(params, config, st["token"][:, None], position[:, None], cache_mask, cache, position)
-        token = _choose(logits[:, -1].astype(jnp.float32), st["greedy"] | ~active, st["temperature"], st["top_k"],
-                        st["top_p"], st["key"], position + 1)
+        token = _choose(logits[:, -1].astype(jnp.float32), st["greedy"] | ~active, st, position + 1)
         out = jax.lax.dynamic_update_slice_in_dim(out, jnp.where(active, token, -1)[:, None], step, axis=1)
         remaining = st["remaining"] - active.astype(jnp.int32)
         stopped = jnp.any(token[:, None] == st["stop"], axis=-1)
@@ -292,12 +283,6 @@ def _programs(decode, init_cache, config, steps: int):
     chunk = jax.jit(functools.partial(_decode_chunk, decode=decode, config=config, steps=steps), donate_argnums=(1,),
                     static_argnames=("window",))
     return prefill, chunk
-
-
-def _raw_key(seed: int) -> np.ndarray:
-    """``jax.random.PRNGKey(seed)`` (threefry) built on the host, so no device program runs."""
-    seed = int(seed) & 0xFFFFFFFFFFFFFFFF
-    return np.array([seed >> 32, seed & 0xFFFFFFFF], np.uint32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +314,7 @@ class Engine:
         self.vocab_size = int(self.config.vocab_size)
         limit = getattr(self.config, "max_position_embeddings", None)
         self.max_positions = min(max_length, int(limit)) if limit else max_length
-        self.eos_token_ids = tuple(int(e) for e in model.generation_config.eos_token_ids)
+        self.eos_token_ids = resolve_eos_token_ids(model)
         cls = type(model)
         self._prefill, self._chunk = _programs(cls.decode, cls.init_cache, self.config, chunk_steps)
         self._cache = cls.init_cache(self.config, num_slots, max_length)
@@ -353,12 +338,7 @@ class Engine:
     # -- public API ------------------------------------------------------------------------------
     def buckets(self) -> list[int]:
         """The prompt-length buckets (one prefill program each)."""
-        out, size = [], bucket_size(1)
-        while True:
-            out.append(min(size, self.max_length))
-            if size >= self.max_length:
-                return out
-            size *= 2
+        return bucket_sizes(self.max_length)
 
     def warmup(self, buckets=None) -> None:
         """Compile the decode chunk and the prefill of each bucket (all by default) now."""
@@ -448,21 +428,14 @@ class Engine:
         if bad.size:
             raise ValueError(f"prompt_ids contain {bad.size} id(s) outside the vocabulary [0, {self.vocab_size}), "
                              f"e.g. {int(bad[0])}")
-        if not isinstance(params.max_tokens, (int, np.integer)) or params.max_tokens < 1:
-            raise ValueError(f"max_tokens must be a positive integer, got {params.max_tokens!r}")
+        validate_sampling_args(max_new_tokens=params.max_tokens, do_sample=params.do_sample,
+                               temperature=params.temperature, top_k=params.top_k, top_p=params.top_p,
+                               names={"max_new_tokens": "max_tokens"})
         n = int(ids.size)
         if n + params.max_tokens > self.max_positions:
             raise ValueError(
                 f"prompt length {n} plus max_tokens {params.max_tokens} = {n + params.max_tokens} exceeds the "
                 f"engine's max_length {self.max_positions}; shorten the prompt or lower max_tokens")
-        if not params.temperature >= 0:
-            raise ValueError(f"temperature must be >= 0, got {params.temperature}")
-        if params.do_sample is True and params.temperature == 0:
-            raise ValueError("do_sample=True needs temperature > 0 (temperature 0 means greedy)")
-        if not 0.0 < params.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {params.top_p}")
-        if not isinstance(params.top_k, (int, np.integer)) or params.top_k < 0:
-            raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {params.top_k!r}")
         stop = set(int(t) for t in params.stop_token_ids) | set(self.eos_token_ids)
         if any(not 0 <= t < self.vocab_size for t in stop):
             raise ValueError(f"stop_token_ids must lie in the vocabulary [0, {self.vocab_size}), got {sorted(stop)}")
@@ -483,7 +456,7 @@ class Engine:
     @staticmethod
     def _sampling_row(p: SamplingParams) -> dict:
         return {"greedy": np.bool_(p.greedy), "temperature": np.float32(p.temperature if p.temperature > 0 else 1.0),
-                "top_k": np.int32(p.top_k), "top_p": np.float32(p.top_p), "key": _raw_key(p.seed)}
+                "top_k": np.int32(p.top_k), "top_p": np.float32(p.top_p), "key": host_prng_key(p.seed)}
 
     def _stop_ids(self, p: SamplingParams) -> set[int]:
         return set(int(t) for t in p.stop_token_ids) | set(self.eos_token_ids)
@@ -532,7 +505,7 @@ class Engine:
 
     def _start_request(self, slot: int, handle: RequestHandle) -> None:
         p, n = handle.params, handle.num_prompt_tokens
-        bucket = min(bucket_size(n), self.max_length)
+        bucket = bucket_size(n, maximum=self.max_length)
         ids = np.zeros((1, bucket), np.int32)
         ids[0, :n] = handle.prompt_ids
         sampling = self._sampling_row(p)
@@ -562,7 +535,7 @@ class Engine:
         """The cache prefix the next chunk needs: a bucket above every active slot's last position."""
         st = self._state
         need = int(st["position"][st["active"]].max()) + self.chunk_steps if st["active"].any() else 1
-        return min(bucket_size(need), self.max_length)
+        return bucket_size(need, maximum=self.max_length)
 
     def _run_chunk(self) -> None:
         self._cache, state, out = self._chunk(self.params, self._cache, self._state, window=self._window())

@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import secrets
 import threading
 import time
@@ -53,12 +52,14 @@ from typing import Any, AsyncIterator, Sequence
 from aiohttp import web
 
 from serving.detokenizer import Detokenizer
+from transformers_jax.generation.sampling import SamplingArgumentError, validate_sampling_args
 from transformers_jax.tokenization.chat_template import MessagesError, normalize_messages
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
 MAX_STOP_SEQUENCES = 4
+MAX_TEMPERATURE = 2.0  # OpenAI's limit
 CHAT_ROLES = ("system", "developer", "user", "assistant")
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -139,17 +140,14 @@ def _int(body: dict, key: str, default, *, lo: int | None = None, hi: int | None
     return value
 
 
-def _number(body: dict, key: str, default: float, *, lo: float, hi: float, lo_open: bool = False) -> float:
+def _number(body: dict, key: str, default: float) -> float:
+    """A JSON number (its range is checked by ``validate_sampling_args``)."""
     value = body.get(key)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _bad(f"'{key}' must be a number, got {_type_name(value)} {value!r:.50}.", key, "invalid_type")
-    value = float(value)
-    if not math.isfinite(value) or value > hi or value < lo or (lo_open and value == lo):
-        bracket = "(" if lo_open else "["
-        raise _bad(f"'{key}' must be in {bracket}{lo:g}, {hi:g}], got {value:g}.", key)
-    return value
+    return float(value)
 
 
 def _bool(body: dict, key: str, default: bool) -> bool:
@@ -416,9 +414,10 @@ class OpenAIServer:
             if not stream:
                 raise _bad("'stream_options' is only allowed when 'stream' is true.", "stream_options")
             include_usage = _bool(options, "include_usage", False)
-        temperature = _number(body, "temperature", 1.0, lo=0.0, hi=2.0)
-        top_p = _number(body, "top_p", 1.0, lo=0.0, hi=1.0, lo_open=True)
-        top_k = _int(body, "top_k", 0, lo=-1)
+        temperature = _number(body, "temperature", 1.0)
+        top_p = _number(body, "top_p", 1.0)
+        top_k = _int(body, "top_k", 0)
+        top_k = 0 if top_k == -1 else top_k  # -1 = off, as in vLLM
         seed = _int(body, "seed", None, lo=-(2**63), hi=2**64 - 1)
         stop = _stop_sequences(body)
 
@@ -437,8 +436,11 @@ class OpenAIServer:
             key = "max_completion_tokens"
         default = room if endpoint == "chat" else min(self.default_max_tokens, room)
         max_tokens = _int(body, key, default)
-        if max_tokens < 1:
-            raise _bad(f"'{key}' must be at least 1, got {max_tokens}.", key)
+        try:
+            validate_sampling_args(max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                                   max_temperature=MAX_TEMPERATURE, names={"max_new_tokens": key})
+        except SamplingArgumentError as exc:
+            raise _bad(f"{exc}.", exc.argument) from None
         if max_tokens > room:
             raise _bad(f"This model's maximum context length is {self.max_length} tokens. However, you requested "
                        f"{len(prompt_ids) + max_tokens} tokens ({len(prompt_ids)} in the prompt, {max_tokens} for "
@@ -448,7 +450,7 @@ class OpenAIServer:
             max_tokens=max_tokens,
             temperature=temperature,
             top_p=top_p,
-            top_k=max(top_k, 0),
+            top_k=top_k,
             do_sample=not greedy,
             stop_token_ids=self.eos_token_ids,
             seed=(seed if seed is not None else secrets.randbits(32)) % (2**32),
@@ -752,20 +754,6 @@ class ServerThread:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def eos_token_ids(model, tokenizer) -> list[int]:
-    """End-of-sequence ids: the model's generation config, else its config, else the tokenizer."""
-    eos = None
-    for source in (getattr(model, "generation_config", None), getattr(model, "config", None)):
-        eos = getattr(source, "eos_token_id", None) if source is not None else None
-        if eos is not None:
-            break
-    if eos is None:
-        eos = getattr(tokenizer, "eos_token_id", None)
-    if eos is None:
-        return []
-    return [int(e) for e in eos] if isinstance(eos, (list, tuple)) else [int(eos)]
 
 
 async def serve_forever(server: OpenAIServer, host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -152,7 +152,7 @@ def test_malformed_lines_reported_and_rest_proceeds(tmp_path, model, tokenizer, 
     assert all(e["error"].startswith(f"line {e['line']}: ") for e in errors)
     assert "invalid JSON" in errors[0]["error"] and "missing 'id'" in errors[1]["error"]
     assert "duplicate id 'a' (first seen on line 1)" in errors[2]["error"]
-    assert "'max_new_tokens' must be an integer" in errors[3]["error"] and "temprature" in errors[6]["error"]
+    assert "max_new_tokens must be a positive integer" in errors[3]["error"] and "temprature" in errors[6]["error"]
     assert [e["id"] for e in errors] == [None, None, "a", "d", "e", 9, "f", "g"]
     stderr = capsys.readouterr().err
     for e in errors:

@@ -304,6 +304,71 @@ def test_bad_inputs(models):
         model.generate(ids, attention_mask=mask, top_q=0.5)
     with pytest.raises(ValueError, match="max_length=5 leaves no room"):
         model.generate(ids, attention_mask=mask, max_length=5)
+    with pytest.raises(ValueError, match=r"temperature must be > 0 when sampling .*got 0"):
+        model.generate(ids, attention_mask=mask, do_sample=True, temperature=0.0)
+    with pytest.raises(ValueError, match=r"top_p must be a number in \(0, 1\].*got 1.5"):
+        model.generate(ids, attention_mask=mask, top_p=1.5)
+
+
+# ----------------------------------------------------------------------------- shared pieces (serving uses them too)
+
+
+def test_validate_sampling_args_names_argument_and_value():
+    from transformers_jax.generation.sampling import SamplingArgumentError, validate_sampling_args
+
+    validate_sampling_args(max_new_tokens=3, do_sample=None, temperature=0.0, top_k=0, top_p=1.0)  # greedy: fine
+    for kwargs, argument, value in [
+        (dict(max_new_tokens=0, names={"max_new_tokens": "max_tokens"}), "max_tokens", "0"),
+        (dict(temperature=-0.5), "temperature", "-0.5"),
+        (dict(temperature=2.5, max_temperature=2.0), "temperature", "2.5"),
+        (dict(top_k=True), "top_k", "True"),
+        (dict(top_p=0.0), "top_p", "0.0"),
+        (dict(do_sample="yes"), "do_sample", "'yes'"),
+        (dict(repetition_penalty=float("nan")), "repetition_penalty", "nan"),
+    ]:
+        with pytest.raises(SamplingArgumentError) as info:
+            validate_sampling_args(**kwargs)
+        assert info.value.argument == argument and str(info.value).startswith(f"{argument} must be ")
+        assert str(info.value).endswith(f"got {value}")
+
+
+def test_buckets_and_eos_resolution():
+    from transformers_jax.generation import buckets, resolve_eos_token_ids
+
+    assert [buckets.bucket_size(n) for n in (1, 16, 17, 100)] == [16, 16, 32, 128]
+    assert buckets.bucket_size(100, maximum=80) == 80 and buckets.bucket_size(3, minimum=4) == 4
+    assert buckets.bucket_sizes(100) == [16, 32, 64, 100] and buckets.bucket_sizes(8) == [8]
+    ids, mask = buckets.pad_left(np.array([[5, 6]]), np.array([[1, 1]]), 4, fill=9)
+    assert ids.tolist() == [[9, 9, 5, 6]] and mask.tolist() == [[0, 0, 1, 1]]
+
+    class Obj:
+        def __init__(self, eos):
+            self.eos_token_id = eos
+
+    class Model:
+        generation_config, config = Obj(None), Obj([4, 5])
+
+    assert resolve_eos_token_ids(Model(), Obj(7)) == (4, 5)
+    assert resolve_eos_token_ids(None, Obj(7)) == (7,) and resolve_eos_token_ids() == ()
+    assert resolve_eos_token_ids(Model(), generation_config=GenerationConfig(eos_token_id=3)) == (3,)
+
+
+def test_choose_tokens_batch_wide_and_per_row():
+    from transformers_jax.generation.sampling import choose_tokens, fold_in_rows, host_prng_key
+
+    logits = jax.random.normal(jax.random.PRNGKey(1), (4, 30)) * 3
+    best = np.asarray(jnp.argmax(logits, -1))
+    np.testing.assert_array_equal(choose_tokens(logits, greedy=True), best)
+    key = jax.random.PRNGKey(2)  # one key for the batch: generate's draw
+    np.testing.assert_array_equal(choose_tokens(logits, key, top_k=jnp.int32(3)),
+                                  lp.sample(key, lp.top_k(logits, 3)))
+    keys = np.stack([host_prng_key(s) for s in range(4)])
+    np.testing.assert_array_equal(keys[3], jax.random.PRNGKey(3))
+    greedy = jnp.array([True, False, True, False])
+    per_row = choose_tokens(logits, fold_in_rows(keys, jnp.arange(4)), greedy=greedy,
+                            temperature=jnp.array([0.0, 0.7, 1.0, 1.0]), top_k=jnp.array([0, 1, 0, 1]),
+                            top_p=jnp.ones(4))
+    np.testing.assert_array_equal(per_row, best)  # greedy rows take the argmax, top_k=1 rows too
 
 
 def test_num_beams_dispatches_to_beam_search(models):

@@ -22,8 +22,8 @@ Prefill: the prompt runs once per batch row (not once per beam) and the cache an
 then repeated across beams. Every beam of a row starts from the same prompt, and only beam 0 has a
 finite initial score, so running ``B * num_beams`` identical rows would only multiply the prefill cost.
 
-Compilation: the prompt is left-padded to a multiple of ``PROMPT_BUCKET`` and the cache budget is
-rounded up to a multiple of ``BUDGET_BUCKET``; the true ``max_new_tokens``, ``min_new_tokens``, EOS ids,
+Compilation: the prompt is left-padded to its length bucket and the cache budget is rounded up to its
+bucket (``generation.buckets``, as ``generate`` does); the true ``max_new_tokens``, ``min_new_tokens``, EOS ids,
 pad id and the length-penalty table are traced values. The compiled program therefore depends only on
 (config, num_beams, early_stopping, number of EOS ids, batch size, the two buckets), and jax.jit's cache
 keeps it across calls.
@@ -39,14 +39,11 @@ import numpy as np
 
 from transformers_jax.layers import kv_cache
 from transformers_jax.generation import logits_process as lp_
+from transformers_jax.generation.buckets import bucket_size, pad_left
+from transformers_jax.generation.configuration_utils import token_ids
+from transformers_jax.generation.sampling import validate_sampling_args
 
-PROMPT_BUCKET = 16
-BUDGET_BUCKET = 32
 _NEG = -1.0e9  # Hugging Face's "very large negative" beam score
-
-
-def _round_up(n: int, multiple: int) -> int:
-    return max(multiple, -(-n // multiple) * multiple)
 
 
 def _normalize_early_stopping(early_stopping):
@@ -238,21 +235,13 @@ def beam_search(model, input_ids, attention_mask=None, generation_config=None, *
         raise ValueError(f"attention_mask shape {mask.shape} != input_ids shape {input_ids.shape}")
     if max_new_tokens is None:
         raise ValueError("beam_search needs max_new_tokens")
-    max_new_tokens = int(max_new_tokens)
     if num_beams < 1:
-        raise ValueError("num_beams must be at least 1")
-    if max_new_tokens < 1:
-        raise ValueError("max_new_tokens must be at least 1")
+        raise ValueError(f"num_beams must be at least 1, got {num_beams}")
+    validate_sampling_args(max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty)
+    max_new_tokens = int(max_new_tokens)
     if not 1 <= num_return_sequences <= num_beams:
         raise ValueError(f"num_return_sequences ({num_return_sequences}) must be between 1 and num_beams ({num_beams})")
-    if not repetition_penalty > 0:
-        raise ValueError(f"repetition_penalty must be a strictly positive float, got {repetition_penalty}")
-    if eos_token_id is None:
-        eos = []
-    elif isinstance(eos_token_id, (int, np.integer)):
-        eos = [int(eos_token_id)]
-    else:
-        eos = [int(t) for t in eos_token_id]
+    eos = list(token_ids(eos_token_id))
     if pad_token_id is None and eos:
         pad_token_id = eos[0]
     # Hugging Face: ``pad_token_id or eos_token_id[0] if eos_token_id is not None else -1``
@@ -260,12 +249,8 @@ def beam_search(model, input_ids, attention_mask=None, generation_config=None, *
     # HF's MinLength processor counts the (padded) prompt; MinNewTokensLength only new tokens
     min_new = max(min_new_tokens, min_length - prompt_len, 0)
 
-    padded_len = _round_up(prompt_len, PROMPT_BUCKET)
-    budget = _round_up(max_new_tokens, BUDGET_BUCKET)
-    ids = np.zeros((batch, padded_len), np.int32)  # bucket padding: masked out, but must be a valid id
-    ids[:, padded_len - prompt_len:] = input_ids
-    full_mask = np.zeros((batch, padded_len), np.int32)
-    full_mask[:, padded_len - prompt_len:] = mask
+    padded_len, budget = bucket_size(prompt_len), bucket_size(max_new_tokens)
+    ids, full_mask = pad_left(input_ids, mask, padded_len, fill=0)  # bucket padding: masked out, but a valid id
 
     lengths = np.arange(budget + 1, dtype=np.float64)
     penalty = (lengths ** length_penalty).astype(np.float32)

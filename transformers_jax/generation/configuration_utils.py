@@ -152,10 +152,31 @@ class GenerationConfig:
 
     @property
     def eos_token_ids(self) -> tuple[int, ...]:
-        eos = self.eos_token_id
-        if eos is None:
-            return ()
-        return tuple(int(e) for e in eos) if isinstance(eos, (tuple, list)) else (int(eos),)
+        """``eos_token_id`` as a tuple of ints (empty when unset)."""
+        return token_ids(self.eos_token_id)
 
 
-__all__ = ["GenerationConfig", "GENERATION_CONFIG_NAME", "GLOBAL_DEFAULTS"]
+def token_ids(value) -> tuple[int, ...]:
+    """A token-id setting as HF stores it (``None``, one int, or a list of ints) as a tuple of ints."""
+    if value is None:
+        return ()
+    if isinstance(value, (tuple, list)) or (hasattr(value, "ndim") and value.ndim > 0):
+        return tuple(int(v) for v in value)
+    return (int(value),)
+
+
+def resolve_eos_token_ids(model=None, tokenizer=None, *, generation_config=None) -> tuple[int, ...]:
+    """The end-of-sequence ids of a model: the first that is set of ``generation_config`` (else the
+    model's ``generation_config``), the model's ``config`` and the tokenizer's ``eos_token_id``;
+    each may be one id or a list. Empty when none is set."""
+    if generation_config is None and model is not None:
+        generation_config = getattr(model, "generation_config", None)
+    sources = (generation_config, getattr(model, "config", None), tokenizer)
+    for source in sources:
+        eos = getattr(source, "eos_token_id", None) if source is not None else None
+        if eos is not None:
+            return token_ids(eos)
+    return ()
+
+
+__all__ = ["GenerationConfig", "GENERATION_CONFIG_NAME", "GLOBAL_DEFAULTS", "resolve_eos_token_ids", "token_ids"]

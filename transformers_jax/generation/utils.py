@@ -1,10 +1,11 @@
 """Compiled text generation: ``model.generate`` for causal LMs.
 
 The prompt (left padded, as HF expects for decoder-only models) gets extra left padding up to a
-bucket length, the output budget is rounded up to a bucket too, and a fixed-size KV cache of
-``prompt bucket + budget bucket`` slots is allocated (``model.init_cache``) and donated. One jitted
-program runs the prefill and then every decoding step — logits processing, greedy/sampling, EOS
-bookkeeping — inside a ``lax.while_loop``; the requested ``max_new_tokens``, the prompt length and
+bucket length (``generation.buckets``), the output budget is rounded up to a bucket too, and a
+fixed-size KV cache of ``prompt bucket + budget bucket`` slots is allocated (``model.init_cache``)
+and donated. One jitted program runs the prefill and then every decoding step (logits processing,
+the token choice of ``generation.sampling.choose_tokens``, which the serving engine shares, EOS
+bookkeeping) inside a ``lax.while_loop``; the requested ``max_new_tokens``, the prompt length and
 the numeric knobs (temperature, top-k, top-p, penalty, min lengths) are traced values, so calls
 whose shapes fall into the same buckets reuse one compiled program.
 
@@ -26,17 +27,9 @@ import numpy as np
 
 from transformers_jax.layers import kv_cache
 from transformers_jax.generation import logits_process as lp
+from transformers_jax.generation.buckets import MIN_BUCKET, bucket_size, pad_left
 from transformers_jax.generation.configuration_utils import GenerationConfig
-
-MIN_BUCKET = 16
-
-
-def bucket_size(n: int, minimum: int = MIN_BUCKET) -> int:
-    """The bucket a length falls into: the next power of two, at least ``minimum``."""
-    size = minimum
-    while size < n:
-        size *= 2
-    return size
+from transformers_jax.generation.sampling import choose_tokens, validate_sampling_args
 
 
 class StaticOptions(NamedTuple):
@@ -87,17 +80,15 @@ def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config
         if eos is not None:
             too_short = (scalars["prompt_length"] + step < scalars["min_length"]) | (step < scalars["min_new_tokens"])
             scores = lp.suppress_eos(scores, static.eos_token_ids, too_short)
+        sub = None
         if static.do_sample:
-            scores = lp.warp(
-                scores,
-                temp=scalars["temperature"] if static.use_temperature else None,
-                k=scalars["top_k"] if static.use_top_k else None,
-                p=scalars["top_p"] if static.use_top_p else None,
-            )
             key, sub = jax.random.split(key)
-            token = lp.sample(sub, scores)
-        else:
-            token = jnp.argmax(scores, axis=-1).astype(jnp.int32)
+        token = choose_tokens(
+            scores, sub, greedy=not static.do_sample,
+            temperature=scalars["temperature"] if static.use_temperature else None,
+            top_k=scalars["top_k"] if static.use_top_k else None,
+            top_p=scalars["top_p"] if static.use_top_p else None,
+        )
         token = jnp.where(unfinished, token, pad)
         tokens = jax.lax.dynamic_update_slice_in_dim(tokens, token[:, None], end, axis=1)
         if eos is not None:
@@ -198,9 +189,8 @@ class GenerationMixin:
             )
 
         if gc.max_new_tokens is not None:
+            validate_sampling_args(max_new_tokens=gc.max_new_tokens)
             max_new_tokens = int(gc.max_new_tokens)
-            if max_new_tokens <= 0:
-                raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens}")
         else:
             max_new_tokens = int(gc.max_length) - prompt_length
             if max_new_tokens <= 0:
@@ -223,12 +213,8 @@ class GenerationMixin:
                 f"num_return_sequences ({num_return}) has to be smaller or equal to num_beams ({num_beams}) "
                 "when do_sample=False (greedy and beam search return at most num_beams sequences)"
             )
-        if gc.do_sample and (gc.temperature is None or not gc.temperature > 0):
-            raise ValueError(f"temperature must be a strictly positive float when sampling, got {gc.temperature}")
-        if gc.top_p is not None and not 0.0 <= gc.top_p <= 1.0:
-            raise ValueError(f"top_p must be in [0, 1], got {gc.top_p}")
-        if gc.repetition_penalty is not None and not gc.repetition_penalty > 0:
-            raise ValueError(f"repetition_penalty must be a strictly positive float, got {gc.repetition_penalty}")
+        validate_sampling_args(do_sample=gc.do_sample, temperature=gc.temperature, top_k=gc.top_k, top_p=gc.top_p,
+                               repetition_penalty=gc.repetition_penalty)
 
         params = self.params if params is None else params
         if num_beams > 1:
@@ -240,15 +226,14 @@ class GenerationMixin:
         prompt_bucket, budget_bucket = bucket_size(prompt_length), bucket_size(max_new_tokens)
         extra = prompt_bucket - prompt_length
         fill = pad if pad is not None else 0
-        padded_ids = np.concatenate([np.full((batch, extra), fill, np.int32), ids], axis=1)
-        padded_mask = np.concatenate([np.zeros((batch, extra), np.int32), mask], axis=1)
+        padded_ids, padded_mask = pad_left(ids, mask, prompt_bucket, fill)
 
         do_sample = bool(gc.do_sample)
         static = StaticOptions(
             do_sample=do_sample,
             use_repetition_penalty=gc.repetition_penalty is not None and gc.repetition_penalty != 1.0,
             no_repeat_ngram_size=int(gc.no_repeat_ngram_size or 0),
-            use_temperature=do_sample and gc.temperature != 1.0,
+            use_temperature=do_sample and gc.temperature not in (None, 1.0),
             use_top_k=do_sample and bool(gc.top_k),
             use_top_p=do_sample and gc.top_p is not None and gc.top_p < 1.0,
             eos_token_ids=eos,
@@ -259,7 +244,7 @@ class GenerationMixin:
             "prompt_length": np.int32(prompt_length),
             "min_length": np.int32(gc.min_length or 0),
             "min_new_tokens": np.int32(gc.min_new_tokens or 0),
-            "temperature": np.float32(gc.temperature),
+            "temperature": np.float32(gc.temperature if gc.temperature is not None else 1.0),
             "top_k": np.int32(gc.top_k or 0),
             "top_p": np.float32(gc.top_p if gc.top_p is not None else 1.0),
             "repetition_penalty": np.float32(gc.repetition_penalty if gc.repetition_penalty is not None else 1.0),
@@ -296,4 +281,4 @@ def chat(model, tokenizer, messages, *, prng_key=None, **gen_kwargs) -> str:
     return tokenizer.decode(np.asarray(out)[0, ids.shape[0]:].tolist(), skip_special_tokens=True)
 
 
-__all__ = ["GenerationMixin", "bucket_size", "chat"]
+__all__ = ["GenerationMixin", "MIN_BUCKET", "bucket_size", "chat"]
