@@ -12,8 +12,8 @@ A family says how it differs through its config class:
   ``attn_logit_softcapping``, ``final_logit_softcapping``, per-layer-type ``rope_parameters``,
   ``attention_out_bias`` (o_proj's bias where it differs from ``attention_bias``: Qwen2);
 * methods of :class:`DecoderConfig` it may override: ``decoder_layer_types()``,
-  ``attention_scales()`` (per layer), ``dropout_rates()`` and ``mlp_activation()`` (Gemma 2/3 read
-  ``hidden_activation``).
+  ``attention_scales()`` (per layer), ``dropout_rates()``, ``mlp_activation()`` (Gemma 2/3 read
+  ``hidden_activation``) and ``attention_softcap()``.
 
 Per-layer differences (a layer's window, its RoPE table, its attention scale) are arrays with a
 leading layer axis fed to the one ``lax.scan``, never Python branches that unroll it.
@@ -88,6 +88,10 @@ class DecoderArchitecture:
     def mlp_activation(self) -> str:
         """The MLP's activation name (``hidden_act``; a family may read another field)."""
         return self.hidden_act
+
+    def attention_softcap(self) -> float | None:
+        """The soft cap on attention logits (``attn_logit_softcapping`` when the config has it)."""
+        return getattr(self, "attn_logit_softcapping", None)
 
     def dropout_rates(self) -> tuple[float, float, float]:
         """(embedding, attention probabilities, residual) dropout rates in training."""
@@ -274,7 +278,7 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
     mask = L.causal_padding_mask(attention_mask, length, query_start)  # [B, 1, T, S]
     key_len = mask.shape[-1]
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
-    softcap = getattr(config, "attn_logit_softcapping", None)
+    softcap = config.attention_softcap()
 
     def attention_block(p, h, layer_in, layer_cache, key):
         """Self-attention of one layer: (output [B, T, D], probabilities, the layer-stacked cache)."""

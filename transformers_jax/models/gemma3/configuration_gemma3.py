@@ -19,6 +19,9 @@ class Gemma3TextConfig(Gemma2Config):
     Older config.json spellings are read: ``rope_theta`` (global base), ``rope_local_base_freq``
     (local base), ``rope_scaling`` (the global layers' scaling) and ``sliding_window_pattern``
     (kept and written back, as Hugging Face does); ``rope_parameters`` is written in the per-type form.
+
+    ``attn_logit_softcapping`` is kept but not applied: Hugging Face's Gemma 3 attention never
+    passes it on (the final logit soft-capping does apply).
     """
 
     model_type = "gemma3_text"
@@ -29,6 +32,9 @@ class Gemma3TextConfig(Gemma2Config):
     final_logit_softcapping: float | None = None
     attn_logit_softcapping: float | None = None
     use_bidirectional_attention: bool | None = False
+
+    def attention_softcap(self) -> float | None:
+        return None  # as Hugging Face's Gemma 3: the field exists, the attention ignores it
 
     def default_sliding_pattern(self) -> int:
         return int(self.extra.get("sliding_window_pattern", 6))
