@@ -12,7 +12,8 @@ A family says how it differs through its config class:
   ``attn_logit_softcapping``, ``final_logit_softcapping``, per-layer-type ``rope_parameters``,
   ``attention_out_bias`` (o_proj's bias where it differs from ``attention_bias``: Qwen2);
 * methods of :class:`DecoderConfig` it may override: ``decoder_layer_types()``,
-  ``attention_scales()`` (per layer) and ``dropout_rates()``.
+  ``attention_scales()`` (per layer), ``dropout_rates()``, ``mlp_activation()`` (Gemma 2/3 read
+  ``hidden_activation``) and ``attention_softcap()``.
 
 Per-layer differences (a layer's window, its RoPE table, its attention scale) are arrays with a
 leading layer axis fed to the one ``lax.scan``, never Python branches that unroll it.
@@ -83,6 +84,14 @@ class DecoderArchitecture:
     def attention_scales(self) -> np.ndarray:
         """The factor on q.k per layer [L] (``head_dim ** -0.5`` unless the family says otherwise)."""
         return np.full((self.num_hidden_layers,), self.head_dim**-0.5, np.float32)
+
+    def mlp_activation(self) -> str:
+        """The MLP's activation name (``hidden_act``; a family may read another field)."""
+        return self.hidden_act
+
+    def attention_softcap(self) -> float | None:
+        """The soft cap on attention logits (``attn_logit_softcapping`` when the config has it)."""
+        return getattr(self, "attn_logit_softcapping", None)
 
     def dropout_rates(self) -> tuple[float, float, float]:
         """(embedding, attention probabilities, residual) dropout rates in training."""
@@ -173,7 +182,10 @@ class DecoderConfig(DecoderArchitecture, PretrainedConfig):
 
 # ----------------------------------------------------------------------------- params
 def _norm_spec(config: DecoderConfig, dim: int | None = None) -> dict:
-    return layer_norm_spec(dim or config.hidden_size, bias=config.norm_type == "layer")
+    spec = layer_norm_spec(dim or config.hidden_size, bias=config.norm_type == "layer")
+    if config.norm_unit_offset:  # the norm multiplies by 1 + scale: scale starts at 0 (identity)
+        spec["scale"] = dataclasses.replace(spec["scale"], init="zeros")
+    return spec
 
 
 def decoder_specs(config: DecoderConfig) -> dict:
@@ -268,7 +280,7 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
     mask = L.causal_padding_mask(attention_mask, length, query_start)  # [B, 1, T, S]
     key_len = mask.shape[-1]
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
-    softcap = getattr(config, "attn_logit_softcapping", None)
+    softcap = config.attention_softcap()
 
     def attention_block(p, h, layer_in, layer_cache, key):
         """Self-attention of one layer: (output [B, T, D], probabilities, the layer-stacked cache)."""
@@ -290,9 +302,9 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
 
     def mlp_block(p, h, key):
         if config.mlp_type == "gated":
-            out = L.gated_mlp(p, h, config.hidden_act)
+            out = L.gated_mlp(p, h, config.mlp_activation())
         else:
-            out = L.plain_mlp(p, h, config.hidden_act)
+            out = L.plain_mlp(p, h, config.mlp_activation())
         return L.dropout(out, residual_rate, key)
 
     def layer(carry, p, layer_in):
@@ -516,14 +528,14 @@ HEADS = {
 
 def build_family(prefix: str, config_class: type[DecoderConfig], module: str, tasks=tuple(HEADS),
                  base: type[DecoderPreTrainedModel] = DecoderPreTrainedModel, head_prefixes: dict | None = None,
-                 suffixes: dict | None = None, **class_attributes) -> dict[str, type]:
+                 class_names: dict | None = None, **class_attributes) -> dict[str, type]:
     """The classes of a decoder family named as Hugging Face names them (``{prefix}Model``,
     ``{prefix}ForCausalLM``, ...) for the ``tasks`` HF has, each over ``config_class``, with
     ``class_attributes`` (key maps, legacy renames) set on a shared ``{prefix}PreTrainedModel``
     base; registered with the Auto classes (causal LM also for pretraining). ``head_prefixes``
     ({task: name}) gives heads whose base model HF stores under another name (Llama's and Qwen's
-    question answering keep it under ``transformer``); ``suffixes`` ({task: class name suffix}) names
-    heads as the family's HF classes do (GPT-2's causal LM is ``GPT2LMHeadModel``). Returns {class name: class}."""
+    question answering keep it under ``transformer``). ``class_names`` ({task: name}) gives heads HF
+    names otherwise (Gemma 3's ``Gemma3TextModel``, GPT-2's ``GPT2LMHeadModel``). Returns {class name: class}."""
     from transformers_jax.models.auto import register
 
     pretrained = type(f"{prefix}PreTrainedModel", (base,),
@@ -532,11 +544,11 @@ def build_family(prefix: str, config_class: type[DecoderConfig], module: str, ta
     by_task = {}
     for task in tasks:
         suffix, head = HEADS[task]
-        suffix = (suffixes or {}).get(task, suffix)
-        attributes = {"__module__": module, "__doc__": head.__doc__, "__qualname__": f"{prefix}{suffix}"}
+        name = (class_names or {}).get(task, f"{prefix}{suffix}")
+        attributes = {"__module__": module, "__doc__": head.__doc__, "__qualname__": name}
         if task in (head_prefixes or {}):
             attributes["base_model_prefix"] = head_prefixes[task]
-        cls = type(f"{prefix}{suffix}", (head, pretrained), attributes)
+        cls = type(name, (head, pretrained), attributes)
         classes[cls.__name__] = by_task[task] = cls
     if "causal_lm" in by_task:
         by_task["pretraining"] = by_task["causal_lm"]

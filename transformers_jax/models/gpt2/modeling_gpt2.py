@@ -48,7 +48,7 @@ _CHECKPOINT_RENAMES = (
 )
 
 _classes = build_family(
-    "GPT2", GPT2Config, __name__, base=_GPT2Base, suffixes={"causal_lm": "LMHeadModel"},
+    "GPT2", GPT2Config, __name__, base=_GPT2Base, class_names={"causal_lm": "GPT2LMHeadModel"},
     base_model_prefix="transformer",
     fused_weights=(FusedWeight("{prefix}.c_attn.{leaf}",
                                ("{prefix}.q_proj.{leaf}", "{prefix}.k_proj.{leaf}", "{prefix}.v_proj.{leaf}")),),
