@@ -30,14 +30,14 @@ import numpy as np
 from transformers_jax import layers as L
 from transformers_jax.configuration_utils import PretrainedConfig
 from transformers_jax.generation.utils import GenerationMixin
-from transformers_jax.losses import causal_lm_loss, cross_entropy, sequence_classification_loss, span_loss
+from transformers_jax.losses import causal_lm_loss, cross_entropy, sequence_classification_loss
 from transformers_jax.modeling_outputs import (
     BaseModelOutput,
     CausalLMOutput,
-    QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from transformers_jax.models._heads import extras, span_head
 from transformers_jax.modeling_utils import PreTrainedModel
 from transformers_jax.params import ParamSpec, dense_spec, embedding_spec, layer_norm_spec, stack_specs
 from transformers_jax.partitioning import constrain
@@ -365,9 +365,6 @@ class DecoderPreTrainedModel(PreTrainedModel):
                                output_hidden_states, output_attentions, dropout_rng=dropout_rng)[0]
 
 
-def _extras(out) -> dict:
-    return {"hidden_states": out.hidden_states, "attentions": out.attentions}
-
 
 class DecoderModel(DecoderPreTrainedModel):
     """The bare decoder: last hidden states (after the final norm)."""
@@ -420,7 +417,7 @@ class DecoderForCausalLM(GenerationMixin, DecoderPreTrainedModel):
                         dropout_rng)
         logits = cls.lm_logits(params, config, out.last_hidden_state)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return CausalLMOutput(loss=loss, logits=logits, **_extras(out))
+        return CausalLMOutput(loss=loss, logits=logits, **extras(out))
 
     init_cache = staticmethod(init_cache)
 
@@ -464,7 +461,7 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
         logits = L.dense(params["score"], out.last_hidden_state)  # [B, T, num_labels]
         pooled = last_token_logits(logits, input_ids, config, cls.__name__)
         loss = sequence_classification_loss(pooled, labels, config) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=pooled, **_extras(out))
+        return SequenceClassifierOutput(loss=loss, logits=pooled, **extras(out))
 
 
 def classifier_dropout_rate(config) -> float:
@@ -493,7 +490,7 @@ class DecoderForTokenClassification(DecoderPreTrainedModel):
         hidden = L.dropout(out.last_hidden_state, classifier_dropout_rate(config), None if rngs is None else rngs[1])
         logits = L.dense(params["score"], hidden)
         loss = cross_entropy(logits, labels) if labels is not None else None
-        return TokenClassifierOutput(loss=loss, logits=logits, **_extras(out))
+        return TokenClassifierOutput(loss=loss, logits=logits, **extras(out))
 
 
 class DecoderForQuestionAnswering(DecoderPreTrainedModel):
@@ -509,12 +506,7 @@ class DecoderForQuestionAnswering(DecoderPreTrainedModel):
                 end_positions=None, output_hidden_states=False, output_attentions=False, dropout_rng=None):
         out = cls._base(params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions,
                         dropout_rng)
-        logits = L.dense(params["qa_outputs"], out.last_hidden_state)  # [B, T, 2]
-        start, end = logits[..., 0], logits[..., 1]
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start, end, start_positions, end_positions)
-        return QuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end, **_extras(out))
+        return span_head(params["qa_outputs"], out, start_positions, end_positions)
 
 
 HEADS = {

@@ -5,17 +5,17 @@ import jax
 import jax.numpy as jnp
 
 from transformers_jax import layers as L
-from transformers_jax.losses import cross_entropy, sequence_classification_loss, span_loss
+from transformers_jax.losses import cross_entropy, sequence_classification_loss
 from transformers_jax.modeling_outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     NextSentencePredictorOutput,
     PreTrainingOutput,
-    QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from transformers_jax.models._heads import extras, span_head
 from transformers_jax.modeling_utils import PreTrainedModel
 from transformers_jax.models.auto import register
 from transformers_jax.models.bert.configuration_bert import BertConfig
@@ -145,9 +145,6 @@ def classifier_dropout(config: BertConfig, x, dropout_rng):
     return L.dropout(x, rate, None if dropout_rng is None else jax.random.fold_in(dropout_rng, 1 << 30))
 
 
-def _extras(out):
-    return {"hidden_states": out.hidden_states, "attentions": out.attentions}
-
 
 # ----------------------------------------------------------------------------- classes
 class BertPreTrainedModel(PreTrainedModel):
@@ -216,7 +213,7 @@ class BertForPreTraining(_TiedLMHead, BertPreTrainedModel):
         loss = None
         if labels is not None and next_sentence_label is not None:
             loss = cross_entropy(logits, labels) + cross_entropy(nsp, next_sentence_label.reshape(-1))
-        return PreTrainingOutput(loss=loss, prediction_logits=logits, seq_relationship_logits=nsp, **_extras(out))
+        return PreTrainingOutput(loss=loss, prediction_logits=logits, seq_relationship_logits=nsp, **extras(out))
 
 
 class BertForMaskedLM(_TiedLMHead, BertPreTrainedModel):
@@ -236,7 +233,7 @@ class BertForMaskedLM(_TiedLMHead, BertPreTrainedModel):
                               output_hidden_states, output_attentions, dropout_rng)
         logits = mlm_logits(params, config, out.last_hidden_state)
         loss = cross_entropy(logits, labels) if labels is not None else None
-        return MaskedLMOutput(loss=loss, logits=logits, **_extras(out))
+        return MaskedLMOutput(loss=loss, logits=logits, **extras(out))
 
 
 class BertForNextSentencePrediction(BertPreTrainedModel):
@@ -254,7 +251,7 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
                               output_hidden_states, output_attentions, dropout_rng)
         logits = L.dense(params["cls"]["seq_relationship"], out.pooler_output)
         loss = cross_entropy(logits, labels.reshape(-1)) if labels is not None else None
-        return NextSentencePredictorOutput(loss=loss, logits=logits, **_extras(out))
+        return NextSentencePredictorOutput(loss=loss, logits=logits, **extras(out))
 
 
 class BertForSequenceClassification(BertPreTrainedModel):
@@ -272,7 +269,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
                               output_hidden_states, output_attentions, dropout_rng)
         logits = L.dense(params["classifier"], classifier_dropout(config, out.pooler_output, dropout_rng))
         loss = sequence_classification_loss(logits, labels, config) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits, **_extras(out))
+        return SequenceClassifierOutput(loss=loss, logits=logits, **extras(out))
 
 
 class BertForTokenClassification(BertPreTrainedModel):
@@ -292,7 +289,7 @@ class BertForTokenClassification(BertPreTrainedModel):
                               output_hidden_states, output_attentions, dropout_rng)
         logits = L.dense(params["classifier"], classifier_dropout(config, out.last_hidden_state, dropout_rng))
         loss = cross_entropy(logits, labels) if labels is not None else None
-        return TokenClassifierOutput(loss=loss, logits=logits, **_extras(out))
+        return TokenClassifierOutput(loss=loss, logits=logits, **extras(out))
 
 
 class BertForQuestionAnswering(BertPreTrainedModel):
@@ -310,12 +307,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                 dropout_rng=None):
         out = encoder_forward(params["bert"], config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
                               output_hidden_states, output_attentions, dropout_rng)
-        logits = L.dense(params["qa_outputs"], out.last_hidden_state)  # [B, T, 2]
-        start, end = logits[..., 0], logits[..., 1]
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start, end, start_positions, end_positions)
-        return QuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end, **_extras(out))
+        return span_head(params["qa_outputs"], out, start_positions, end_positions)
 
 
 class BertForMultipleChoice(BertPreTrainedModel):
@@ -339,7 +331,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
         pooled = classifier_dropout(config, out.pooler_output, dropout_rng)
         logits = L.dense(params["classifier"], pooled).reshape(batch, choices)
         loss = cross_entropy(logits, labels) if labels is not None else None
-        return MultipleChoiceModelOutput(loss=loss, logits=logits, **_extras(out))
+        return MultipleChoiceModelOutput(loss=loss, logits=logits, **extras(out))
 
 
 register(BertConfig, base=BertModel, pretraining=BertForPreTraining, masked_lm=BertForMaskedLM,

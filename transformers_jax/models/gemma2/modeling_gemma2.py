@@ -6,10 +6,7 @@ from __future__ import annotations
 from transformers_jax.models._decoder import build_family
 from transformers_jax.models.gemma2.configuration_gemma2 import Gemma2Config
 
-_classes = build_family("Gemma2", Gemma2Config, __name__,
-                        tasks=("base", "causal_lm", "sequence_classification", "token_classification"))
-Gemma2PreTrainedModel = _classes["Gemma2PreTrainedModel"]
-Gemma2Model = _classes["Gemma2Model"]
-Gemma2ForCausalLM = _classes["Gemma2ForCausalLM"]
-Gemma2ForSequenceClassification = _classes["Gemma2ForSequenceClassification"]
-Gemma2ForTokenClassification = _classes["Gemma2ForTokenClassification"]
+# build_family defines Gemma2PreTrainedModel, Gemma2Model, Gemma2ForCausalLM, Gemma2ForSequenceClassification,
+# Gemma2ForTokenClassification.
+globals().update(build_family("Gemma2", Gemma2Config, __name__,
+                        tasks=("base", "causal_lm", "sequence_classification", "token_classification")))

@@ -7,9 +7,7 @@ from __future__ import annotations
 from transformers_jax.models._decoder import build_family
 from transformers_jax.models.gemma3.configuration_gemma3 import Gemma3TextConfig
 
-_classes = build_family("Gemma3", Gemma3TextConfig, __name__, tasks=("base", "causal_lm", "sequence_classification"),
-                        class_names={"base": "Gemma3TextModel", "sequence_classification": "Gemma3TextForSequenceClassification"})
-Gemma3PreTrainedModel = _classes["Gemma3PreTrainedModel"]
-Gemma3TextModel = _classes["Gemma3TextModel"]
-Gemma3ForCausalLM = _classes["Gemma3ForCausalLM"]
-Gemma3TextForSequenceClassification = _classes["Gemma3TextForSequenceClassification"]
+# build_family defines Gemma3PreTrainedModel, Gemma3TextModel, Gemma3ForCausalLM,
+# Gemma3TextForSequenceClassification.
+globals().update(build_family("Gemma3", Gemma3TextConfig, __name__, tasks=("base", "causal_lm", "sequence_classification"),
+                        class_names={"base": "Gemma3TextModel", "sequence_classification": "Gemma3TextForSequenceClassification"}))

@@ -47,7 +47,9 @@ _CHECKPOINT_RENAMES = (
     (r"(^|\.)norm\.", r"\1ln_f."),
 )
 
-_classes = build_family(
+# build_family defines GPT2PreTrainedModel, GPT2Model, GPT2LMHeadModel, GPT2ForSequenceClassification,
+# GPT2ForTokenClassification, GPT2ForQuestionAnswering.
+globals().update(build_family(
     "GPT2", GPT2Config, __name__, base=_GPT2Base, class_names={"causal_lm": "GPT2LMHeadModel"},
     base_model_prefix="transformer",
     fused_weights=(FusedWeight("{prefix}.c_attn.{leaf}",
@@ -55,13 +57,7 @@ _classes = build_family(
     checkpoint_renames=_CHECKPOINT_RENAMES,
     # The causal-mask buffers older checkpoints carry (HF ignores them too).
     ignore_on_load=(*PreTrainedModel.ignore_on_load, r"(^|\.)attn\.bias$", r"(^|\.)attn\.masked_bias$"),
-)
-GPT2PreTrainedModel = _classes["GPT2PreTrainedModel"]
-GPT2Model = _classes["GPT2Model"]
-GPT2LMHeadModel = _classes["GPT2LMHeadModel"]
-GPT2ForSequenceClassification = _classes["GPT2ForSequenceClassification"]
-GPT2ForTokenClassification = _classes["GPT2ForTokenClassification"]
-GPT2ForQuestionAnswering = _classes["GPT2ForQuestionAnswering"]
+))
 # HF names the token classifier ``classifier`` (the shared head's is ``score``).
 GPT2ForTokenClassification.checkpoint_renames = (*_CHECKPOINT_RENAMES, (r"^score\.", "classifier."))
 

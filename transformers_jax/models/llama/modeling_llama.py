@@ -5,10 +5,6 @@ from __future__ import annotations
 from transformers_jax.models._decoder import build_family
 from transformers_jax.models.llama.configuration_llama import LlamaConfig
 
-_classes = build_family("Llama", LlamaConfig, __name__, head_prefixes={"question_answering": "transformer"})
-LlamaPreTrainedModel = _classes["LlamaPreTrainedModel"]
-LlamaModel = _classes["LlamaModel"]
-LlamaForCausalLM = _classes["LlamaForCausalLM"]
-LlamaForSequenceClassification = _classes["LlamaForSequenceClassification"]
-LlamaForTokenClassification = _classes["LlamaForTokenClassification"]
-LlamaForQuestionAnswering = _classes["LlamaForQuestionAnswering"]
+# build_family defines LlamaPreTrainedModel, LlamaModel, LlamaForCausalLM, LlamaForSequenceClassification,
+# LlamaForTokenClassification, LlamaForQuestionAnswering.
+globals().update(build_family("Llama", LlamaConfig, __name__, head_prefixes={"question_answering": "transformer"}))

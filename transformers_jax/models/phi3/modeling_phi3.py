@@ -13,10 +13,7 @@ FUSED = (
     FusedWeight("{prefix}.gate_up_proj.{leaf}", ("{prefix}.gate_proj.{leaf}", "{prefix}.up_proj.{leaf}")),
 )
 
-_classes = build_family("Phi3", Phi3Config, __name__, tasks=("base", "causal_lm", "sequence_classification",
-                                                             "token_classification"), fused_weights=FUSED)
-Phi3PreTrainedModel = _classes["Phi3PreTrainedModel"]
-Phi3Model = _classes["Phi3Model"]
-Phi3ForCausalLM = _classes["Phi3ForCausalLM"]
-Phi3ForSequenceClassification = _classes["Phi3ForSequenceClassification"]
-Phi3ForTokenClassification = _classes["Phi3ForTokenClassification"]
+# build_family defines Phi3PreTrainedModel, Phi3Model, Phi3ForCausalLM, Phi3ForSequenceClassification,
+# Phi3ForTokenClassification.
+globals().update(build_family("Phi3", Phi3Config, __name__, tasks=("base", "causal_lm", "sequence_classification",
+                                                             "token_classification"), fused_weights=FUSED))

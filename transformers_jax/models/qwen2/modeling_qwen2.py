@@ -5,10 +5,6 @@ from __future__ import annotations
 from transformers_jax.models._decoder import build_family
 from transformers_jax.models.qwen2.configuration_qwen2 import Qwen2Config
 
-_classes = build_family("Qwen2", Qwen2Config, __name__, head_prefixes={"question_answering": "transformer"})
-Qwen2PreTrainedModel = _classes["Qwen2PreTrainedModel"]
-Qwen2Model = _classes["Qwen2Model"]
-Qwen2ForCausalLM = _classes["Qwen2ForCausalLM"]
-Qwen2ForSequenceClassification = _classes["Qwen2ForSequenceClassification"]
-Qwen2ForTokenClassification = _classes["Qwen2ForTokenClassification"]
-Qwen2ForQuestionAnswering = _classes["Qwen2ForQuestionAnswering"]
+# build_family defines Qwen2PreTrainedModel, Qwen2Model, Qwen2ForCausalLM, Qwen2ForSequenceClassification,
+# Qwen2ForTokenClassification, Qwen2ForQuestionAnswering.
+globals().update(build_family("Qwen2", Qwen2Config, __name__, head_prefixes={"question_answering": "transformer"}))
