@@ -140,3 +140,28 @@ def test_auto_classes_pick_hf_named_heads():
     assert type(tj.AutoModelForTokenClassification.from_config(tj.Gemma2Config.from_dict(gemma2.BASE))) \
         is tj.Gemma2ForTokenClassification
     assert not hasattr(tj, "Gemma3ForTokenClassification") and not hasattr(tj, "GemmaForQuestionAnswering")
+
+
+# ----------------------------------------------------------------------------- FLOPs and memory, by hand
+def test_gemma2_flops_and_memory_by_hand():
+    """Gemma 2 counted from the architecture: per layer q [d, H*hd], k and v [d, K*hd], o [H*hd, d],
+    gate/up [d, f], down [f, d]; the tied head (the embedding table multiplies every token). Norms
+    per layer: input, post-attention, pre- and post-feed-forward (d each); the final norm."""
+    from sharding.memory import estimate_memory
+    from train.flops import flops_per_token
+
+    d, layers, heads, kv, hd, f, vocab, seq = 48, 4, 4, 2, 16, 96, 300, 64
+    config = tj.Gemma2Config(vocab_size=vocab, hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads,
+                             num_key_value_heads=kv, head_dim=hd, intermediate_size=f, max_position_embeddings=128,
+                             sliding_window=32)
+    per_layer = d * heads * hd + 2 * d * kv * hd + heads * hd * d + 3 * d * f
+    matmuls = layers * per_layer + d * vocab
+    attention = 12 * layers * seq * heads * hd
+    assert flops_per_token(config, seq) == 6 * matmuls + attention
+    assert flops_per_token(config, seq, lm_head=False) == 6 * (matmuls - d * vocab) + attention
+    scalars = vocab * d + layers * (per_layer + 4 * d) + d  # embeddings, layers with their four norms, final norm
+    assert tj.Gemma2ForCausalLM(config).num_parameters() == scalars
+    b, t = 2, 32
+    est = estimate_memory(config, tj.Gemma2ForCausalLM.param_specs(config), batch_per_device=b, seq_len=t)
+    assert (est.params, est.gradients, est.optimizer_state) == (4 * scalars, 4 * scalars, 8 * scalars)
+    assert est.logits == 2 * b * t * vocab * 4
