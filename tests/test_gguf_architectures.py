@@ -385,3 +385,93 @@ def test_unsupported_architecture_names_file_and_architecture(tmp_path):
         read_gguf(path)
     with pytest.raises(ValueError, match="falcon-tiny.gguf holds a 'falcon' model"):
         tj.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Quantization types: one llama file holding every type we read
+# ----------------------------------------------------------------------------------------------
+Q = gguf.GGMLQuantizationType
+# llama.cpp tensor stem -> the type it is stored in (layer 0 / layer 1). gguf-py quantizes all but the
+# K-quants; those get random blocks with small finite scales (real Q4_K and Q6_K tensors are also read
+# in tests/test_real_gemma3.py, Q4_1 and Q8_0 in tests/test_gguf.py's SmolLM2).
+QTYPES = [
+    {"attn_q": Q.Q4_0, "attn_k": Q.Q4_1, "attn_v": Q.Q5_0, "attn_output": Q.Q5_1, "ffn_gate": Q.Q8_0,
+     "ffn_up": Q.F16, "ffn_down": Q.BF16},
+    {"attn_q": Q.Q4_K, "attn_k": Q.Q5_K, "attn_v": Q.Q6_K, "attn_output": Q.Q8_0, "ffn_gate": Q.Q4_K,
+     "ffn_up": Q.Q5_K, "ffn_down": Q.Q6_K},
+]
+K_QUANTS = (Q.Q4_K, Q.Q5_K, Q.Q6_K)
+
+
+def _random_k_blocks(rng, qtype, shape):
+    """Random bytes as ``qtype`` blocks, with every f16 scale set small and finite (Q4_K/Q5_K: d and
+    dmin first; Q6_K: d last)."""
+    block_size, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    rows, cols = shape
+    blocks = rng.integers(0, 256, (rows, cols // block_size, type_size), dtype=np.uint8)
+    scales = (rng.uniform(0.5, 1.0, blocks.shape[:2] + (2,)) * 1e-4).astype(np.float16).view(np.uint8)
+    if qtype == Q.Q6_K:
+        blocks[..., -2:] = scales[..., :2]
+    else:
+        blocks[..., :4] = scales
+    return blocks.reshape(rows, -1)
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gguf_quants") / "quants.gguf"
+    rng = np.random.default_rng(0)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("Tiny quantized")
+    vocab = write_tokenizer(writer, "llama")
+    config = transformers.LlamaConfig(vocab_size=vocab, hidden_size=256, intermediate_size=256, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=4, head_dim=64,
+                                      max_position_embeddings=64, rms_norm_eps=1e-5)
+    _text_keys(writer, config, rope_dim=True)
+    writer.add_tensor("token_embd.weight", (rng.standard_normal((vocab, 256)) * 0.2).astype(np.float32))
+    writer.add_tensor("output_norm.weight", rng.uniform(0.5, 1.5, 256).astype(np.float32))
+    types = set()
+    for layer, table in enumerate(QTYPES):
+        for stem in ("attn_norm", "ffn_norm"):
+            writer.add_tensor(f"blk.{layer}.{stem}.weight", rng.uniform(0.5, 1.5, 256).astype(np.float32))
+        for stem, qtype in table.items():
+            if qtype in K_QUANTS:
+                data = _random_k_blocks(rng, qtype, (256, 256))
+            else:
+                data = gguf.quants.quantize((rng.standard_normal((256, 256)) * 0.04).astype(np.float32), qtype)
+            writer.add_tensor(f"blk.{layer}.{stem}.weight", data, raw_dtype=qtype)
+            types.add(qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path, types
+
+
+def test_every_quantization_type_dequantizes_as_gguf_py_and_hf(quantized):
+    path, types = quantized
+    assert {t.name for t in types} >= {"F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"}
+    ckpt = read_gguf(path)
+    reader = gguf.GGUFReader(str(path))
+    for tensor in reader.tensors:  # ours is gguf-py's dequantization, renamed and (q/k) un-permuted
+        want = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+        layer, stem = (tensor.name.split(".")[1], tensor.name.split(".")[2]) if tensor.name.startswith("blk.") else (None, None)
+        if stem in ("attn_q", "attn_k"):
+            want = want.reshape(4, 32, 2, 256).swapaxes(1, 2).reshape(256, 256)
+        hf_name = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight"}.get(
+            tensor.name) or f"model.layers.{layer}.{dict(LLAMA_NAMES)[stem]}.weight"
+        assert np.isfinite(want).all() and np.abs(want).max() > 0, tensor.name
+        np.testing.assert_array_equal(ckpt.state_dict[hf_name], want, err_msg=f"{tensor.name} ({tensor.tensor_type.name})")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval()
+    hf.set_attn_implementation("eager")
+    for name, value in hf.state_dict().items():
+        if name != "lm_head.weight":
+            np.testing.assert_array_equal(ckpt.state_dict[name], value.numpy(), err_msg=name)
+    ours = tj.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    ids = np.random.default_rng(1).integers(0, ours.config.vocab_size, (2, 7))
+    compare_with_hf(ours(input_ids=ids), hf, {"input_ids": ids})
+
+
+LLAMA_NAMES = [("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm"), ("attn_q", "self_attn.q_proj"),
+               ("attn_k", "self_attn.k_proj"), ("attn_v", "self_attn.v_proj"), ("attn_output", "self_attn.o_proj"),
+               ("ffn_gate", "mlp.gate_proj"), ("ffn_up", "mlp.up_proj"), ("ffn_down", "mlp.down_proj")]
