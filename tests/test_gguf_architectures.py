@@ -475,3 +475,23 @@ def test_every_quantization_type_dequantizes_as_gguf_py_and_hf(quantized):
 LLAMA_NAMES = [("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_layernorm"), ("attn_q", "self_attn.q_proj"),
                ("attn_k", "self_attn.k_proj"), ("attn_v", "self_attn.v_proj"), ("attn_output", "self_attn.o_proj"),
                ("ffn_gate", "mlp.gate_proj"), ("ffn_up", "mlp.up_proj"), ("ffn_down", "mlp.down_proj")]
+
+
+def test_convert_cli_gguf_to_hf_for_a_non_llama_architecture(files, tmp_path):
+    """``transformers-jax convert --gguf FILE --to-hf OUT`` for Gemma 2: HF PyTorch loads OUT and gives the
+    source model's logits; the tokenizer (with its chat template) goes along."""
+    from train.convert import main
+
+    root, sources = files
+    out = tmp_path / "gemma2-hf"
+    assert main(["--gguf", str(root / "gemma2.gguf"), "--to-hf", str(out)]) == 0
+    converted = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    assert converted.config.query_pre_attn_scalar == 16 and type(converted).__name__ == "Gemma2ForCausalLM"
+    ids = torch.tensor(np.random.default_rng(2).integers(0, converted.config.vocab_size, (1, 6)))
+    with torch.no_grad():
+        want, got = sources["gemma2"](ids).logits, converted(ids).logits
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=1e-5 * float(want.abs().max()))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    assert tokenizer.chat_template == GEMMA_TEMPLATE
+    assert tokenizer("Hello world!")["input_ids"] == tj.AutoTokenizer.from_pretrained(root, gguf_file="gemma2.gguf")(
+        "Hello world!")["input_ids"]
