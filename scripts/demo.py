@@ -3,7 +3,9 @@
 1. all-MiniLM-L6-v2 (BERT): sentence embeddings (mean pooling) and their cosine similarities.
 2. SmolLM2-135M-Instruct (Llama, 4-bit GGUF): the most likely next tokens after a chat prompt, and
    the model's answer through the chat template and compiled greedy generate().
-3. Fine-tuning all-MiniLM-L6-v2 with the Trainer: a question-vs-statement classifier trained on a
+3. Gemma 3 270M (base model, Q4_K_M GGUF, assembled by scripts/fetch_gemma3.py): a prompt completed
+   through generate(). Gemma is provided under and subject to the Gemma Terms of Use.
+4. Fine-tuning all-MiniLM-L6-v2 with the Trainer: a question-vs-statement classifier trained on a
    few generated sentences, evaluated on sentences it has not seen, exported as a PyTorch directory.
 """
 import itertools
@@ -56,6 +58,22 @@ def next_tokens():
     print(f"  generate(): {answer!r}")
 
 
+def gemma3_completion():
+    path = Path(__file__).resolve().parents[1] / ".cache" / "real_weights" / "gemma-3-270m-q4_k_m.gguf"
+    if not path.is_file():
+        print(f"\nGemma 3 270M: {path} is missing (run scripts/fetch_gemma3.py); skipped")
+        return
+    tokenizer = tj.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = tj.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    prompt = "The three primary colors are"
+    ids = tokenizer(prompt, return_tensors="np")["input_ids"]
+    out = np.asarray(model.generate(ids, max_new_tokens=24, do_sample=False))[0, ids.shape[1]:]
+    print(f"\nGemma 3 270M base ({model.num_parameters():,} parameters, from {path.name}; "
+          "Gemma Terms of Use apply: https://ai.google.dev/gemma/terms)")
+    print(f"  prompt: {prompt!r}")
+    print(f"  generate(): {tokenizer.decode(out, skip_special_tokens=True)!r}")
+
+
 def fine_tune():
     subjects = ["the train", "your sister", "this recipe", "the new library", "our teacher", "the weather",
                 "that old bridge", "the museum", "his garden", "the river"]
@@ -98,4 +116,5 @@ def fine_tune():
 if __name__ == "__main__":
     sentence_embeddings()
     next_tokens()
+    gemma3_completion()
     fine_tune()

@@ -59,3 +59,41 @@ def smollm2_hf(smollm2_gguf):
     model.set_attn_implementation("eager")
     tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
     return model, tokenizer
+
+
+@pytest.fixture(scope="session")
+def gemma3_gguf() -> Path:
+    """Path to Gemma 3 270M (base, GGUF Q4_K_M), assembled by scripts/fetch_gemma3.py; skips when absent."""
+    from real_weights import gemma3_gguf as find
+
+    try:
+        return find()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
+def gemma3_model(gemma3_gguf):
+    """Our Gemma 3 270M (Gemma3ForCausalLM from the GGUF), loaded once for every test module."""
+    import transformers_jax as tj
+
+    return tj.AutoModelForCausalLM.from_pretrained(gemma3_gguf.parent, gguf_file=gemma3_gguf.name)
+
+
+@pytest.fixture(scope="session")
+def gemma3_tokenizer(gemma3_gguf):
+    """Our tokenizer of Gemma 3 270M, read from the GGUF."""
+    import transformers_jax as tj
+
+    return tj.AutoTokenizer.from_pretrained(gemma3_gguf.parent, gguf_file=gemma3_gguf.name)
+
+
+@pytest.fixture(scope="session")
+def gemma3_hf(gemma3_gguf):
+    """(Hugging Face's own GGUF load of Gemma 3 270M in eager attention, its tokenizer): the oracle, loaded once."""
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(gemma3_gguf.parent, gguf_file=gemma3_gguf.name).eval()
+    model.set_attn_implementation("eager")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(gemma3_gguf.parent, gguf_file=gemma3_gguf.name)
+    return model, tokenizer

@@ -125,7 +125,14 @@ def _checkpoint(path: str, mtime_ns: int, size: int) -> GGUFCheckpoint:
         weights.setflags(write=False)
         return arch.hf_tensor_name(name, path), weights
 
-    tensors = [t for t in raw.tensors if t[0] not in arch.ignored_tensors]
+    tensors = []
+    for tensor in raw.tensors:
+        name, qtype, data = tensor
+        read_config = arch.config_tensor(name)
+        if read_config is not None:  # config stored as a tensor (Phi-3's LongRoPE factors)
+            read_config(config, _dequantize(data, qtype))
+        elif name not in arch.ignored_tensors:
+            tensors.append(tensor)
     for name, _, _ in tensors:  # fail on an unknown tensor before the slow part
         arch.hf_tensor_name(name, path)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:

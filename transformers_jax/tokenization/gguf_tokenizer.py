@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from transformers_jax.gguf import architecture_for, read_gguf_metadata
 from transformers_jax.gguf import tokenizer_metadata as tokenizer_entries
@@ -21,13 +21,21 @@ from transformers_jax.tokenization.tokenizer import PreTrainedTokenizerFast
 # llama.cpp token types (tokenizer.ggml.token_type).
 _CONTROL, _USER_DEFINED = 3, 4
 
-# Pre-tokenizer split regexes for `tokenizer.ggml.pre` values of Llama-architecture files; any other
-# value uses GPT-2's byte-level regex, as Hugging Face does.
+# Pre-tokenizer split regexes for `tokenizer.ggml.pre` values (the regex the vocabulary's merges were
+# learned with); any other value uses GPT-2's byte-level regex, as Hugging Face does.
 _LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-_PRE_TOKENIZER_SPLITS = {name: _LLAMA3_SPLIT for name in ("llama3", "llama-v3", "llama-bpe", "smaug-bpe", "falcon3")}
+# Qwen2's: Llama 3's with single digits.
+_QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_PRE_TOKENIZER_SPLITS = {
+    **{name: _LLAMA3_SPLIT for name in ("llama3", "llama-v3", "llama-bpe", "smaug-bpe", "falcon3", "dbrx")},
+    **{name: _QWEN2_SPLIT for name in ("qwen2", "deepseek-r1-qwen", "megrez")},
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,7 +52,7 @@ def _byte_alphabet() -> dict[int, str]:
     return mapping
 
 
-def _byte_level_model(meta: dict):
+def _byte_level_model(meta: dict, arch: str = "gpt2"):
     """GPT-2 style byte-level BPE (``tokenizer.ggml.model == "gpt2"``)."""
     spelling = _byte_alphabet()
     alphabet = set(spelling.values())
@@ -84,11 +92,28 @@ def _merges_from_scores(tokens: list[str], scores: list[float]) -> list[tuple[st
     return [(left, right) for _, left, right in found]
 
 
-def _sentencepiece_model(meta: dict):
-    """SentencePiece-style BPE with byte fallback (``tokenizer.ggml.model == "llama"``)."""
-    tokens = meta["ggml.tokens"]
+def _sentencepiece_model(meta: dict, arch: str = "llama"):
+    """SentencePiece-style BPE with byte fallback (``tokenizer.ggml.model == "llama"``).
+
+    Files without merges get them from the vocabulary: ranked by the tokens' scores, except for Gemma,
+    whose scores do not follow its merge order; the order of the tokens in the file does (as
+    ``transformers`` ranks them). How spaces become ``▁`` depends on the architecture, as in
+    ``transformers``:
+
+    * Gemma: every space is replaced, nothing is prepended, and tokens of two or more spaces, which Gemma
+      files spell with real spaces, are re-spelled with ``▁``;
+    * Phi-3: a ``▁`` is prepended to the text and every space replaced (so ``"  hi"`` keeps three);
+    * others: ``Metaspace``, with the prefix space that ``tokenizer.ggml.add_space_prefix`` asks for
+      (``transformers`` always prepends one; llama.cpp, and we, follow the flag).
+    """
+    gemma = arch in ("gemma", "gemma2", "gemma3")
+    tokens = list(meta["ggml.tokens"])
+    if gemma:
+        tokens = ["▁" * len(t) if " " in t and not t.strip() else t for t in tokens]
     if "ggml.merges" in meta:
         merges = [tuple(merge.split(" ", 1)) for merge in meta["ggml.merges"]]
+    elif gemma:
+        merges = _merges_from_scores(tokens, [-float(i) for i in range(len(tokens))])
     else:
         merges = _merges_from_scores(tokens, meta.get("ggml.scores") or [0.0] * len(tokens))
     unk_id = meta.get("ggml.unknown_token_id")
@@ -102,11 +127,20 @@ def _sentencepiece_model(meta: dict):
             byte_fallback=True,
         )
     )
-    add_prefix = bool(meta.get("ggml.add_space_prefix", True))
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(
-        replacement="▁", prepend_scheme="first" if add_prefix else "never", split=False
-    )
     steps = [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+    if gemma:
+        tokenizer.normalizer = normalizers.Replace(" ", "▁")
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(" ", behavior="merged_with_previous")
+        tokenizer.decoder = decoders.Sequence(steps)
+        return tokenizer, None
+    if arch == "phi3":
+        tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+        add_prefix = True
+    else:
+        add_prefix = bool(meta.get("ggml.add_space_prefix", True))
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(
+            replacement="▁", prepend_scheme="first" if add_prefix else "never", split=False
+        )
     if add_prefix:
         steps.append(decoders.Strip(content=" ", left=1, right=0))
     tokenizer.decoder = decoders.Sequence(steps)
@@ -116,8 +150,10 @@ def _sentencepiece_model(meta: dict):
 _TOKENIZER_BUILDERS = {"gpt2": _byte_level_model, "llama": _sentencepiece_model}
 
 
-def build_gguf_tokenizer(tokenizer_metadata: dict, model_max_length: int | None = None, name_or_path: str = ""):
-    """Build the tokenizer from ``tokenizer.*`` metadata (keys without the ``tokenizer.`` prefix).
+def build_gguf_tokenizer(tokenizer_metadata: dict, model_max_length: int | None = None, name_or_path: str = "",
+                         architecture: str = "llama"):
+    """Build the tokenizer from ``tokenizer.*`` metadata (keys without the ``tokenizer.`` prefix) of a file
+    whose ``general.architecture`` is ``architecture`` (it decides the SentencePiece details).
 
     Returns a :class:`~transformers_jax.tokenization.PreTrainedTokenizerFast`.
     """
@@ -128,7 +164,7 @@ def build_gguf_tokenizer(tokenizer_metadata: dict, model_max_length: int | None 
             f"GGUF tokenizer model {kind!r} is not supported (supported: {', '.join(sorted(_TOKENIZER_BUILDERS))})"
             + (f" in {name_or_path}" if name_or_path else "")
         )
-    tokenizer, alphabet = _TOKENIZER_BUILDERS[kind](meta)
+    tokenizer, alphabet = _TOKENIZER_BUILDERS[kind](meta, architecture)
     tokens = meta["ggml.tokens"]
     types = meta.get("ggml.token_type") or []
     # Control tokens (like <|im_start|>) are matched whole and are special. In a byte-level vocabulary
@@ -182,4 +218,5 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerFast:
     arch = architecture_for(metadata, path).name
     require(metadata, "tokenizer.ggml.tokens", path, "the tokenizer")
     context = metadata.get(f"{arch}.context_length")
-    return build_gguf_tokenizer(tokenizer_entries(metadata), int(context) if context is not None else None, str(path))
+    return build_gguf_tokenizer(tokenizer_entries(metadata), int(context) if context is not None else None, str(path),
+                                architecture=arch)
