@@ -1,0 +1,58 @@
+"""Where GPT-2 124M's batch-1 decode time goes on XLA:CPU (see docs/benchmarks.md, issue 10).
+
+Times one cached decode step, the weight matvecs alone under lax.scan over the stacked layer
+weights, the same matvecs over separate per-layer arrays (unrolled), one 768x3072 matvec, and a
+scan of eight 768x3072 matvecs, with the read bandwidth each reaches. Run it alone:
+
+    .venv/bin/python scripts/probe_decode_matvecs.py
+"""
+import time, numpy as np, jax, jax.numpy as jnp
+import transformers_jax as tj
+from transformers_jax.layers import kv_cache
+
+def timeit(f, *a, n=30):
+    out = f(*a); jax.block_until_ready(out)
+    t = time.perf_counter()
+    for _ in range(n): out = f(*a)
+    jax.block_until_ready(out)
+    return (time.perf_counter() - t) / n * 1e3
+
+cfg = dict(vocab_size=50257, n_embd=768, n_layer=12, n_head=12, n_positions=1024, pad_token_id=0)
+c = tj.GPT2Config.from_dict(cfg)
+m = tj.GPT2LMHeadModel(c)
+cache = m.init_cache(c, 1, 80)
+tok = jnp.ones((1, 1), jnp.int32); pos = jnp.full((1, 1), 20); cmask = jnp.ones((1, 80), jnp.int32)
+dec = jax.jit(lambda p, cache: m.decode(p, c, tok, pos, cmask, cache, 20))
+print("decode step (full, no donation)", timeit(dec, m.params, cache))
+# the weight matvecs alone, layer by layer
+ws = m.params["transformer"]["layers"]
+def mats(ws, x):
+    def body(x, w):
+        a = w["self_attn"]
+        h = x @ a["q_proj"]["kernel"] + x @ a["k_proj"]["kernel"] + x @ a["v_proj"]["kernel"]
+        h = h @ a["o_proj"]["kernel"]
+        h = (h @ w["mlp"]["up_proj"]["kernel"]) @ w["mlp"]["down_proj"]["kernel"]
+        return x + h, None
+    x, _ = jax.lax.scan(body, x, ws)
+    return x @ m.params["transformer"]["embed_tokens"]["embedding"].T
+print("matvecs only (scan)", timeit(jax.jit(mats), ws, jnp.ones((1, 768))))
+nbytes = sum(x.nbytes for x in jax.tree.leaves(m.params))
+print("param MB", nbytes / 1e6)
+layers = [jax.tree.map(lambda a: jnp.array(a[i]), ws) for i in range(12)]
+def mats_list(layers, x, emb):
+    for w in layers:
+        a = w["self_attn"]
+        h = x @ a["q_proj"]["kernel"] + x @ a["k_proj"]["kernel"] + x @ a["v_proj"]["kernel"]
+        h = h @ a["o_proj"]["kernel"]
+        h = (h @ w["mlp"]["up_proj"]["kernel"]) @ w["mlp"]["down_proj"]["kernel"]
+        x = x + h
+    return x @ emb.T
+emb = m.params["transformer"]["embed_tokens"]["embedding"]
+print("matvecs separate arrays (unrolled)", timeit(jax.jit(mats_list), layers, jnp.ones((1, 768)), emb))
+def one(w, x): return x @ w
+W = jnp.ones((768, 3072)); print("one 768x3072 matvec ms", timeit(jax.jit(one), W, jnp.ones((1,768))), "->GB/s", W.nbytes/ (timeit(jax.jit(one), W, jnp.ones((1,768)))/1e3)/1e9)
+W8 = jnp.ones((8, 768, 3072))
+def sl(W8, x):
+    def body(x, w): return x + (x @ w)[:, :768], None
+    return jax.lax.scan(body, x, W8)[0]
+t = timeit(jax.jit(sl), W8, jnp.ones((1,768))); print("scan of 8 768x3072", t, "GB/s", W8.nbytes/(t/1e3)/1e9)
