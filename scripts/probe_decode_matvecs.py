@@ -1,8 +1,9 @@
 """Where GPT-2 124M's batch-1 decode time goes on XLA:CPU (see docs/benchmarks.md, issue 10).
 
 Times one cached decode step, the weight matvecs alone under lax.scan over the stacked layer
-weights, the same matvecs over separate per-layer arrays (unrolled), one 768x3072 matvec, and a
-scan of eight 768x3072 matvecs, with the read bandwidth each reaches. Run it alone:
+weights, the same matvecs over separate per-layer arrays (unrolled), one 768x3072 matvec (its
+9 MB stay in cache between calls, so its bandwidth is a cache figure) and a scan of eight 768x3072
+matvecs (75 MB, read from memory), with the read bandwidth each reaches. Run it alone:
 
     .venv/bin/python scripts/probe_decode_matvecs.py
 """
