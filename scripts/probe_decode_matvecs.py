@@ -3,7 +3,8 @@
 Times one cached decode step, the weight matvecs alone under lax.scan over the stacked layer
 weights, the same matvecs over separate per-layer arrays (unrolled), one 768x3072 matvec (its
 9 MB stay in cache between calls, so its bandwidth is a cache figure) and a scan of eight 768x3072
-matvecs (75 MB, read from memory), with the read bandwidth each reaches. Run it alone:
+matvecs (75 MB, read from memory), with the read bandwidth each reaches; then a synthetic loop of
+16 decode-like steps, scanned over stacked weights vs unstacked once. Run it alone:
 
     .venv/bin/python scripts/probe_decode_matvecs.py
 """
@@ -57,3 +58,27 @@ def sl(W8, x):
     def body(x, w): return x + (x @ w)[:, :768], None
     return jax.lax.scan(body, x, W8)[0]
 t = timeit(jax.jit(sl), W8, jnp.ones((1,768))); print("scan of 8 768x3072", t, "GB/s", W8.nbytes/(t/1e3)/1e9)
+
+# Synthetic: 16 steps of a 12-layer matvec chain in one fori_loop, scanned over stacked weights vs
+# the weights unstacked once outside the loop.
+L = 12
+W = {"a": jnp.ones((L,768,2304))*0.001, "b": jnp.ones((L,768,768))*0.001, "c": jnp.ones((L,768,3072))*0.001, "d": jnp.ones((L,3072,768))*0.001}
+steps=16
+def layer(x, w):
+    h = (x @ w["a"])[:, :768] @ w["b"]
+    return x + (h @ w["c"]) @ w["d"]
+def scanned(W, x):
+    def body(i, x):
+        return jax.lax.scan(lambda x, w: (layer(x, w), None), x, W)[0]
+    return jax.lax.fori_loop(0, steps, body, x)
+def unstacked_once(W, x):
+    per = [jax.tree.map(lambda a: a[i], W) for i in range(L)]
+    def body(i, x):
+        for w in per: x = layer(x, w)
+        return x
+    return jax.lax.fori_loop(0, steps, body, x)
+x = jnp.ones((1,768))
+nbytes = sum(a.nbytes for a in W.values())
+for name, f in [("scan", scanned), ("unstacked once", unstacked_once)]:
+    t = timeit(jax.jit(f), W, x)
+    print(name, f"{t/steps:.2f} ms/step", f"{nbytes/(t/steps/1e3)/1e9:.1f} GB/s")

@@ -57,6 +57,7 @@ import numpy as np
 from transformers_jax.generation.buckets import bucket_size, bucket_sizes
 from transformers_jax.generation.configuration_utils import resolve_eos_token_ids
 from transformers_jax.generation.sampling import choose_tokens, fold_in_rows, host_prng_key, validate_sampling_args
+from transformers_jax.generation.utils import decoding_params
 from transformers_jax.layers import kv_cache
 
 MAX_STOP_IDS = 16  # per request, EOS ids included (a static width of the per-slot stop table)
@@ -247,6 +248,7 @@ def _decode_chunk(params, cache, state, *, decode, config, steps: int, window: i
         cache = kv_cache.prefix(cache, window)
     slots = jnp.arange(window)[None]
     out = jnp.full((num_slots, steps), -1, jnp.int32)
+    params = decoding_params(decode, params)
 
     def cond(carry):
         step, _, st, _ = carry

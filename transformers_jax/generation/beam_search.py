@@ -37,6 +37,7 @@ import jax.numpy as jnp
 
 import numpy as np
 
+from transformers_jax.generation.utils import decoding_params
 from transformers_jax.layers import kv_cache
 from transformers_jax.generation import logits_process as lp_
 from transformers_jax.generation.buckets import bucket_size, pad_left
@@ -90,6 +91,7 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
     logits, cache = decode(params, config, prompt_ids, positions, prefill_mask, cache, 0)
     logits = jnp.repeat(logits[:, -1].astype(jnp.float32), k, axis=0)  # [B*K, V]
     cache = kv_cache.repeat_rows(cache, k)
+    params = decoding_params(decode, params)
     beam_prompt_mask = jnp.repeat(prompt_mask, k, axis=0)  # [B*K, P]
     beam_n_valid = jnp.repeat(n_valid, k, axis=0)  # [B*K]
     beam_prompt_ids = jnp.repeat(prompt_ids, k, axis=0)  # [B*K, P]

@@ -45,6 +45,13 @@ class StaticOptions(NamedTuple):
     pad_token_id: int
 
 
+def decoding_params(decode, params):
+    """``params`` as a decoding loop should hand them to every ``decode`` step: laid out once, outside
+    the loop, by the model class's ``decode_params`` when it has one."""
+    prepare = getattr(getattr(decode, "__self__", None), "decode_params", None)
+    return params if prepare is None else prepare(params)
+
+
 def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, static: StaticOptions):
     """Prefill + the whole decoding loop. input_ids/mask: [B, Pb] (left padded); the cache has
     Pb + Nb slots. Returns (token buffer [B, Pb + Nb], number of steps run, final cache)."""
@@ -57,6 +64,7 @@ def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config
     cache_mask = jnp.concatenate([mask, jnp.ones((batch, budget_bucket), jnp.int32)], axis=1)
     logits, cache = decode(params, config, input_ids, positions, cache_mask, cache, 0)
     logits = logits[:, -1].astype(jnp.float32)
+    params = decoding_params(decode, params)
     pad = static.pad_token_id
     tokens = jnp.concatenate([input_ids.astype(jnp.int32), jnp.full((batch, budget_bucket), pad, jnp.int32)], axis=1)
     slots = jnp.arange(total)[None, :]

@@ -30,14 +30,13 @@ from transformers_jax.layers.positions import (
     rope_inverse_frequencies,
     rotary_cos_sin,
 )
-from transformers_jax.layers.stack import run_layers
+from transformers_jax.layers.stack import run_layers, unstack_layers
 
-update_kv_cache = kv_cache.write  # the name the model files used before the package split
 
 __all__ = [
     "ACT2FN", "activation", "apply_rotary", "causal_padding_mask", "dense", "dot_product_attention", "dropout",
     "embed", "gated_mlp", "kv_cache", "layer_norm", "merge_heads", "padding_mask", "plain_mlp", "query_key_slots",
     "rms_norm", "ROPE_TYPES", "rope_cos_sin", "rope_inverse_frequencies", "rotary_cos_sin", "run_layers",
     "sliding_window_mask", "softcap",
-    "split_heads", "split_key", "tied_logits", "update_kv_cache",
+    "split_heads", "split_key", "tied_logits", "unstack_layers",
 ]
