@@ -248,7 +248,6 @@ def _decode_chunk(params, cache, state, *, decode, config, steps: int, window: i
         cache = kv_cache.prefix(cache, window)
     slots = jnp.arange(window)[None]
     out = jnp.full((num_slots, steps), -1, jnp.int32)
-    params = decoding_params(decode, params)
 
     def cond(carry):
         step, _, st, _ = carry
@@ -319,6 +318,9 @@ class Engine:
         self.eos_token_ids = resolve_eos_token_ids(model)
         cls = type(model)
         self._prefill, self._chunk = _programs(cls.decode, cls.init_cache, self.config, chunk_steps)
+        # The decode chunks read the params as the model class lays them out for decoding loops, made
+        # once here rather than in every chunk (on CPU: the layers unstacked, a second copy of the weights).
+        self._decode_params = decoding_params(cls.decode, self.params)
         self._cache = cls.init_cache(self.config, num_slots, max_length)
         self._state = self._empty_state()
         self._slots: list[_Slot | None] = [None] * num_slots
@@ -353,7 +355,7 @@ class Engine:
             jax.block_until_ready(token)
             self._warm_buckets.add(bucket)
         for window in self.buckets():  # nothing active: no step runs
-            self._cache, _, out = self._chunk(self.params, self._cache, self._state, window=window)
+            self._cache, _, out = self._chunk(self._decode_params, self._cache, self._state, window=window)
             jax.block_until_ready(out)
 
     def start(self, warmup: bool = True) -> None:
@@ -540,7 +542,7 @@ class Engine:
         return bucket_size(need, maximum=self.max_length)
 
     def _run_chunk(self) -> None:
-        self._cache, state, out = self._chunk(self.params, self._cache, self._state, window=self._window())
+        self._cache, state, out = self._chunk(self._decode_params, self._cache, self._state, window=self._window())
         out = np.asarray(out)
         state = {name: np.array(value) for name, value in state.items()}  # writable host copies
         emitted = 0
