@@ -34,31 +34,43 @@ def smollm2_gguf() -> Path:
     return find()
 
 
+def _our_gguf_model(path: Path):
+    import transformers_jax as tj
+
+    return tj.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+
+
+def _our_gguf_tokenizer(path: Path):
+    import transformers_jax as tj
+
+    return tj.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
+def _hf_gguf(path: Path):
+    """(Hugging Face's own GGUF load in eager attention, its tokenizer): the oracle."""
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval()
+    model.set_attn_implementation("eager")
+    return model, transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
 @pytest.fixture(scope="session")
 def smollm2_model(smollm2_gguf):
     """Our SmolLM2-135M-Instruct (LlamaForCausalLM from the GGUF), loaded once for every test module."""
-    import transformers_jax as tj
-
-    return tj.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+    return _our_gguf_model(smollm2_gguf)
 
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer(smollm2_gguf):
     """Our tokenizer of SmolLM2-135M-Instruct, read from the GGUF."""
-    import transformers_jax as tj
-
-    return tj.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
+    return _our_gguf_tokenizer(smollm2_gguf)
 
 
 @pytest.fixture(scope="session")
 def smollm2_hf(smollm2_gguf):
-    """(Hugging Face's own GGUF load of SmolLM2 in eager attention, its tokenizer): the oracle, loaded once."""
-    import transformers
-
-    model = transformers.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name).eval()
-    model.set_attn_implementation("eager")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name)
-    return model, tokenizer
+    """HF's GGUF load of SmolLM2 and its tokenizer, loaded once."""
+    return _hf_gguf(smollm2_gguf)
 
 
 @pytest.fixture(scope="session")
@@ -73,25 +85,16 @@ def gemma3_gguf() -> Path:
 @pytest.fixture(scope="session")
 def gemma3_model(gemma3_gguf):
     """Our Gemma 3 270M (Gemma3ForCausalLM from the GGUF), loaded once for every test module."""
-    import transformers_jax as tj
-
-    return tj.AutoModelForCausalLM.from_pretrained(gemma3_gguf.parent, gguf_file=gemma3_gguf.name)
+    return _our_gguf_model(gemma3_gguf)
 
 
 @pytest.fixture(scope="session")
 def gemma3_tokenizer(gemma3_gguf):
     """Our tokenizer of Gemma 3 270M, read from the GGUF."""
-    import transformers_jax as tj
-
-    return tj.AutoTokenizer.from_pretrained(gemma3_gguf.parent, gguf_file=gemma3_gguf.name)
+    return _our_gguf_tokenizer(gemma3_gguf)
 
 
 @pytest.fixture(scope="session")
 def gemma3_hf(gemma3_gguf):
-    """(Hugging Face's own GGUF load of Gemma 3 270M in eager attention, its tokenizer): the oracle, loaded once."""
-    import transformers
-
-    model = transformers.AutoModelForCausalLM.from_pretrained(gemma3_gguf.parent, gguf_file=gemma3_gguf.name).eval()
-    model.set_attn_implementation("eager")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(gemma3_gguf.parent, gguf_file=gemma3_gguf.name)
-    return model, tokenizer
+    """HF's GGUF load of Gemma 3 270M and its tokenizer, loaded once."""
+    return _hf_gguf(gemma3_gguf)
