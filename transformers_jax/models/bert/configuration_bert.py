@@ -4,10 +4,11 @@ from __future__ import annotations
 import dataclasses
 
 from transformers_jax.configuration_utils import PretrainedConfig
+from transformers_jax.models._encoder import EncoderArchitecture
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class BertConfig(PretrainedConfig):
+class BertConfig(EncoderArchitecture, PretrainedConfig):
     """Config of a BERT encoder (absolute position embeddings, post-LayerNorm)."""
 
     model_type = "bert"
@@ -36,7 +37,3 @@ class BertConfig(PretrainedConfig):
         position_type = self.extra.get("position_embedding_type", "absolute")
         if position_type != "absolute":
             raise ValueError(f"position_embedding_type={position_type!r} is not supported (only 'absolute')")
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads

@@ -1,0 +1,172 @@
+"""Every encoder family (tests/encoder_cases/) against Hugging Face PyTorch on CPU.
+
+For each (family, head class, config) in a family's ``parity`` list: HF's checkpoint loaded here
+gives HF's outputs (logits, loss, every hidden state and attention map) on a right-padded batch
+(with token types where the config has two), and our ``save_pretrained`` loads in ``transformers``
+with the same key set and the same outputs. For each family with a ``train_config``: three Trainer
+steps of its sequence classifier on one device equal three steps under ``fsdp_tp`` on 8 simulated
+devices.
+"""
+import logging
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import Mesh
+
+import transformers_jax as tj
+from encoder_cases import all_families
+from parity import (assert_same_up_to_rounding, assert_trees_same_up_to_rounding, compare_with_hf, perturb_params,
+                    perturb_torch, run_ours, safetensors_keys)
+
+FAMILIES = {family.name: family for family in all_families()}
+B, T, CHOICES = 3, 12, 2
+NUM_LABELS = {"ForSequenceClassification": 3, "ForTokenClassification": 5}
+
+
+def head_kind(class_name: str) -> str:
+    for suffix in ("ForPreTraining", "ForMaskedLM", "ForSequenceClassification", "ForTokenClassification",
+                   "ForQuestionAnswering", "ForMultipleChoice"):
+        if class_name.endswith(suffix):
+            return suffix
+    return "Model"
+
+
+def task_overrides(kind: str) -> dict:
+    return {"num_labels": NUM_LABELS[kind]} if kind in NUM_LABELS else {}
+
+
+def token_batch(cfg: dict, rng, rows: int) -> dict:
+    """Right-padded ids (padding is the config's pad id), with token types when the config has two."""
+    lengths = np.resize([T, T - 5, 4, T - 2, 6], rows)
+    mask = (np.arange(T)[None] < lengths[:, None]).astype(np.int64)
+    ids = rng.randint(3, cfg["vocab_size"], (rows, T))
+    ids[mask == 0] = cfg.get("pad_token_id", 0) or 0
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if cfg.get("type_vocab_size", 0) > 1:
+        inputs["token_type_ids"] = (np.arange(T)[None] >= lengths[:, None] // 2).astype(np.int64) * mask
+    return inputs
+
+
+def make_inputs(family, kind: str, cfg: dict, seed: int = 0) -> dict:
+    """A padded batch with the head's labels; multiple choice gets [B, C, T] inputs."""
+    rng = np.random.RandomState(seed)
+    if kind == "ForMultipleChoice":
+        rows = token_batch(cfg, rng, B * CHOICES)
+        inputs = {k: v.reshape(B, CHOICES, T) for k, v in rows.items()}
+        inputs["labels"] = rng.randint(0, CHOICES, B)
+        return inputs
+    inputs = token_batch(cfg, rng, B)
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    if kind in ("ForMaskedLM", "ForPreTraining"):
+        labels = np.where((rng.rand(B, T) < 0.4) & (mask == 1), ids, -100)
+        if kind == "ForMaskedLM" or family.pretraining_has_mlm_labels:
+            inputs["labels"] = labels
+        if kind == "ForPreTraining" and family.pretraining_labels is not None:
+            inputs.update(family.pretraining_labels(rng, ids, mask))
+    elif kind == "ForSequenceClassification":
+        inputs["labels"] = rng.randint(0, NUM_LABELS[kind], B)
+    elif kind == "ForTokenClassification":
+        inputs["labels"] = np.where(mask == 1, rng.randint(0, NUM_LABELS[kind], (B, T)), -100)
+    elif kind == "ForQuestionAnswering":
+        inputs["start_positions"] = rng.randint(0, T, B)
+        inputs["end_positions"] = rng.randint(0, T, B)
+    return inputs
+
+
+_HF = {}
+
+
+@pytest.fixture(scope="module")
+def hf_case(tmp_path_factory):
+    """(HF model in eager mode, its save directory, the keys HF saved) per (family, head, config), built once."""
+    import torch
+
+    def get(family, class_name, config_name):
+        key = (family.name, class_name, config_name)
+        if key not in _HF:
+            hf_cls = family.heads[class_name]
+            config = family.hf_config_class(**family.configs[config_name], **task_overrides(head_kind(class_name)))
+            torch.manual_seed(0)
+            model = perturb_torch(hf_cls(config), seed=1).eval()
+            model.set_attn_implementation("eager")
+            path = tmp_path_factory.mktemp(f"{family.name}_{class_name}_{config_name}")
+            model.save_pretrained(path)
+            _HF[key] = (model, path, safetensors_keys(path))
+        return _HF[key]
+
+    yield get
+    _HF.clear()
+
+
+PARITY = [pytest.param(f, c, n, id=f"{f}-{c}-{n}") for f, family in FAMILIES.items() for c, n in family.parity]
+
+
+@pytest.mark.parametrize("family_name,class_name,config_name", PARITY)
+def test_hf_checkpoint_matches_hf_outputs(hf_case, family_name, class_name, config_name, caplog):
+    family = FAMILIES[family_name]
+    hf_model, path, _ = hf_case(family, class_name, config_name)
+    with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+        ours = getattr(tj, class_name).from_pretrained(path)
+    assert not [r for r in caplog.records if r.name.startswith("transformers_jax")], caplog.text
+    kind = head_kind(class_name)
+    inputs = make_inputs(family, kind, family.configs[config_name])
+    got = run_ours(ours, inputs, output_hidden_states=True, output_attentions=True)
+    want = compare_with_hf(got, hf_model, inputs, output_hidden_states=True, output_attentions=True)
+    layers = hf_model.config.num_hidden_layers
+    assert len(want.hidden_states) == layers + 1 and len(want.attentions) == layers
+    if kind != "Model":
+        assert np.isfinite(float(want.loss)) and float(want.loss) > 0
+
+
+@pytest.mark.parametrize("family_name,class_name,config_name", PARITY)
+def test_our_checkpoint_loads_in_hf(hf_case, family_name, class_name, config_name, tmp_path):
+    family = FAMILIES[family_name]
+    _, hf_path, hf_keys = hf_case(family, class_name, config_name)
+    ours_cls = getattr(tj, class_name)
+    ours = ours_cls(ours_cls.config_class.from_pretrained(hf_path), seed=3)
+    ours.params = perturb_params(ours.params, seed=4)
+    ours.save_pretrained(tmp_path)
+    assert safetensors_keys(tmp_path) == hf_keys
+    theirs, info = family.heads[class_name].from_pretrained(tmp_path, attn_implementation="eager",
+                                                            output_loading_info=True)
+    assert {k: v for k, v in info.items() if v} == {}
+    theirs.eval()
+    inputs = make_inputs(family, head_kind(class_name), family.configs[config_name], seed=5)
+    got = run_ours(ours, inputs, output_hidden_states=True, output_attentions=True)
+    compare_with_hf(got, theirs, inputs, output_hidden_states=True, output_attentions=True)
+
+
+TRAINED = [name for name, family in FAMILIES.items() if family.train_config is not None]
+
+
+@pytest.mark.parametrize("family_name", TRAINED)
+def test_three_steps_under_fsdp_tp_equal_one_device(family_name, tmp_path):
+    from sharding import create_mesh
+    from train.data import ArrayDataset
+    from train.trainer import Trainer
+    from train.training_args import TrainingArguments
+
+    family = FAMILIES[family_name]
+    class_name = next(name for name in family.heads if name.endswith("ForSequenceClassification"))
+    cls = getattr(tj, class_name)
+    config = cls.config_class.from_dict(dict(family.configs[family.train_config], num_labels=3))
+    rng = np.random.RandomState(0)
+    rows = token_batch(family.configs[family.train_config], rng, 5)
+    data = ArrayDataset({k: np.concatenate([v] * 5)[:24].astype(np.int32) for k, v in rows.items()}
+                        | {"labels": rng.randint(0, 3, 24).astype(np.int32)})
+
+    def run(mesh, per_device, folder):
+        args = TrainingArguments(output_dir=str(tmp_path / folder), max_steps=3, per_device_train_batch_size=per_device,
+                                 optim="sgd", learning_rate=0.1, logging_steps=1, save_strategy="no",
+                                 report_to="none", disable_tqdm=True,
+                                 sharding="fsdp_tp" if mesh.devices.size > 1 else "dp")
+        trainer = Trainer(cls(config, seed=3), args, train_dataset=data, mesh=mesh)
+        trainer.train()
+        return trainer, [r["loss"] for r in trainer.state.log_history if "loss" in r]
+
+    single, single_loss = run(Mesh(np.array(jax.devices()[:1]), ("data",)), 8, "one")
+    sharded, sharded_loss = run(create_mesh({"data": 2, "fsdp": 2, "tensor": 2}), 2, "eight")
+    assert len(single_loss) == 3 and single_loss[0] != single_loss[-1]
+    assert_same_up_to_rounding(sharded_loss, single_loss, ulps=16, name="losses")
+    assert_trees_same_up_to_rounding(sharded.model.params, single.model.params, ulps=16, floor=0.1)
