@@ -322,6 +322,43 @@ def test_add_prefix_space_override_like_hf(family_dirs, name):
     assert ours.batch_decode(ids, skip_special_tokens=True) == hf.batch_decode(ids, skip_special_tokens=True)
 
 
+# tokenizer.json pipelines unlike what the class builds: SentencePiece ones as older converters wrote them (Metaspace
+# alone, XLM-R's run-of-spaces Replace), a WordPiece one that keeps the case, a byte-level one with the prefix space.
+STALE_PIPELINES = {
+    "sentencepiece": {
+        "normalizer": {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "},
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
+    },
+    "wordpiece": {
+        "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": False,
+                       "strip_accents": False, "lowercase": False},
+        "pre_tokenizer": {"type": "Whitespace"},
+    },
+    "byte_level": {
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": False},
+    },
+}
+STALE_KIND = {"roberta": "byte_level", "distilbert": "wordpiece", "electra": "wordpiece", "mpnet": "wordpiece"}
+
+
+def test_pipeline_comes_from_the_class_not_tokenizer_json(family, tmp_path):
+    """HF v5's classes keep tokenizer.json's vocabulary but build normalizer / pre-tokenizer / decoder themselves."""
+    name, path, _, hf_original = family
+    data = json.loads((path / "tokenizer.json").read_text())
+    data.update(STALE_PIPELINES[STALE_KIND.get(name, "sentencepiece")])
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    _copy_config(path, tmp_path)
+    ours, hf = AutoTokenizer.from_pretrained(tmp_path), HFAutoTokenizer.from_pretrained(tmp_path)
+    as_is = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    probe = TEXTS + with_specials(hf)
+    assert [as_is.tokenize(t) for t in probe] != [hf.tokenize(t) for t in probe]  # the stale pipeline matters
+    assert [hf.tokenize(t) for t in probe] == [hf_original.tokenize(t) for t in probe]
+    for text in probe:
+        assert_same_call(ours, hf, text, TEXTS[1], return_offsets_mapping=True, return_special_tokens_mask=True)
+    ids = hf(probe, padding=True)["input_ids"]
+    assert ours.batch_decode(ids) == hf.batch_decode(ids)
+
+
 @pytest.mark.parametrize(
     "name, saved_class, vocab_files",
     [

@@ -1,18 +1,25 @@
 """Backends: the ``tokenizers.Tokenizer`` a folder's files give, with the defaults of the HF class they belong to.
 
-``tokenizer.json`` is loaded as it is; without it, a WordPiece ``vocab.txt`` or GPT-2 style ``vocab.json`` +
-``merges.txt`` give the tokenizer HF's class builds from them (its post-processor read from :data:`CLASS_DEFAULTS`).
-A SentencePiece model alone (``spiece.model``, ``sentencepiece.bpe.model``, ``spm.model``) is refused with a message
-saying how to get a ``tokenizer.json``. GGUF files are :mod:`~transformers_jax.tokenization.gguf_tokenizer`'s.
+HF v5's tokenizer classes do not take ``tokenizer.json`` as it is: they keep its model (vocabulary, merges, scores)
+and added tokens, and build the normalizer, pre-tokenizer, decoder and post-processor themselves from their
+settings (``add_prefix_space``, ``do_lower_case``...). :data:`CLASS_DEFAULTS` records, for the classes known here,
+what that construction is (a ``pipeline`` and a ``wrap``), their default special tokens and ``model_input_names``;
+folders of other classes (or none) load ``tokenizer.json`` as it is, as HF's generic class does.
+
+Without ``tokenizer.json``, a WordPiece ``vocab.txt`` or GPT-2 style ``vocab.json`` + ``merges.txt`` give the
+tokenizer HF's class builds from them. A SentencePiece model alone (``spiece.model``, ``sentencepiece.bpe.model``,
+``spm.model``) is refused with a message saying how to get a ``tokenizer.json``. GGUF files are
+:mod:`~transformers_jax.tokenization.gguf_tokenizer`'s.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE, WordPiece
 
 from transformers_jax.tokenization.files import (
@@ -24,23 +31,87 @@ from transformers_jax.tokenization.files import (
     TokenizerFiles,
 )
 
+# A pipeline: (tokenizer config, SentencePiece precompiled charsmap or None) -> (normalizer, pre-tokenizer, decoder).
+Pipeline = Callable[[Mapping, "bytes | None"], tuple]
+
+
+def _wordpiece_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """BERT's: BertNormalizer from the casing / accents / CJK settings, BertPreTokenizer, WordPiece decoder."""
+    normalizer = normalizers.BertNormalizer(
+        clean_text=True,
+        handle_chinese_chars=config.get("tokenize_chinese_chars", True),
+        strip_accents=config.get("strip_accents"),
+        lowercase=config.get("do_lower_case", True),
+    )
+    return normalizer, pre_tokenizers.BertPreTokenizer(), decoders.WordPiece(prefix="##")
+
+
+def _byte_level_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """GPT-2 / RoBERTa's: no normalizer, ByteLevel pre-tokenizer (``add_prefix_space``, default off) and decoder."""
+    add_prefix_space = bool(config.get("add_prefix_space", False))
+    return None, pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space), decoders.ByteLevel()
+
+
+def _metaspace(config: Mapping, without_prefix: str = "never") -> tuple:
+    scheme = "always" if config.get("add_prefix_space", True) else without_prefix
+    return pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme=scheme), decoders.Metaspace(
+        replacement="\u2581", prepend_scheme=scheme
+    )
+
+
+def _sentencepiece_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """XLM-R / CamemBERT's: the precompiled charsmap alone as normalizer, WhitespaceSplit + Metaspace."""
+    metaspace, decoder = _metaspace(config)
+    normalizer = normalizers.Precompiled(charsmap) if charsmap is not None else None
+    return normalizer, pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), metaspace]), decoder
+
+
+def _albert_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """ALBERT's: quotes normalized, accents stripped unless ``keep_accents``, lower-cased unless ``do_lower_case``
+    is off, then the charsmap; WhitespaceSplit + Metaspace."""
+    steps = [normalizers.Replace("``", '"'), normalizers.Replace("''", '"')]
+    if not config.get("keep_accents", False):
+        steps += [normalizers.NFKD(), normalizers.StripAccents()]
+    if config.get("do_lower_case", True):
+        steps.append(normalizers.Lowercase())
+    if charsmap is not None:
+        steps.append(normalizers.Precompiled(charsmap))
+    metaspace, decoder = _metaspace(config)
+    return normalizers.Sequence(steps), pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), metaspace]), decoder
+
+
+def _deberta_v2_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """DeBERTa-v2/v3's: whitespace runs and control whitespace to one space, NFC, right strip (lower-cased with
+    ``do_lower_case``); Metaspace (``prepend_scheme="first"`` without the prefix space), punctuation isolated with
+    ``split_by_punct``. No charsmap."""
+    steps = [normalizers.Lowercase()] if config.get("do_lower_case", False) else []
+    steps += [
+        normalizers.Replace(Regex(r"\s{2,}|[\n\r\t]"), " "),
+        normalizers.NFC(),
+        normalizers.Strip(left=False, right=True),
+    ]
+    pieces = [pre_tokenizers.Punctuation(behavior="isolated")] if config.get("split_by_punct", False) else []
+    metaspace, decoder = _metaspace(config, without_prefix="first")
+    return normalizers.Sequence(steps), pre_tokenizers.Sequence([*pieces, metaspace]), decoder
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassDefaults:
-    """What one of HF's tokenizer classes assumes when its files do not say otherwise.
+    """How one of HF's tokenizer classes builds its tokenizer, and what it assumes when its files do not say.
 
     Attributes:
         model_input_names: the class's ``model_input_names`` (whether ``token_type_ids`` is returned, and the order).
         special_tokens: the ``__init__`` defaults of the named special tokens (and ``extra_special_tokens``).
-        wrap: the post-processor the class builds around vocabulary files: ``"cls_sep"`` (``[CLS] A [SEP] B [SEP]``
-            with token types 0/1), ``"roberta"`` (``<s> A </s></s> B </s>``) or ``None`` (none).
-        metaspace_without_prefix: the Metaspace ``prepend_scheme`` the class uses when ``add_prefix_space=False``.
+        pipeline: builds the normalizer, pre-tokenizer and decoder from the settings (``None``: the file's are used).
+        wrap: the post-processor the class sets: ``"cls_sep"`` (``[CLS] A [SEP] B [SEP]``, token types 0/1),
+            ``"roberta"`` (``<s> A </s></s> B </s>``, RobertaProcessing), ``"bos_eos"`` (the same shape as a
+            template, XLM-R style) or ``None`` (the file's post-processor is kept).
     """
 
     model_input_names: tuple[str, ...] = ("input_ids", "attention_mask")
     special_tokens: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    pipeline: Pipeline | None = None
     wrap: str | None = None
-    metaspace_without_prefix: str = "never"
 
 
 _WITH_TOKEN_TYPES = ("input_ids", "token_type_ids", "attention_mask")
@@ -58,20 +129,31 @@ _CLS_SEP_AS_BOS_EOS = {
 
 # HF v5 tokenizer classes (the names ``tokenizer_config.json`` gives, without ``Fast``) and their defaults.
 CLASS_DEFAULTS: dict[str, ClassDefaults] = {
-    "BertTokenizer": ClassDefaults(_WITH_TOKEN_TYPES, _BERT_TOKENS, wrap="cls_sep"),
-    "DistilBertTokenizer": ClassDefaults(special_tokens=_BERT_TOKENS, wrap="cls_sep"),
-    "MPNetTokenizer": ClassDefaults(special_tokens={**_ROBERTA_TOKENS, "unk_token": "[UNK]"}, wrap="roberta"),
-    "GPT2Tokenizer": ClassDefaults(special_tokens=dict.fromkeys(("unk_token", "bos_token", "eos_token"), "<|endoftext|>")),
-    "RobertaTokenizer": ClassDefaults(special_tokens=_ROBERTA_TOKENS, wrap="roberta"),
-    "XLMRobertaTokenizer": ClassDefaults(special_tokens=_ROBERTA_TOKENS),
-    "CamembertTokenizer": ClassDefaults(
-        special_tokens={**_ROBERTA_TOKENS, "extra_special_tokens": ("<s>NOTUSED", "</s>NOTUSED", "<unk>NOTUSED")}
+    "BertTokenizer": ClassDefaults(_WITH_TOKEN_TYPES, _BERT_TOKENS, _wordpiece_pipeline, "cls_sep"),
+    "DistilBertTokenizer": ClassDefaults(special_tokens=_BERT_TOKENS, pipeline=_wordpiece_pipeline, wrap="cls_sep"),
+    "MPNetTokenizer": ClassDefaults(
+        special_tokens={**_ROBERTA_TOKENS, "unk_token": "[UNK]"}, pipeline=_wordpiece_pipeline, wrap="roberta"
     ),
-    "AlbertTokenizer": ClassDefaults(special_tokens={**_CLS_SEP_AS_BOS_EOS, "unk_token": "<unk>", "pad_token": "<pad>"}),
+    # GPT2Tokenizer's own wrapping depends on add_bos_token; its tokenizer.json is kept as it is.
+    "GPT2Tokenizer": ClassDefaults(special_tokens=dict.fromkeys(("unk_token", "bos_token", "eos_token"), "<|endoftext|>")),
+    "RobertaTokenizer": ClassDefaults(special_tokens=_ROBERTA_TOKENS, pipeline=_byte_level_pipeline, wrap="roberta"),
+    "XLMRobertaTokenizer": ClassDefaults(
+        special_tokens=_ROBERTA_TOKENS, pipeline=_sentencepiece_pipeline, wrap="bos_eos"
+    ),
+    "CamembertTokenizer": ClassDefaults(
+        special_tokens={**_ROBERTA_TOKENS, "extra_special_tokens": ("<s>NOTUSED", "</s>NOTUSED", "<unk>NOTUSED")},
+        pipeline=_sentencepiece_pipeline,
+        wrap="bos_eos",
+    ),
+    # HF's AlbertTokenizer sets its [CLS]/[SEP] template before tokenizer.json's post-processor replaces it.
+    "AlbertTokenizer": ClassDefaults(
+        special_tokens={**_CLS_SEP_AS_BOS_EOS, "unk_token": "<unk>", "pad_token": "<pad>"}, pipeline=_albert_pipeline
+    ),
     "DebertaV2Tokenizer": ClassDefaults(
         _WITH_TOKEN_TYPES_LAST,
         {**_CLS_SEP_AS_BOS_EOS, "unk_token": "[UNK]", "pad_token": "[PAD]"},
-        metaspace_without_prefix="first",
+        _deberta_v2_pipeline,
+        "cls_sep",
     ),
     # Classes known here only for their model_input_names.
     "CanineTokenizer": ClassDefaults(_WITH_TOKEN_TYPES_LAST),
@@ -118,88 +200,48 @@ def _fill_class_defaults(config: dict, defaults: ClassDefaults) -> None:
     config.setdefault("model_input_names", list(defaults.model_input_names))
 
 
-def _wordpiece_backend(vocab_file: Path, config: dict, unk_token: str) -> Tokenizer:
-    """A WordPiece tokenizer built from ``vocab.txt`` like HF's ``BertTokenizer`` does."""
-    backend = Tokenizer(WordPiece.from_file(str(vocab_file), unk_token=unk_token))
-    backend.normalizer = normalizers.BertNormalizer(
-        clean_text=True,
-        handle_chinese_chars=config.get("tokenize_chinese_chars", True),
-        strip_accents=config.get("strip_accents"),
-        lowercase=config.get("do_lower_case", True),
-    )
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.decoder = decoders.WordPiece(prefix="##")
-    return backend
+def _precompiled_charsmap(backend: Tokenizer) -> bytes | None:
+    """The SentencePiece charsmap of ``backend``'s ``Precompiled`` normalizer (alone or in a Sequence), if any."""
+    if backend.normalizer is None:
+        return None
+    node = json.loads(backend.normalizer.__getstate__())
+    for part in node.get("normalizers", [node]) if node.get("type") == "Sequence" else [node]:
+        if part.get("type") == "Precompiled" and part.get("precompiled_charsmap"):
+            return base64.b64decode(part["precompiled_charsmap"])
+    return None
 
 
-def _byte_level_bpe_backend(vocab_file: Path, merges_file: Path, config: dict) -> Tokenizer:
-    """A GPT-2 style byte-level BPE tokenizer from ``vocab.json`` + ``merges.txt`` (HF ``GPT2Tokenizer``)."""
-    model = BPE.from_file(
-        str(vocab_file),
-        str(merges_file),
-        dropout=None,
-        continuing_subword_prefix="",
-        end_of_word_suffix="",
-        fuse_unk=False,
-    )
-    backend = Tokenizer(model)
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=bool(config.get("add_prefix_space", False)))
-    backend.decoder = decoders.ByteLevel()
-    return backend
-
-
-def _components(node: dict | None):
-    """The components of a serialized normalizer / pre-tokenizer / decoder / post-processor (Sequences flattened)."""
-    if not node:
-        return
-    for key in ("pretokenizers", "decoders", "processors"):
-        if node.get("type") == "Sequence" and key in node:
-            for child in node[key]:
-                yield from _components(child)
-            return
-    yield node
-
-
-def _apply_add_prefix_space(backend: Tokenizer, add_prefix_space: bool, defaults: ClassDefaults) -> Tokenizer:
-    """``backend`` with its ByteLevel / Metaspace pieces set to ``add_prefix_space``, as HF's classes build them
-    from that setting (``prepend_scheme`` ``"always"``, or the class's choice without the prefix space)."""
-    data = json.loads(backend.to_str())
-    changed = False
-    for part in ("pre_tokenizer", "decoder", "post_processor"):
-        for node in _components(data.get(part)):
-            if node.get("type") in ("ByteLevel", "RobertaProcessing") and "add_prefix_space" in node:
-                changed |= node["add_prefix_space"] != add_prefix_space
-                node["add_prefix_space"] = add_prefix_space
-            elif node.get("type") == "Metaspace" and "prepend_scheme" in node:
-                scheme = "always" if add_prefix_space else defaults.metaspace_without_prefix
-                changed |= node["prepend_scheme"] != scheme
-                node["prepend_scheme"] = scheme
-    return Tokenizer.from_str(json.dumps(data)) if changed else backend
+def _apply_pipeline(backend: Tokenizer, pipeline: Pipeline, config: Mapping) -> None:
+    """Give ``backend`` the normalizer, pre-tokenizer and decoder that ``pipeline`` builds from ``config``."""
+    normalizer, pre_tokenizer, decoder = pipeline(config, _precompiled_charsmap(backend))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
+    backend.decoder = decoder
 
 
 def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
-    """The backend for ``files`` and the post-processor it still needs (``"cls_sep"``, ``"roberta"`` or ``None``, for
+    """The backend for ``files`` and the post-processor it still needs (a :class:`ClassDefaults` ``wrap``, for
     :func:`set_post_processor`). Fills the HF class's defaults (special tokens, ``model_input_names``, padding side)
     into ``files.config``."""
     config, directory, label = files.config, files.directory, files.label
     defaults = class_defaults(files.tokenizer_class)
-    wrap, bos_eos_flags_apply = None, False
+    bos_eos_flags_apply = False
     if files.tokenizer_json.is_file():
         backend = Tokenizer.from_file(str(files.tokenizer_json))
-        if defaults is not None and config.get("add_prefix_space") is not None:
-            # HF's class rebuilds these pieces from the setting (which a caller may override).
-            backend = _apply_add_prefix_space(backend, bool(config["add_prefix_space"]), defaults)
     elif (directory / BERT_VOCAB_FILE).is_file():
-        if defaults is None or defaults.wrap is None:
+        if defaults is None or defaults.pipeline is not _wordpiece_pipeline:
             defaults = CLASS_DEFAULTS["BertTokenizer"]  # HF builds a BERT tokenizer from a bare vocab.txt
         unk = config.get("unk_token") or defaults.special_tokens["unk_token"]
-        backend = _wordpiece_backend(directory / BERT_VOCAB_FILE, config, str(unk))
-        wrap = defaults.wrap
+        backend = Tokenizer(WordPiece.from_file(str(directory / BERT_VOCAB_FILE), unk_token=str(unk)))
     elif (directory / BPE_VOCAB_FILE).is_file() and (directory / BPE_MERGES_FILE).is_file():
-        if defaults is None or defaults.wrap != "roberta":
+        if defaults is None or defaults.pipeline is not _byte_level_pipeline:
             defaults = CLASS_DEFAULTS["GPT2Tokenizer"]
-        backend = _byte_level_bpe_backend(directory / BPE_VOCAB_FILE, directory / BPE_MERGES_FILE, config)
-        wrap, bos_eos_flags_apply = defaults.wrap, True
+        backend = Tokenizer(BPE.from_file(
+            str(directory / BPE_VOCAB_FILE), str(directory / BPE_MERGES_FILE), dropout=None,
+            continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False,
+        ))
+        _apply_pipeline(backend, _byte_level_pipeline, config)  # GPT-2's too
+        bos_eos_flags_apply = True
     else:
         spm = [name for name in SENTENCEPIECE_FILES if (directory / name).is_file()]
         if spm:
@@ -214,6 +256,8 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
             f"No tokenizer files found in {label}: looked for {', '.join(looked_for)} "
             f"(or pass gguf_file=... for a GGUF checkpoint)."
         )
+    if defaults is not None and defaults.pipeline is not None:
+        _apply_pipeline(backend, defaults.pipeline, config)
     if not bos_eos_flags_apply:
         # HF reads the bos/eos wrapping from tokenizer.json's post-processor or the class, not from these flags.
         config.pop("add_bos_token", None)
@@ -228,14 +272,14 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
         config.pop("padding_side", None)
     if config.get("truncation_side") is None:
         config.pop("truncation_side", None)
-    return backend, wrap
+    return backend, None if defaults is None else defaults.wrap
 
 
 def set_post_processor(tokenizer, wrap: str | None, config: dict) -> None:
-    """Give a tokenizer built from vocabulary files the post-processor of its HF class: ``"cls_sep"`` (BERT's
-    ``[CLS] A [SEP] B [SEP]`` template) or ``"roberta"`` (``<s> A </s></s> B </s>``)."""
+    """Give ``tokenizer`` the post-processor its HF class sets (a :class:`ClassDefaults` ``wrap``); ``None`` keeps
+    the one it has."""
+    cls_token, sep_token = tokenizer.cls_token, tokenizer.sep_token
     if wrap == "cls_sep":
-        cls_token, sep_token = tokenizer.cls_token, tokenizer.sep_token
         tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
             single=f"{cls_token}:0 $A:0 {sep_token}:0",
             pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
@@ -243,8 +287,17 @@ def set_post_processor(tokenizer, wrap: str | None, config: dict) -> None:
         )
     elif wrap == "roberta":
         tokenizer._tokenizer.post_processor = processors.RobertaProcessing(
-            (tokenizer.sep_token, tokenizer.sep_token_id),
-            (tokenizer.cls_token, tokenizer.cls_token_id),
+            (sep_token, tokenizer.sep_token_id),
+            (cls_token, tokenizer.cls_token_id),
             trim_offsets=bool(config.get("trim_offsets", True)),
             add_prefix_space=bool(config.get("add_prefix_space", False)),
         )
+    elif wrap == "bos_eos":
+        bos, eos = tokenizer.bos_token, tokenizer.eos_token
+        tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
+            single=[bos, "$A", eos],
+            pair=[bos, "$A", eos, eos, "$B", eos],
+            special_tokens=[(bos, tokenizer.bos_token_id), (eos, tokenizer.eos_token_id)],
+        )
+    elif wrap is not None:
+        raise ValueError(f"Unknown post-processor kind {wrap!r}")
