@@ -135,6 +135,25 @@ FAMILIES = {
     "electra": _electra,
     "mpnet": _mpnet,
 }
+# A SentencePiece precompiled charsmap (base64), made once with `sentencepiece` 0.2 from the normalization rules
+# U+FF01 -> "!", U+2160 -> "I", "A" -> "a", U+2003 -> " ", U+FB01 -> "fi" (a tiny stand-in for nmt_nfkc's).
+CHARSMAP = (
+    "AAQAAAAAAQBBDQAABgAAgIAQAgCDBQAAAAAAgIWEAgCgPQAABAAAgKwIAgCBBQAACAAAgIEFAAACAACADwAAAA4AAAARAAAAEAAAABMAAAASAAAA"
+    "FQAAABQAAAAXAAAAFgAAABkAAAC8UAIAGwAAABoAAAAdAAAAHAAAAB8AAAAeAAAAIQAAACAAAAAjAAAAIgAAACUAAAAkAAAAJwAAACYAAAApAAAA"
+    "KAAAACsAAAAqAAAALQAAACwAAAAvAAAALgAAADEAAAAwAAAAMwAAADIAAAA1AAAANAAAADcAAAA2AAAAOQAAADgAAAA7AAAAOgAAAD0AAAA8AAAA"
+    "PwAAAD4AAABBAAAAQAAAAEMAAABCAAAARQAAAEQAAABHAAAARgAAAEkAAABIAAAASwAAAEoAAABNAAAATAAAAE8AAABOAAAAUQAAAFAAAABTAAAA"
+    "UgAAAFUAAABUAAAAVwAAAFYAAABZAAAAWAAAAFsAAABaAAAAXQAAAFwAAABfAAAAXgAAAGEAAABgAAAAYwAAAGIAAABlAAAAZAAAAGcAAABmAAAA"
+    "aQAAAGgAAABrAAAAagAAAG0AAABsAAAAbwAAAG4AAABxAAAAcAAAAHMAAAByAAAAdQAAAHQAAAB3AAAAdgAAAHkAAAB4AAAAewAAAHoAAAB9AAAA"
+    "fAAAAH8AAAB+AAAAgQAAAIAAAACDAAAAggAAAIUAAACEAAAAhwAAAIYAAACJAAAAiAAAAIsAAACKAAAAjQAAAIwAAACPAAAAjgAAAJEAAACQAAAA"
+    "kwAAAJIAAACVAAAAlAAAAJcAAACWAAAAmQAAAJgAAACbAAAAmgAAAJ0AAACcAAAAnwAAAJ4AAAChAAAAoAAAAOKEAACiAAAApQAAAKQAAACnAAAA"
+    "pgAAAKkAAACoAAAAqwAAAKoAAACtAAAArAAAAK8AAADvKAAAsQAAALAAAACzAAAAsgAAALUAAAC0AAAAtwAAALYAAAC5AAAAuAAAALsAAAC6AAAA"
+    "vQAAALwAAAC/AAAAvgAAAMEAAADAAAAAwwAAAMIAAADFAAAAxAAAAMcAAADGAAAAyQAAAMgAAADLAAAAygAAAM0AAADMAAAAzwAAAM4AAADRAAAA"
+    "0AAAANMAAADSAAAA1QAAANQAAADXAAAA1gAAANkAAADYAAAA2wAAANoAAADdAAAA3AAAAN8AAADeAAAA4QAAAOAAAADjAAAA4gAAAOUAAADkAAAA"
+    "5wAAAOYAAADpAAAA6AAAAOsAAADqAAAA7QAAAOwAAADvAAAA7gAAAPEAAADwAAAA8wAAAPIAAAD1AAAA9AAAAPcAAAD2AAAA+QAAAPgAAAD7AAAA"
+    "+gAAAP0AAAD8AAAA/wAAAP4AAAAgACEASQBhAGZpAA=="
+)
+CHARSMAP_TEXT = "A fullwidth！ Roman Ⅰ and the ﬁne ligature"
+
 # HF's class for each family, as AutoTokenizer resolves the saved tokenizer_class (ELECTRA's is BertTokenizer).
 HF_CLASS = {
     "roberta": "RobertaTokenizer",
@@ -226,6 +245,17 @@ def assert_same_attributes(ours, hf):
     assert ours.num_special_tokens_to_add(True) == hf.num_special_tokens_to_add(True)
 
 
+def pipeline_of(tok):
+    """The serialized normalizer, pre-tokenizer, decoder and post-processor of a tokenizer's backend."""
+    backend = tok.backend_tokenizer
+    parts = (backend.normalizer, backend.pre_tokenizer, backend.decoder, backend.post_processor)
+    return [None if part is None else json.loads(part.__getstate__()) for part in parts]
+
+
+def assert_same_pipeline(ours, hf):
+    assert pipeline_of(ours) == pipeline_of(hf)
+
+
 def assert_same_encodings(ours, hf):
     """Single texts, pairs, batches, padding, truncation with overflow, pre-split words: all as HF."""
     extras = dict(return_offsets_mapping=True, return_special_tokens_mask=True, return_length=True)
@@ -284,6 +314,7 @@ def test_loads_like_hf(family):
     assert isinstance(ours, PreTrainedTokenizerFast)
     assert ours.mask_token is not None and ours.pad_token_id is not None
     assert_same_attributes(ours, hf)
+    assert_same_pipeline(ours, hf)
 
 
 def test_encodes_like_hf(family):
@@ -353,10 +384,35 @@ def test_pipeline_comes_from_the_class_not_tokenizer_json(family, tmp_path):
     probe = TEXTS + with_specials(hf)
     assert [as_is.tokenize(t) for t in probe] != [hf.tokenize(t) for t in probe]  # the stale pipeline matters
     assert [hf.tokenize(t) for t in probe] == [hf_original.tokenize(t) for t in probe]
+    assert_same_pipeline(ours, hf)
     for text in probe:
         assert_same_call(ours, hf, text, TEXTS[1], return_offsets_mapping=True, return_special_tokens_mask=True)
     ids = hf(probe, padding=True)["input_ids"]
     assert ours.batch_decode(ids) == hf.batch_decode(ids)
+
+
+@pytest.mark.parametrize("name", ["xlm_roberta", "camembert", "albert", "deberta_v2"])
+def test_precompiled_charsmap_like_hf(family_dirs, tmp_path, name):
+    """tokenizer.json's SentencePiece charsmap: XLM-R / CamemBERT / ALBERT normalize with it (ALBERT after its own
+    steps), DeBERTa-v2 does not use it -- as HF's classes build them."""
+    path = family_dirs[name]
+    data = json.loads((path / "tokenizer.json").read_text())
+    data["normalizer"] = {"type": "Precompiled", "precompiled_charsmap": CHARSMAP}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    _copy_config(path, tmp_path)
+    ours, hf = AutoTokenizer.from_pretrained(tmp_path), HFAutoTokenizer.from_pretrained(tmp_path)
+    without = AutoTokenizer.from_pretrained(path)
+    assert_same_pipeline(ours, hf)
+    assert ("Precompiled" in json.dumps(pipeline_of(ours))) == (name != "deberta_v2")
+    if name in ("xlm_roberta", "camembert"):  # ALBERT's own NFKD + lower-casing already do what these rules do
+        assert ours.tokenize(CHARSMAP_TEXT) != without.tokenize(CHARSMAP_TEXT)
+    for text in [CHARSMAP_TEXT, *TEXTS]:
+        assert_same_call(ours, hf, text, return_offsets_mapping=True)
+    ids = hf([CHARSMAP_TEXT, *TEXTS], padding=True)["input_ids"]
+    assert ours.batch_decode(ids) == hf.batch_decode(ids)
+    ours.save_pretrained(tmp_path / "saved")
+    again = HFAutoTokenizer.from_pretrained(tmp_path / "saved")
+    assert_same_call(again, hf, [CHARSMAP_TEXT, *TEXTS], return_offsets_mapping=True)
 
 
 @pytest.mark.parametrize(
