@@ -55,7 +55,10 @@ def _train_byte_level_bpe(specials):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=400,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(CORPUS * 5, trainer)
     data = json.loads(tok.to_str())["model"]
@@ -112,7 +115,8 @@ def _deberta_v2():
 
 
 def _distilbert():
-    return transformers.DistilBertTokenizer(vocab=_train_wordpiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "[UNK]"))
+    vocab = _train_wordpiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "[UNK]")
+    return transformers.DistilBertTokenizer(vocab=vocab)
 
 
 def _electra():
@@ -416,6 +420,27 @@ def test_precompiled_charsmap_like_hf(family_dirs, tmp_path, name):
 
 
 @pytest.mark.parametrize(
+    "name, settings",
+    [
+        ("albert", dict(do_lower_case=False, keep_accents=True)),
+        ("deberta_v2", dict(split_by_punct=True, do_lower_case=True)),
+        ("distilbert", dict(do_lower_case=False)),
+        ("electra", dict(do_lower_case=False, strip_accents=True)),
+        ("mpnet", dict(tokenize_chinese_chars=False, add_prefix_space=True)),  # MPNet's wrapping ignores the latter
+        ("roberta", dict(add_prefix_space=True, trim_offsets=False)),
+        ("xlm_roberta", dict(add_prefix_space=False)),
+    ],
+)
+def test_settings_passed_to_from_pretrained_like_hf(family_dirs, name, settings):
+    path = family_dirs[name]
+    ours, hf = AutoTokenizer.from_pretrained(path, **settings), HFAutoTokenizer.from_pretrained(path, **settings)
+    assert pipeline_of(ours) != pipeline_of(AutoTokenizer.from_pretrained(path))  # the settings changed something
+    assert_same_pipeline(ours, hf)
+    for text in TEXTS + with_specials(hf):
+        assert_same_call(ours, hf, text, "Zürich ÉTÉ", return_offsets_mapping=True)
+
+
+@pytest.mark.parametrize(
     "name, saved_class, vocab_files",
     [
         ("distilbert", None, "vocab.txt"),
@@ -470,5 +495,6 @@ def test_save_pretrained_round_trips_both_ways(family, tmp_path):
 def test_sentencepiece_model_alone_is_refused_clearly(family_dirs, tmp_path, spm_file):
     _copy_config(family_dirs["xlm_roberta"], tmp_path)
     (tmp_path / spm_file).write_bytes(b"\x0a\x00")
-    with pytest.raises(ValueError, match=rf"SentencePiece model \({spm_file}\) but no tokenizer\.json.*save_pretrained"):
+    message = rf"SentencePiece model \({spm_file}\) but no tokenizer\.json.*save_pretrained"
+    with pytest.raises(ValueError, match=message):
         AutoTokenizer.from_pretrained(tmp_path)

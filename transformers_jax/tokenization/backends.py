@@ -104,8 +104,10 @@ class ClassDefaults:
         special_tokens: the ``__init__`` defaults of the named special tokens (and ``extra_special_tokens``).
         pipeline: builds the normalizer, pre-tokenizer and decoder from the settings (``None``: the file's are used).
         wrap: the post-processor the class sets: ``"cls_sep"`` (``[CLS] A [SEP] B [SEP]``, token types 0/1),
-            ``"roberta"`` (``<s> A </s></s> B </s>``, RobertaProcessing), ``"bos_eos"`` (the same shape as a
-            template, XLM-R style) or ``None`` (the file's post-processor is kept).
+            ``"roberta"`` (``<s> A </s></s> B </s>``, RobertaProcessing with the ``trim_offsets`` and
+            ``add_prefix_space`` settings), ``"roberta_fixed"`` (the same with ``trim_offsets=True`` and
+            ``add_prefix_space=False`` whatever the settings), ``"bos_eos"`` (the same shape as a template, XLM-R
+            style) or ``None`` (the file's post-processor is kept).
     """
 
     model_input_names: tuple[str, ...] = ("input_ids", "attention_mask")
@@ -132,10 +134,12 @@ CLASS_DEFAULTS: dict[str, ClassDefaults] = {
     "BertTokenizer": ClassDefaults(_WITH_TOKEN_TYPES, _BERT_TOKENS, _wordpiece_pipeline, "cls_sep"),
     "DistilBertTokenizer": ClassDefaults(special_tokens=_BERT_TOKENS, pipeline=_wordpiece_pipeline, wrap="cls_sep"),
     "MPNetTokenizer": ClassDefaults(
-        special_tokens={**_ROBERTA_TOKENS, "unk_token": "[UNK]"}, pipeline=_wordpiece_pipeline, wrap="roberta"
+        special_tokens={**_ROBERTA_TOKENS, "unk_token": "[UNK]"}, pipeline=_wordpiece_pipeline, wrap="roberta_fixed"
     ),
     # GPT2Tokenizer's own wrapping depends on add_bos_token; its tokenizer.json is kept as it is.
-    "GPT2Tokenizer": ClassDefaults(special_tokens=dict.fromkeys(("unk_token", "bos_token", "eos_token"), "<|endoftext|>")),
+    "GPT2Tokenizer": ClassDefaults(
+        special_tokens=dict.fromkeys(("unk_token", "bos_token", "eos_token"), "<|endoftext|>")
+    ),
     "RobertaTokenizer": ClassDefaults(special_tokens=_ROBERTA_TOKENS, pipeline=_byte_level_pipeline, wrap="roberta"),
     "XLMRobertaTokenizer": ClassDefaults(
         special_tokens=_ROBERTA_TOKENS, pipeline=_sentencepiece_pipeline, wrap="bos_eos"
@@ -234,7 +238,7 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
         unk = config.get("unk_token") or defaults.special_tokens["unk_token"]
         backend = Tokenizer(WordPiece.from_file(str(directory / BERT_VOCAB_FILE), unk_token=str(unk)))
     elif (directory / BPE_VOCAB_FILE).is_file() and (directory / BPE_MERGES_FILE).is_file():
-        if defaults is None or defaults.pipeline is not _byte_level_pipeline:
+        if defaults is None or defaults.wrap != "roberta":
             defaults = CLASS_DEFAULTS["GPT2Tokenizer"]
         backend = Tokenizer(BPE.from_file(
             str(directory / BPE_VOCAB_FILE), str(directory / BPE_MERGES_FILE), dropout=None,
@@ -285,12 +289,13 @@ def set_post_processor(tokenizer, wrap: str | None, config: dict) -> None:
             pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
             special_tokens=[(cls_token, tokenizer.cls_token_id), (sep_token, tokenizer.sep_token_id)],
         )
-    elif wrap == "roberta":
+    elif wrap in ("roberta", "roberta_fixed"):
+        settings = config if wrap == "roberta" else {}
         tokenizer._tokenizer.post_processor = processors.RobertaProcessing(
             (sep_token, tokenizer.sep_token_id),
             (cls_token, tokenizer.cls_token_id),
-            trim_offsets=bool(config.get("trim_offsets", True)),
-            add_prefix_space=bool(config.get("add_prefix_space", False)),
+            trim_offsets=bool(settings.get("trim_offsets", True)),
+            add_prefix_space=bool(settings.get("add_prefix_space", False)),
         )
     elif wrap == "bos_eos":
         bos, eos = tokenizer.bos_token, tokenizer.eos_token
