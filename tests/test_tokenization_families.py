@@ -483,12 +483,32 @@ def test_save_pretrained_round_trips_both_ways(family, tmp_path):
     _, _, ours, hf = family
     reference = {k: plain(v) for k, v in hf(TEXTS, PAIR_TEXTS, padding=True, padding_side="left").items()}
     ours.save_pretrained(tmp_path / "ours")
+    assert_same_pipeline(HFAutoTokenizer.from_pretrained(tmp_path / "ours"), hf)
     for tok in (HFAutoTokenizer.from_pretrained(tmp_path / "ours"), AutoTokenizer.from_pretrained(tmp_path / "ours")):
         assert_same_attributes(tok, hf)
         got = {k: plain(v) for k, v in tok(TEXTS, PAIR_TEXTS, padding=True, padding_side="left").items()}
         assert got == reference
         ids = reference["input_ids"]
         assert tok.batch_decode(ids, skip_special_tokens=True) == hf.batch_decode(ids, skip_special_tokens=True)
+
+
+def test_changed_tokenizer_saves_and_loads_like_hf(family, tmp_path):
+    """Added tokens, a new special token and left padding / truncation survive our save, read by HF and by us."""
+    _, path, _, _ = family
+    ours, hf = AutoTokenizer.from_pretrained(path), HFAutoTokenizer.from_pretrained(path)
+    for tok in (ours, hf):
+        assert tok.add_tokens(["newword", "Zürichsee"]) == 2
+        assert tok.add_special_tokens({"additional_special_tokens": ["<extra>"]}) == 1
+        tok.padding_side = tok.truncation_side = "left"
+    texts = ["x newword <extra> y Zürichsee", *TEXTS[:5]]
+    call = dict(padding=True, truncation=True, max_length=12, return_offsets_mapping=True)
+    reference = assert_same_call(ours, hf, texts, PAIR_TEXTS[:6], **call)
+    assert reference[0] and max(len(ids) for ids in reference[1]["input_ids"]) == 12
+    ours.save_pretrained(tmp_path / "ours")
+    for tok in (HFAutoTokenizer.from_pretrained(tmp_path / "ours"), AutoTokenizer.from_pretrained(tmp_path / "ours")):
+        assert_same_attributes(tok, hf)
+        assert outcome(tok, texts, PAIR_TEXTS[:6], **call) == reference
+        assert tok.decode(hf.encode(texts[0])) == hf.decode(hf.encode(texts[0]))
 
 
 @pytest.mark.parametrize("spm_file", ["sentencepiece.bpe.model", "spiece.model", "spm.model"])
