@@ -271,16 +271,21 @@ def assert_same_encodings(ours, hf):
     assert_same_call(ours, hf, TEXTS, PAIR_TEXTS, padding=True, padding_side="left", return_token_type_ids=True)
     assert_same_call(ours, hf, TEXTS, padding="max_length", max_length=24, truncation=True, pad_to_multiple_of=8)
     assert_same_call(ours, hf, TEXTS, return_tensors="np", padding=True, return_attention_mask=False)
-    for strategy in ("longest_first", "only_first", "only_second"):
+    long_word = TEXTS[7] * 3
+    truncated_pairs = {  # the side each strategy truncates is long enough to be cut to max_length
+        "longest_first": [(LONG_TEXT, TEXTS[1]), (TEXTS[1], LONG_TEXT), (long_word, LONG_TEXT)],
+        "only_first": [(LONG_TEXT, TEXTS[1]), (long_word, TEXTS[0]), (LONG_TEXT, "")],
+        "only_second": [(TEXTS[1], LONG_TEXT), (TEXTS[0], long_word), ("", LONG_TEXT)],
+    }
+    for strategy, pairs in truncated_pairs.items():
         for max_length, stride in ((40, 4), (24, 0)):
-            assert_same_call(
-                ours, hf, LONG_TEXT, TEXTS[1], truncation=strategy, max_length=max_length, stride=stride,
-                return_overflowing_tokens=True, **extras,
-            )
-            assert_same_call(
-                ours, hf, [TEXTS[1], LONG_TEXT], [LONG_TEXT, TEXTS[7]], truncation=strategy, max_length=max_length,
-                stride=stride, return_overflowing_tokens=True, padding=True, **extras,
-            )
+            call = dict(truncation=strategy, max_length=max_length, stride=stride, return_overflowing_tokens=True)
+            for first, second in pairs:
+                assert assert_same_call(ours, hf, first, second, **call, **extras)[0]
+            firsts, seconds = (list(side) for side in zip(*pairs))
+            assert assert_same_call(ours, hf, firsts, seconds, padding=True, **call, **extras)[0]
+    # A side too short to truncate fails in both.
+    assert not assert_same_call(ours, hf, TEXTS[1], LONG_TEXT, truncation="only_first", max_length=24)[0]
     assert_same_call(ours, hf, LONG_TEXT, truncation=True, max_length=16, stride=5, return_overflowing_tokens=True)
     assert_same_call(ours, hf, WORDS, is_split_into_words=True, padding=True, return_offsets_mapping=True)
 
