@@ -5,6 +5,10 @@ a Metaspace pre-tokenizer for XLM-R / CamemBERT / ALBERT / DeBERTa-v2, WordPiece
 wrapped in HF's tokenizer class of that family and saved with HF's ``save_pretrained``. Both libraries then load the
 directory and must agree on everything a user sees; the directory our ``save_pretrained`` writes must load in HF
 with the same behaviour.
+
+Also against HF: tokenizer.json pipelines unlike the class's (HF v5's classes rebuild them from their settings),
+settings passed to ``from_pretrained``, a SentencePiece precompiled charsmap, vocabulary files without tokenizer.json,
+the class taken from config.json, and the error for a SentencePiece model without tokenizer.json.
 """
 import json
 import shutil
