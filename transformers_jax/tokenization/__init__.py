@@ -7,7 +7,8 @@
 * :class:`AutoTokenizer` -- ``AutoTokenizer.from_pretrained`` (``auto``).
 * :func:`normalize_messages` -- the one check of a conversation before it is rendered (``chat_template``).
 * Files: ``files`` (tokenizer.json / tokenizer_config.json / special tokens / chat templates, reading and saving),
-  ``backends`` (vocab.txt WordPiece, vocab.json + merges.txt byte-level BPE), ``gguf_tokenizer`` (GGUF metadata).
+  ``backends`` (the HF class defaults table; vocab.txt WordPiece, vocab.json + merges.txt byte-level BPE),
+  ``gguf_tokenizer`` (GGUF metadata).
 """
 from transformers_jax.tokenization.auto import AutoTokenizer
 from transformers_jax.tokenization.batch_encoding import LARGE_INTEGER, VERY_LARGE_INTEGER, BatchEncoding

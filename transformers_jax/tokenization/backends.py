@@ -1,137 +1,273 @@
 """Backends: the ``tokenizers.Tokenizer`` a folder's files give, with the defaults of the HF class they belong to.
 
-``tokenizer.json`` is loaded as it is; without it, a BERT ``vocab.txt`` gives a WordPiece tokenizer and GPT-2 style
-``vocab.json`` + ``merges.txt`` a byte-level BPE one (RoBERTa-style wrapping when ``tokenizer_class`` says so), as HF's
-slow-to-fast conversion builds them. GGUF files are :mod:`~transformers_jax.tokenization.gguf_tokenizer`'s.
+HF v5's tokenizer classes do not take ``tokenizer.json`` as it is: they keep its model (vocabulary, merges, scores)
+and added tokens, and build the normalizer, pre-tokenizer, decoder and post-processor themselves from their
+settings (``add_prefix_space``, ``do_lower_case``...). :data:`CLASS_DEFAULTS` records, for the classes known here,
+what that construction is (a ``pipeline`` and a ``wrap``), their default special tokens and ``model_input_names``;
+folders of other classes (or none) load ``tokenizer.json`` as it is, as HF's generic class does.
+
+Without ``tokenizer.json``, a WordPiece ``vocab.txt`` or GPT-2 style ``vocab.json`` + ``merges.txt`` give the
+tokenizer HF's class builds from them. A SentencePiece model alone (``spiece.model``, ``sentencepiece.bpe.model``,
+``spm.model``) is refused with a message saying how to get a ``tokenizer.json``. GGUF files are
+:mod:`~transformers_jax.tokenization.gguf_tokenizer`'s.
 """
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE, WordPiece
 
 from transformers_jax.tokenization.files import (
     BERT_VOCAB_FILE,
     BPE_MERGES_FILE,
     BPE_VOCAB_FILE,
+    SENTENCEPIECE_FILES,
     TOKENIZER_FILE,
     TokenizerFiles,
 )
 
-# HF tokenizer classes whose ``model_input_names`` include ``token_type_ids`` (transformers v5).
-_CLASSES_WITH_TOKEN_TYPE_IDS = {
-    "BertTokenizer",
-    "CanineTokenizer",
-    "DPRQuestionEncoderTokenizer",
-    "DebertaTokenizer",
-    "DebertaV2Tokenizer",
-    "FNetTokenizer",
-    "LayoutLMv2Tokenizer",
-    "LxmertTokenizer",
-    "MarkupLMTokenizer",
-    "MobileBertTokenizer",
-    "TapasTokenizer",
-}
-# Default special tokens of the HF classes whose vocabulary-file formats we can build.
-_CLASS_DEFAULT_SPECIAL_TOKENS = {
-    "BertTokenizer": {
-        "unk_token": "[UNK]",
-        "sep_token": "[SEP]",
-        "pad_token": "[PAD]",
-        "cls_token": "[CLS]",
-        "mask_token": "[MASK]",
-    },
-    "GPT2Tokenizer": {"unk_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"},
-    "RobertaTokenizer": {
-        "bos_token": "<s>",
-        "eos_token": "</s>",
-        "sep_token": "</s>",
-        "cls_token": "<s>",
-        "unk_token": "<unk>",
-        "pad_token": "<pad>",
-        "mask_token": "<mask>",
-    },
-}
-# Byte-level BPE classes that wrap sequences as ``<s> A </s></s> B </s>`` (RobertaProcessing).
-_ROBERTA_LIKE_CLASSES = {"RobertaTokenizer", "BartTokenizer", "LongformerTokenizer", "LEDTokenizer", "MvpTokenizer"}
+# A pipeline: (tokenizer config, SentencePiece precompiled charsmap or None) -> (normalizer, pre-tokenizer, decoder).
+Pipeline = Callable[[Mapping, "bytes | None"], tuple]
 
 
-def _bert_backend(vocab_file: Path, config: dict, unk_token: str) -> Tokenizer:
-    """A BERT WordPiece tokenizer built from ``vocab.txt`` like HF's ``BertTokenizer`` does."""
-    backend = Tokenizer(WordPiece.from_file(str(vocab_file), unk_token=unk_token))
-    backend.normalizer = normalizers.BertNormalizer(
+def _wordpiece_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """BERT's: BertNormalizer from the casing / accents / CJK settings, BertPreTokenizer, WordPiece decoder."""
+    normalizer = normalizers.BertNormalizer(
         clean_text=True,
         handle_chinese_chars=config.get("tokenize_chinese_chars", True),
         strip_accents=config.get("strip_accents"),
         lowercase=config.get("do_lower_case", True),
     )
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.decoder = decoders.WordPiece(prefix="##")
-    return backend
+    return normalizer, pre_tokenizers.BertPreTokenizer(), decoders.WordPiece(prefix="##")
 
 
-def _byte_level_bpe_backend(vocab_file: Path, merges_file: Path, config: dict) -> Tokenizer:
-    """A GPT-2 style byte-level BPE tokenizer from ``vocab.json`` + ``merges.txt`` (HF ``GPT2Tokenizer``)."""
-    model = BPE.from_file(
-        str(vocab_file),
-        str(merges_file),
-        dropout=None,
-        continuing_subword_prefix="",
-        end_of_word_suffix="",
-        fuse_unk=False,
+def _byte_level_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """GPT-2 / RoBERTa's: no normalizer, ByteLevel pre-tokenizer (``add_prefix_space``, default off) and decoder."""
+    add_prefix_space = bool(config.get("add_prefix_space", False))
+    return None, pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space), decoders.ByteLevel()
+
+
+def _metaspace(config: Mapping, without_prefix: str = "never") -> tuple:
+    scheme = "always" if config.get("add_prefix_space", True) else without_prefix
+    return pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme=scheme), decoders.Metaspace(
+        replacement="\u2581", prepend_scheme=scheme
     )
-    backend = Tokenizer(model)
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=bool(config.get("add_prefix_space", False)))
-    backend.decoder = decoders.ByteLevel()
-    return backend
+
+
+def _sentencepiece_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """XLM-R / CamemBERT's: the precompiled charsmap alone as normalizer, WhitespaceSplit + Metaspace."""
+    metaspace, decoder = _metaspace(config)
+    normalizer = normalizers.Precompiled(charsmap) if charsmap is not None else None
+    return normalizer, pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), metaspace]), decoder
+
+
+def _albert_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """ALBERT's: quotes normalized, accents stripped unless ``keep_accents``, lower-cased unless ``do_lower_case``
+    is off, then the charsmap; WhitespaceSplit + Metaspace."""
+    steps = [normalizers.Replace("``", '"'), normalizers.Replace("''", '"')]
+    if not config.get("keep_accents", False):
+        steps += [normalizers.NFKD(), normalizers.StripAccents()]
+    if config.get("do_lower_case", True):
+        steps.append(normalizers.Lowercase())
+    if charsmap is not None:
+        steps.append(normalizers.Precompiled(charsmap))
+    metaspace, decoder = _metaspace(config)
+    return normalizers.Sequence(steps), pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), metaspace]), decoder
+
+
+def _deberta_v2_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """DeBERTa-v2/v3's: whitespace runs and control whitespace to one space, NFC, right strip (lower-cased with
+    ``do_lower_case``); Metaspace (``prepend_scheme="first"`` without the prefix space), punctuation isolated with
+    ``split_by_punct``. No charsmap."""
+    steps = [normalizers.Lowercase()] if config.get("do_lower_case", False) else []
+    steps += [
+        normalizers.Replace(Regex(r"\s{2,}|[\n\r\t]"), " "),
+        normalizers.NFC(),
+        normalizers.Strip(left=False, right=True),
+    ]
+    pieces = [pre_tokenizers.Punctuation(behavior="isolated")] if config.get("split_by_punct", False) else []
+    metaspace, decoder = _metaspace(config, without_prefix="first")
+    return normalizers.Sequence(steps), pre_tokenizers.Sequence([*pieces, metaspace]), decoder
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassDefaults:
+    """How one of HF's tokenizer classes builds its tokenizer, and what it assumes when its files do not say.
+
+    Attributes:
+        model_input_names: the class's ``model_input_names`` (whether ``token_type_ids`` is returned, and the order).
+        special_tokens: the ``__init__`` defaults of the named special tokens (and ``extra_special_tokens``).
+        pipeline: builds the normalizer, pre-tokenizer and decoder from the settings (``None``: the file's are used).
+        wrap: the post-processor the class sets: ``"cls_sep"`` (``[CLS] A [SEP] B [SEP]``, token types 0/1),
+            ``"roberta"`` (``<s> A </s></s> B </s>``, RobertaProcessing with the ``trim_offsets`` and
+            ``add_prefix_space`` settings), ``"roberta_fixed"`` (the same with ``trim_offsets=True`` and
+            ``add_prefix_space=False`` whatever the settings), ``"bos_eos"`` (the same shape as a template, XLM-R
+            style) or ``None`` (the file's post-processor is kept).
+    """
+
+    model_input_names: tuple[str, ...] = ("input_ids", "attention_mask")
+    special_tokens: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    pipeline: Pipeline | None = None
+    wrap: str | None = None
+
+
+_WITH_TOKEN_TYPES = ("input_ids", "token_type_ids", "attention_mask")
+_WITH_TOKEN_TYPES_LAST = ("input_ids", "attention_mask", "token_type_ids")
+_BERT_TOKENS = {
+    "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]",
+}
+_ROBERTA_TOKENS = {
+    "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>", "unk_token": "<unk>",
+    "pad_token": "<pad>", "mask_token": "<mask>",
+}
+_CLS_SEP_AS_BOS_EOS = {
+    "bos_token": "[CLS]", "eos_token": "[SEP]", "sep_token": "[SEP]", "cls_token": "[CLS]", "mask_token": "[MASK]",
+}
+
+# HF v5 tokenizer classes (the names ``tokenizer_config.json`` gives, without ``Fast``) and their defaults.
+CLASS_DEFAULTS: dict[str, ClassDefaults] = {
+    "BertTokenizer": ClassDefaults(_WITH_TOKEN_TYPES, _BERT_TOKENS, _wordpiece_pipeline, "cls_sep"),
+    "DistilBertTokenizer": ClassDefaults(special_tokens=_BERT_TOKENS, pipeline=_wordpiece_pipeline, wrap="cls_sep"),
+    "MPNetTokenizer": ClassDefaults(
+        special_tokens={**_ROBERTA_TOKENS, "unk_token": "[UNK]"}, pipeline=_wordpiece_pipeline, wrap="roberta_fixed"
+    ),
+    # GPT2Tokenizer's own wrapping depends on add_bos_token; its tokenizer.json is kept as it is.
+    "GPT2Tokenizer": ClassDefaults(
+        special_tokens=dict.fromkeys(("unk_token", "bos_token", "eos_token"), "<|endoftext|>")
+    ),
+    "RobertaTokenizer": ClassDefaults(special_tokens=_ROBERTA_TOKENS, pipeline=_byte_level_pipeline, wrap="roberta"),
+    "XLMRobertaTokenizer": ClassDefaults(
+        special_tokens=_ROBERTA_TOKENS, pipeline=_sentencepiece_pipeline, wrap="bos_eos"
+    ),
+    "CamembertTokenizer": ClassDefaults(
+        special_tokens={**_ROBERTA_TOKENS, "extra_special_tokens": ("<s>NOTUSED", "</s>NOTUSED", "<unk>NOTUSED")},
+        pipeline=_sentencepiece_pipeline,
+        wrap="bos_eos",
+    ),
+    # HF's AlbertTokenizer sets its [CLS]/[SEP] template before tokenizer.json's post-processor replaces it.
+    "AlbertTokenizer": ClassDefaults(
+        special_tokens={**_CLS_SEP_AS_BOS_EOS, "unk_token": "<unk>", "pad_token": "<pad>"}, pipeline=_albert_pipeline
+    ),
+    "DebertaV2Tokenizer": ClassDefaults(
+        _WITH_TOKEN_TYPES_LAST,
+        {**_CLS_SEP_AS_BOS_EOS, "unk_token": "[UNK]", "pad_token": "[PAD]"},
+        _deberta_v2_pipeline,
+        "cls_sep",
+    ),
+    # Classes known here only for their model_input_names.
+    "CanineTokenizer": ClassDefaults(_WITH_TOKEN_TYPES_LAST),
+    "DPRQuestionEncoderTokenizer": ClassDefaults(_WITH_TOKEN_TYPES),
+    "DebertaTokenizer": ClassDefaults(_WITH_TOKEN_TYPES_LAST),
+    "FNetTokenizer": ClassDefaults(("input_ids", "token_type_ids")),
+    "LayoutLMv2Tokenizer": ClassDefaults(_WITH_TOKEN_TYPES_LAST),
+    "MarkupLMTokenizer": ClassDefaults(_WITH_TOKEN_TYPES),
+    "TapasTokenizer": ClassDefaults(_WITH_TOKEN_TYPES_LAST),
+}
+# Class names that HF v5 resolves to another class (``tokenizer_class_from_name``).
+CLASS_ALIASES: dict[str, str] = {
+    **dict.fromkeys(("ElectraTokenizer", "LxmertTokenizer", "MobileBertTokenizer"), "BertTokenizer"),
+    **dict.fromkeys(("BartTokenizer", "LongformerTokenizer", "LEDTokenizer", "MvpTokenizer"), "RobertaTokenizer"),
+}
+# config.json ``model_type`` -> tokenizer class, for folders whose tokenizer_config.json names no class (HF's
+# AutoTokenizer falls back to the model's config the same way).
+MODEL_TYPE_CLASSES: dict[str, str] = {
+    "albert": "AlbertTokenizer",
+    "bert": "BertTokenizer",
+    "camembert": "CamembertTokenizer",
+    "deberta-v2": "DebertaV2Tokenizer",
+    "distilbert": "BertTokenizer",
+    "electra": "BertTokenizer",
+    "gpt2": "GPT2Tokenizer",
+    "mpnet": "MPNetTokenizer",
+    "roberta": "RobertaTokenizer",
+    "xlm-roberta": "XLMRobertaTokenizer",
+}
+
+
+def class_defaults(tokenizer_class: str | None) -> ClassDefaults | None:
+    """The defaults of HF's ``tokenizer_class`` (aliases resolved), or ``None`` for a class not known here."""
+    if tokenizer_class is None:
+        return None
+    return CLASS_DEFAULTS.get(CLASS_ALIASES.get(tokenizer_class, tokenizer_class))
+
+
+def _fill_class_defaults(config: dict, defaults: ClassDefaults) -> None:
+    """Put the class's default special tokens and ``model_input_names`` into ``config`` where it has none."""
+    for key, default in defaults.special_tokens.items():
+        if key not in config:
+            config[key] = list(default) if isinstance(default, tuple) else default
+    config.setdefault("model_input_names", list(defaults.model_input_names))
+
+
+def _precompiled_charsmap(backend: Tokenizer) -> bytes | None:
+    """The SentencePiece charsmap of ``backend``'s ``Precompiled`` normalizer (alone or in a Sequence), if any."""
+    if backend.normalizer is None:
+        return None
+    node = json.loads(backend.normalizer.__getstate__())
+    for part in node.get("normalizers", [node]) if node.get("type") == "Sequence" else [node]:
+        if part.get("type") == "Precompiled" and part.get("precompiled_charsmap"):
+            return base64.b64decode(part["precompiled_charsmap"])
+    return None
+
+
+def _apply_pipeline(backend: Tokenizer, pipeline: Pipeline, config: Mapping) -> None:
+    """Give ``backend`` the normalizer, pre-tokenizer and decoder that ``pipeline`` builds from ``config``."""
+    normalizer, pre_tokenizer, decoder = pipeline(config, _precompiled_charsmap(backend))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
+    backend.decoder = decoder
 
 
 def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
-    """The backend for ``files`` and the post-processor it still needs (``"bert"``, ``"roberta"`` or ``None``, for
+    """The backend for ``files`` and the post-processor it still needs (a :class:`ClassDefaults` ``wrap``, for
     :func:`set_post_processor`). Fills the HF class's defaults (special tokens, ``model_input_names``, padding side)
     into ``files.config``."""
-    config, tokenizer_class, directory, label = files.config, files.tokenizer_class, files.directory, files.label
-    tokenizer_json = files.tokenizer_json
-    use_json = tokenizer_json.is_file()
-    if tokenizer_class in _CLASS_DEFAULT_SPECIAL_TOKENS:
-        for key, default in _CLASS_DEFAULT_SPECIAL_TOKENS[tokenizer_class].items():
-            if key not in config:
-                config[key] = default
-    if "model_input_names" not in config and tokenizer_class in _CLASSES_WITH_TOKEN_TYPE_IDS:
-        config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
-
-    # The backend.
-    post_fix = None
-    if use_json:
-        backend = Tokenizer.from_file(str(tokenizer_json))
-        # HF reads the bos/eos wrapping from tokenizer.json's post-processor, not from these flags.
-        config.pop("add_bos_token", None)
-        config.pop("add_eos_token", None)
+    config, directory, label = files.config, files.directory, files.label
+    defaults = class_defaults(files.tokenizer_class)
+    bos_eos_flags_apply = False
+    if files.tokenizer_json.is_file():
+        backend = Tokenizer.from_file(str(files.tokenizer_json))
     elif (directory / BERT_VOCAB_FILE).is_file():
-        unk = str(config.get("unk_token") or "[UNK]")
-        backend = _bert_backend(directory / BERT_VOCAB_FILE, config, unk)
-        for key, default in _CLASS_DEFAULT_SPECIAL_TOKENS["BertTokenizer"].items():
-            config.setdefault(key, default)
-        config.setdefault("model_input_names", ["input_ids", "token_type_ids", "attention_mask"])
-        config.pop("add_bos_token", None)
-        config.pop("add_eos_token", None)
-        post_fix = "bert"
+        if defaults is None or defaults.pipeline is not _wordpiece_pipeline:
+            defaults = CLASS_DEFAULTS["BertTokenizer"]  # HF builds a BERT tokenizer from a bare vocab.txt
+        unk = config.get("unk_token") or defaults.special_tokens["unk_token"]
+        backend = Tokenizer(WordPiece.from_file(str(directory / BERT_VOCAB_FILE), unk_token=str(unk)))
     elif (directory / BPE_VOCAB_FILE).is_file() and (directory / BPE_MERGES_FILE).is_file():
-        backend = _byte_level_bpe_backend(directory / BPE_VOCAB_FILE, directory / BPE_MERGES_FILE, config)
-        if tokenizer_class in _ROBERTA_LIKE_CLASSES:
-            for key, default in _CLASS_DEFAULT_SPECIAL_TOKENS["RobertaTokenizer"].items():
-                config.setdefault(key, default)
-            post_fix = "roberta"
-        else:
-            for key, default in _CLASS_DEFAULT_SPECIAL_TOKENS["GPT2Tokenizer"].items():
-                config.setdefault(key, default)
+        if defaults is None or defaults.wrap != "roberta":
+            defaults = CLASS_DEFAULTS["GPT2Tokenizer"]
+        backend = Tokenizer(BPE.from_file(
+            str(directory / BPE_VOCAB_FILE), str(directory / BPE_MERGES_FILE), dropout=None,
+            continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False,
+        ))
+        _apply_pipeline(backend, _byte_level_pipeline, config)  # GPT-2's too
+        bos_eos_flags_apply = True
     else:
+        spm = [name for name in SENTENCEPIECE_FILES if (directory / name).is_file()]
+        if spm:
+            raise ValueError(
+                f"{label} has a SentencePiece model ({spm[0]}) but no {TOKENIZER_FILE}; transformers_jax reads "
+                f"SentencePiece tokenizers only from {TOKENIZER_FILE}. Write one once with Hugging Face transformers "
+                f"(`transformers.AutoTokenizer.from_pretrained(path).save_pretrained(path)`, which needs the "
+                f"`sentencepiece` package) and load the folder again."
+            )
         looked_for = [TOKENIZER_FILE, BERT_VOCAB_FILE, f"{BPE_VOCAB_FILE} + {BPE_MERGES_FILE}"]
         raise FileNotFoundError(
             f"No tokenizer files found in {label}: looked for {', '.join(looked_for)} "
             f"(or pass gguf_file=... for a GGUF checkpoint)."
         )
+    if defaults is not None and defaults.pipeline is not None:
+        _apply_pipeline(backend, defaults.pipeline, config)
+    if not bos_eos_flags_apply:
+        # HF reads the bos/eos wrapping from tokenizer.json's post-processor or the class, not from these flags.
+        config.pop("add_bos_token", None)
+        config.pop("add_eos_token", None)
+    if defaults is not None:
+        _fill_class_defaults(config, defaults)
 
     # Settings baked into tokenizer.json's padding (HF uses them as defaults).
     if backend.padding is not None:
@@ -140,23 +276,33 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
         config.pop("padding_side", None)
     if config.get("truncation_side") is None:
         config.pop("truncation_side", None)
-    return backend, post_fix
+    return backend, None if defaults is None else defaults.wrap
 
 
-def set_post_processor(tokenizer, post_fix: str | None, config: dict) -> None:
-    """Give a tokenizer built from vocabulary files the post-processor of its HF class (BERT's ``[CLS] A [SEP]``
-    template, or RoBERTa's ``<s> A </s></s> B </s>``)."""
-    if post_fix == "bert":
-        cls_token, sep_token = tokenizer.cls_token, tokenizer.sep_token
+def set_post_processor(tokenizer, wrap: str | None, config: dict) -> None:
+    """Give ``tokenizer`` the post-processor its HF class sets (a :class:`ClassDefaults` ``wrap``); ``None`` keeps
+    the one it has."""
+    cls_token, sep_token = tokenizer.cls_token, tokenizer.sep_token
+    if wrap == "cls_sep":
         tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
             single=f"{cls_token}:0 $A:0 {sep_token}:0",
             pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
             special_tokens=[(cls_token, tokenizer.cls_token_id), (sep_token, tokenizer.sep_token_id)],
         )
-    elif post_fix == "roberta":
+    elif wrap in ("roberta", "roberta_fixed"):
+        settings = config if wrap == "roberta" else {}
         tokenizer._tokenizer.post_processor = processors.RobertaProcessing(
-            (tokenizer.sep_token, tokenizer.sep_token_id),
-            (tokenizer.cls_token, tokenizer.cls_token_id),
-            trim_offsets=bool(config.get("trim_offsets", True)),
-            add_prefix_space=bool(config.get("add_prefix_space", False)),
+            (sep_token, tokenizer.sep_token_id),
+            (cls_token, tokenizer.cls_token_id),
+            trim_offsets=bool(settings.get("trim_offsets", True)),
+            add_prefix_space=bool(settings.get("add_prefix_space", False)),
         )
+    elif wrap == "bos_eos":
+        bos, eos = tokenizer.bos_token, tokenizer.eos_token
+        tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
+            single=[bos, "$A", eos],
+            pair=[bos, "$A", eos, eos, "$B", eos],
+            special_tokens=[(bos, tokenizer.bos_token_id), (eos, tokenizer.eos_token_id)],
+        )
+    elif wrap is not None:
+        raise ValueError(f"Unknown post-processor kind {wrap!r}")

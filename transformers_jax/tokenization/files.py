@@ -32,6 +32,9 @@ CHAT_TEMPLATE_DIR = "additional_chat_templates"
 BERT_VOCAB_FILE = "vocab.txt"
 BPE_VOCAB_FILE = "vocab.json"
 BPE_MERGES_FILE = "merges.txt"
+MODEL_CONFIG_FILE = "config.json"
+# SentencePiece models of the XLM-R / CamemBERT, ALBERT / T5 and DeBERTa-v2 classes (read only through tokenizer.json).
+SENTENCEPIECE_FILES = ("sentencepiece.bpe.model", "spiece.model", "spm.model")
 
 TOKENIZER_FILES = (TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, ADDED_TOKENS_FILE, BERT_VOCAB_FILE,
                    BPE_VOCAB_FILE, BPE_MERGES_FILE, CHAT_TEMPLATE_FILE, LEGACY_CHAT_TEMPLATE_FILE)
@@ -52,20 +55,33 @@ def _read_json(path: Path) -> Any:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
 
 
-def _resolve_location(path_or_hub_id: str | os.PathLike, hub_kwargs: dict) -> tuple[Path, str]:
-    """(local path, name for messages): a ``tokenizer.json`` file, or a folder with the tokenizer files.
+def _resolve_location(path_or_hub_id: str | os.PathLike, hub_kwargs: dict) -> tuple[Path, str, Any]:
+    """(local path, name for messages, fetch): a ``tokenizer.json`` file, or a folder with the tokenizer files.
 
     A hub repo's tokenizer files (those of :data:`TOKENIZER_FILES` and ``additional_chat_templates/*.jinja`` that
-    it has) are downloaded into the Hugging Face cache; nothing else is.
+    it has) are downloaded into the Hugging Face cache; nothing else is until ``fetch(name)`` asks for one more
+    optional file (a no-op for a local folder).
     """
     from transformers_jax import hub_download
 
     path = Path(path_or_hub_id).expanduser()
     if path.is_file():
-        return path, str(path)
+        return path, str(path), lambda name: None
     files = hub_download.open_source(path_or_hub_id, **hub_kwargs)
     templates = [f"{CHAT_TEMPLATE_DIR}/{name}" for name in files.listdir(CHAT_TEMPLATE_DIR) if name.endswith(".jinja")]
-    return hub_download.fetch_existing(files, [*TOKENIZER_FILES, *templates]), files.describe()
+    directory = hub_download.fetch_existing(files, [*TOKENIZER_FILES, *templates])
+    return directory, files.describe(), lambda name: hub_download.fetch_existing(files, [name])
+
+
+def _class_from_model_config(directory: Path) -> str | None:
+    """The tokenizer class HF's AutoTokenizer picks from ``config.json``'s ``model_type`` (when the tokenizer
+    config names none), for the model types :data:`~transformers_jax.tokenization.backends.MODEL_TYPE_CLASSES` knows."""
+    from transformers_jax.tokenization.backends import MODEL_TYPE_CLASSES
+
+    if not (directory / MODEL_CONFIG_FILE).is_file():
+        return None
+    model_config = _read_json(directory / MODEL_CONFIG_FILE)
+    return MODEL_TYPE_CLASSES.get(model_config.get("model_type")) if isinstance(model_config, dict) else None
 
 
 @dataclasses.dataclass
@@ -89,7 +105,7 @@ class TokenizerFiles:
 
 def read_tokenizer_files(path_or_hub_id: str | os.PathLike, kwargs: dict[str, Any], hub_kwargs: dict) -> TokenizerFiles:
     """Locate the tokenizer files and merge their configuration, ``kwargs`` (the caller's overrides) winning."""
-    location, label = _resolve_location(path_or_hub_id, hub_kwargs)
+    location, label, fetch = _resolve_location(path_or_hub_id, hub_kwargs)
     if location.is_file():
         if location.suffix != ".json":
             raise ValueError(
@@ -106,6 +122,9 @@ def read_tokenizer_files(path_or_hub_id: str | os.PathLike, kwargs: dict[str, An
     if has_config and (directory / TOKENIZER_CONFIG_FILE).is_file():
         config = dict(_read_json(directory / TOKENIZER_CONFIG_FILE))
     tokenizer_class = _base_class_name(config.pop("tokenizer_class", None))
+    if tokenizer_class is None and has_config:
+        fetch(MODEL_CONFIG_FILE)
+        tokenizer_class = _class_from_model_config(directory)
     for key in ("init_inputs", "auto_map", "name_or_path", "tokenizer_file", "vocab_file", "merges_file",
                 "special_tokens_map_file", "backend", "files_loaded", "is_local", "local_files_only"):
         config.pop(key, None)
