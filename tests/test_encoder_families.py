@@ -36,30 +36,32 @@ def task_overrides(kind: str) -> dict:
     return {"num_labels": NUM_LABELS[kind]} if kind in NUM_LABELS else {}
 
 
-def token_batch(cfg: dict, rng, rows: int) -> dict:
+def token_batch(cfg: dict, rng, rows: int, length: int = T) -> dict:
     """Right-padded ids (padding is the config's pad id), with token types when the config has two."""
-    lengths = np.resize([T, T - 5, 4, T - 2, 6], rows)
-    mask = (np.arange(T)[None] < lengths[:, None]).astype(np.int64)
-    ids = rng.randint(3, cfg["vocab_size"], (rows, T))
+    lengths = np.resize([length, length - 5, 4, length - 2, 6], rows)
+    mask = (np.arange(length)[None] < lengths[:, None]).astype(np.int64)
+    ids = rng.randint(3, cfg["vocab_size"], (rows, length))
     ids[mask == 0] = cfg.get("pad_token_id", 0) or 0
     inputs = {"input_ids": ids, "attention_mask": mask}
     if cfg.get("type_vocab_size", 0) > 1:
-        inputs["token_type_ids"] = (np.arange(T)[None] >= lengths[:, None] // 2).astype(np.int64) * mask
+        inputs["token_type_ids"] = (np.arange(length)[None] >= lengths[:, None] // 2).astype(np.int64) * mask
     return inputs
 
 
-def make_inputs(family, kind: str, cfg: dict, seed: int = 0) -> dict:
-    """A padded batch with the head's labels; multiple choice gets [B, C, T] inputs."""
+def make_inputs(family, kind: str, config_name: str, seed: int = 0) -> dict:
+    """A padded batch with the head's labels; multiple choice gets [B, C, T] inputs (T: the config's
+    length in ``family.lengths``, default 12)."""
     rng = np.random.RandomState(seed)
+    cfg, length = family.configs[config_name], family.lengths.get(config_name, T)
     if kind == "ForMultipleChoice":
-        rows = token_batch(cfg, rng, B * CHOICES)
-        inputs = {k: v.reshape(B, CHOICES, T) for k, v in rows.items()}
+        rows = token_batch(cfg, rng, B * CHOICES, length)
+        inputs = {k: v.reshape(B, CHOICES, length) for k, v in rows.items()}
         inputs["labels"] = rng.randint(0, CHOICES, B)
         return inputs
-    inputs = token_batch(cfg, rng, B)
+    inputs = token_batch(cfg, rng, B, length)
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     if kind in ("ForMaskedLM", "ForPreTraining"):
-        labels = np.where((rng.rand(B, T) < 0.4) & (mask == 1), ids, -100)
+        labels = np.where((rng.rand(B, length) < 0.4) & (mask == 1), ids, -100)
         if kind == "ForMaskedLM" or family.pretraining_has_mlm_labels:
             inputs["labels"] = labels
         if kind == "ForPreTraining" and family.pretraining_labels is not None:
@@ -67,10 +69,10 @@ def make_inputs(family, kind: str, cfg: dict, seed: int = 0) -> dict:
     elif kind == "ForSequenceClassification":
         inputs["labels"] = rng.randint(0, NUM_LABELS[kind], B)
     elif kind == "ForTokenClassification":
-        inputs["labels"] = np.where(mask == 1, rng.randint(0, NUM_LABELS[kind], (B, T)), -100)
+        inputs["labels"] = np.where(mask == 1, rng.randint(0, NUM_LABELS[kind], (B, length)), -100)
     elif kind == "ForQuestionAnswering":
-        inputs["start_positions"] = rng.randint(0, T, B)
-        inputs["end_positions"] = rng.randint(0, T, B)
+        inputs["start_positions"] = rng.randint(0, length, B)
+        inputs["end_positions"] = rng.randint(0, length, B)
     return inputs
 
 
@@ -110,7 +112,7 @@ def test_hf_checkpoint_matches_hf_outputs(hf_case, family_name, class_name, conf
         ours = getattr(tj, class_name).from_pretrained(path)
     assert not [r for r in caplog.records if r.name.startswith("transformers_jax")], caplog.text
     kind = head_kind(class_name)
-    inputs = make_inputs(family, kind, family.configs[config_name])
+    inputs = make_inputs(family, kind, config_name)
     got = run_ours(ours, inputs, output_hidden_states=True, output_attentions=True)
     want = compare_with_hf(got, hf_model, inputs, output_hidden_states=True, output_attentions=True)
     layers = hf_model.config.num_hidden_layers
@@ -132,9 +134,23 @@ def test_our_checkpoint_loads_in_hf(hf_case, family_name, class_name, config_nam
                                                             output_loading_info=True)
     assert {k: v for k, v in info.items() if v} == {}
     theirs.eval()
-    inputs = make_inputs(family, head_kind(class_name), family.configs[config_name], seed=5)
+    inputs = make_inputs(family, head_kind(class_name), config_name, seed=5)
     got = run_ours(ours, inputs, output_hidden_states=True, output_attentions=True)
     compare_with_hf(got, theirs, inputs, output_hidden_states=True, output_attentions=True)
+
+
+CONFIG_ERRORS = [pytest.param(f, i, id=f"{f}-{i}") for f, family in FAMILIES.items()
+                 for i in range(len(family.config_errors))]
+
+
+@pytest.mark.parametrize("family_name,index", CONFIG_ERRORS)
+def test_unsupported_config_option_raises(family_name, index):
+    """A config option the family does not support is refused with a message naming it."""
+    family = FAMILIES[family_name]
+    cfg, message = family.config_errors[index]
+    config_class = getattr(tj, next(iter(family.heads))).config_class
+    with pytest.raises(ValueError, match=message):
+        config_class.from_dict(cfg)
 
 
 TRAINED = [name for name, family in FAMILIES.items() if family.train_config is not None]

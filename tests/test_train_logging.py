@@ -136,6 +136,20 @@ def test_bert_flops_per_token_matches_spec_count():
                                            num_hidden_layers=1, vocab_size=8))
 
 
+def test_albert_shared_layers_count_once_per_layer():
+    from transformers_jax.models.albert import AlbertConfig, AlbertForPreTraining
+
+    shared = AlbertConfig(vocab_size=50, embedding_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
+                          num_hidden_groups=2, num_attention_heads=4)
+    separate = shared.replace(num_hidden_groups=4)  # the same compute, twice the layer params
+    assert param_count(AlbertForPreTraining.param_specs(shared)) < param_count(AlbertForPreTraining.param_specs(separate))
+    # 4 layers x (q, k, v, o + ffn in and out), the embedding projection, the MLM transform and the
+    # tied decoder (pooler and sentence-order head run once per sequence).
+    n = 4 * (4 * 16 * 16 + 2 * 16 * 32) + 8 * 16 + 16 * 8 + 50 * 8
+    assert matmul_param_count(shared) == matmul_param_count(separate) == n
+    assert flops_per_token(shared, 10) == 6 * n + 12 * 4 * 10 * 16
+
+
 def test_peak_flops_table_and_mfu():
     dev = lambda kind, platform="gpu": SimpleNamespace(device_kind=kind, platform=platform)  # noqa: E731
     assert peak_flops_per_device(dev("NVIDIA H100 80GB HBM3"), "bfloat16") == 989.4e12

@@ -89,18 +89,24 @@ def matmul_param_count(config, lm_head: bool = True, model_class=None) -> int:
     once per sequence (``per_sequence_modules``: BERT's pooler and next-sentence head). With
     ``lm_head``: the output projection to the vocabulary, tied to the input embeddings (then the
     table multiplies every token) or not; without it, kernels with a ``vocab`` axis are left out.
-    Not counted: biases, norms, embedding lookups (a gather, not a matmul).
+    Not counted: biases, norms, embedding lookups (a gather, not a matmul). Where layers share
+    params (ALBERT's ``layer_groups``), a stacked kernel counts once per layer that runs it.
     """
     from transformers_jax.params import flatten_tree
 
     cls = model_class or _pretraining_class(config)
     specs = flatten_tree(cls.param_specs(config))
     skip = set(getattr(cls, "per_sequence_modules", ()))
+    layer_groups = getattr(config, "layer_groups", None)
+    groups = layer_groups() if callable(layer_groups) else None
     total = 0
     for path, spec in specs.items():
         if path[-1] != "kernel" or skip & set(path) or (not lm_head and "vocab" in spec.axes):
             continue
-        total += math.prod(spec.shape)
+        if groups is not None and spec.axes[:1] == ("layers",):
+            total += math.prod(spec.shape[1:]) * len(groups)  # one group's kernel per layer that runs it
+        else:
+            total += math.prod(spec.shape)
     if lm_head:
         keys = cls._torch_keys(config)
         for target in cls.tied_weights(config).values():

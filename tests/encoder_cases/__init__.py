@@ -25,6 +25,9 @@ class EncoderFamily:
     ``pretraining_labels``: (rng, ids, mask) -> the extra label inputs of the family's pre-training
     head besides MLM ``labels`` (BERT's ``next_sentence_label``, ALBERT's ``sentence_order_label``);
     None when the head takes other labels entirely (ELECTRA's discriminator: give ``labels`` here).
+    ``lengths``: {config name: sequence length of its test batches} where 12 is not enough (MPNet's
+    log-spaced relative buckets).
+    ``config_errors``: (config dict, regex of the error message) for options the family refuses.
     """
 
     name: str
@@ -35,6 +38,8 @@ class EncoderFamily:
     train_config: str | None  # None: the family reuses another's code (XLM-R is RoBERTa)
     pretraining_labels: Callable | None = None
     pretraining_has_mlm_labels: bool = True
+    lengths: dict[str, int] = dataclasses.field(default_factory=dict)
+    config_errors: list[tuple[dict, str]] = dataclasses.field(default_factory=list)
 
 
 def all_families() -> list[EncoderFamily]:

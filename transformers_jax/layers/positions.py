@@ -1,5 +1,5 @@
-"""Positions: rotary embeddings (RoPE and its scaled variants). Learned absolute positions are an
-embedding table looked up by ``position_ids`` (``basic.embed``).
+"""Positions: rotary embeddings (RoPE and its scaled variants) and T5/MPNet relative position
+buckets. Learned absolute positions are an embedding table looked up by ``position_ids`` (``basic.embed``).
 """
 from __future__ import annotations
 
@@ -186,3 +186,29 @@ def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
     half = rotary_dim // 2
     rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
     return x * cos[:, :, None, :] + rotated * sin[:, :, None, :]
+
+
+# ----------------------------------------------------------------------------- relative position buckets
+def relative_position_buckets(query_length: int, key_length: int, num_buckets: int = 32,
+                              max_distance: int = 128, bidirectional: bool = True) -> np.ndarray:
+    """T5/MPNet bucket ids [query_length, key_length] of the relative positions ``key - query``.
+
+    Bidirectional: half the buckets hold keys after the query. Within a half, distances below
+    ``num_buckets // 4`` (half of the half) get a bucket each; longer ones share logarithmically
+    spaced buckets up to ``max_distance``, beyond which all share the last. Computed with numpy at
+    trace time (the ids depend on the lengths only), in float64: the log buckets' edges fall on
+    exact integers (distance 16 is bucket 10 of 16), which float64 keeps and float32 may round down.
+    """
+    relative = np.arange(key_length)[None, :] - np.arange(query_length)[:, None]  # key - query
+    buckets = np.zeros(relative.shape, np.int64)
+    if bidirectional:
+        num_buckets //= 2
+        buckets += (relative > 0) * num_buckets
+        distance = np.abs(relative)
+    else:
+        distance = np.maximum(-relative, 0)
+    max_exact = num_buckets // 2
+    log_ratio = np.log(np.maximum(distance, 1) / max_exact) / np.log(max_distance / max_exact)
+    large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(np.int64)
+    large = np.minimum(large, num_buckets - 1)
+    return (buckets + np.where(distance < max_exact, distance, large)).astype(np.int32)

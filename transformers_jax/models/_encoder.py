@@ -71,6 +71,11 @@ class EncoderArchitecture:
         return getattr(self, "embedding_size", None) or self.hidden_size
 
     @property
+    def has_embeddings_project(self) -> bool:
+        """Whether a dense layer maps the embeddings to the hidden size (ALBERT has one even when equal)."""
+        return self.embedding_dim != self.hidden_size
+
+    @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
@@ -89,6 +94,15 @@ class EncoderArchitecture:
     def dropout_rates(self) -> tuple[float, float]:
         """(hidden, attention-probability) dropout rates in training."""
         return self.hidden_dropout_prob, self.attention_probs_dropout_prob
+
+    def ffn_output_dropout_rate(self) -> float:
+        """Dropout on the MLP's output before its residual add (ALBERT has none there)."""
+        return self.dropout_rates()[0]
+
+    @property
+    def position_padding_id(self) -> int:
+        """The padding id that ``"padding_offset"`` positions count from (MPNet fixes it at 1)."""
+        return self.pad_token_id
 
     def classifier_dropout_rate(self) -> float:
         """Dropout before classifier heads (``classifier_dropout``, else the hidden dropout)."""
@@ -145,7 +159,7 @@ def encoder_specs(config, pooler: bool) -> dict:
     groups = config.layer_groups()
     count = config.num_hidden_layers if groups is None else int(groups.max()) + 1
     specs = {"embeddings": embeddings_specs(config)}
-    if config.embedding_dim != d:
+    if config.has_embeddings_project:
         specs["embeddings_project"] = dense_spec(config.embedding_dim, d, "embed_in", "embed", True, std)
     specs["encoder"] = {"layer": stack_specs(layer_specs(config), count), **config.relative_specs()}
     if pooler:
@@ -158,7 +172,7 @@ def embedding_position_ids(config, input_ids):
     """Position ids [B, T] as HF computes them when none are given."""
     batch, length = input_ids.shape
     if config.position_type == "padding_offset":
-        pad = config.pad_token_id
+        pad = config.position_padding_id
         real = (input_ids != pad).astype(jnp.int32)
         return jnp.cumsum(real, axis=1) * real + pad
     return jnp.broadcast_to(jnp.arange(length)[None], (batch, length))
@@ -208,6 +222,7 @@ def encoder_forward(params, config, input_ids, attention_mask=None, token_type_i
                                      (config.num_hidden_layers, config.num_attention_heads))
     eps, heads = config.norm_eps, config.num_attention_heads
     hidden_rate, attention_rate = config.dropout_rates()
+    ffn_rate = config.ffn_output_dropout_rate()
     context = config.attention_context(params["encoder"], input_ids, attention_mask)
 
     def layer(x, p, layer_inputs):
@@ -222,7 +237,7 @@ def encoder_forward(params, config, input_ids, attention_mask=None, token_type_i
         x = L.layer_norm(out["LayerNorm"], L.dropout(L.dense(out["dense"], L.merge_heads(ctx)), hidden_rate, k_attn) + x, eps)
         h = L.activation(config.hidden_act)(L.dense(p["intermediate"]["dense"], x))
         h = constrain(h, ("batch", "length", "act_mlp"))
-        x = L.layer_norm(p["output"]["LayerNorm"], L.dropout(L.dense(p["output"]["dense"], h), hidden_rate, k_out) + x, eps)
+        x = L.layer_norm(p["output"]["LayerNorm"], L.dropout(L.dense(p["output"]["dense"], h), ffn_rate, k_out) + x, eps)
         return x, (x if output_hidden_states else None, probs if output_attentions else None)
 
     embeddings = x
