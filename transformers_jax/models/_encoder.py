@@ -71,6 +71,12 @@ class EncoderArchitecture:
         return getattr(self, "embedding_size", None) or self.hidden_size
 
     @property
+    def position_embedding_init(self) -> str:
+        """How a fresh position table is filled: "normal", or "sinusoidal" (DistilBERT's
+        ``sinusoidal_pos_embds``: fixed sin/cos values, saved and trained like any table)."""
+        return "normal"
+
+    @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
@@ -115,7 +121,8 @@ def embeddings_specs(config) -> dict:
     e, std = config.embedding_dim, config.initializer_range
     specs = {"word_embeddings": embedding_spec(config.vocab_size, e, std)}
     if config.position_type != "none":
-        specs["position_embeddings"] = embedding_spec(config.max_position_embeddings, e, std, ("positions", "embed"))
+        specs["position_embeddings"] = {"embedding": ParamSpec((config.max_position_embeddings, e), ("positions", "embed"),
+                                                               config.position_embedding_init, std)}
     if config.has_token_types:
         specs["token_type_embeddings"] = embedding_spec(config.type_vocab_size, e, std, ("token_types", "embed"))
     specs["LayerNorm"] = layer_norm_spec(config.hidden_size if config.project_before_norm else e)
