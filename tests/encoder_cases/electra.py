@@ -3,7 +3,7 @@
 (ElectraForPreTraining: replaced-token labels [B, T], BCE over attended tokens), the generator
 (ElectraForMaskedLM: ``generator_lm_head`` tied or not), the GELU sequence classifier, and multiple
 choice through the sequence summary (default "first" + projection + GELU; "mean" without projection
-and with tanh)."""
+and with tanh; the last position without an activation)."""
 import transformers as hf
 
 from encoder_cases import EncoderFamily
@@ -30,10 +30,14 @@ FAMILY = EncoderFamily(
         # keeps GELU whatever summary_activation says)
         "wide_untied_mean": dict(BASE, embedding_size=32, tie_word_embeddings=False, summary_type="mean",
                                  summary_use_proj=False, summary_activation="tanh", hidden_act="gelu"),
+        # the last position without an index (as HF's multiple choice passes none), no activation ("linear"),
+        # and summary_first_dropout (a key ElectraConfig does not declare; HF reads it when present)
+        "cls_index_summary": dict(BASE, summary_type="cls_index", summary_activation="linear", summary_first_dropout=0.2),
     },
     parity=[*((f"Electra{h}", "base") for h in HEADS),
             *((f"Electra{h}", "wide_untied_mean") for h in ("Model", "ForMaskedLM", "ForSequenceClassification",
-                                                            "ForMultipleChoice"))],
+                                                            "ForMultipleChoice")),
+            ("ElectraForMultipleChoice", "cls_index_summary")],
     train_config="base",
     pretraining_labels=replaced_token_labels, pretraining_has_mlm_labels=False,
 )
