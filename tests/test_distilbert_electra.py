@@ -125,3 +125,35 @@ def test_electra_sequence_classifier_uses_gelu_whatever_summary_activation():
     ids = np.array([[3, 4, 5, 6]])
     tanh = tj.ElectraForSequenceClassification(config.replace(summary_activation="tanh"), model.params)
     np.testing.assert_array_equal(np.asarray(model(ids).logits), np.asarray(tanh(ids).logits))
+
+
+def test_pretraining_checkpoints_load_into_task_heads(tmp_path, caplog):
+    """HF's DistilBERT MLM checkpoint (saved with the tied ``vocab_projector.weight`` too, as older
+    checkpoints are) and ELECTRA discriminator checkpoint load into the task heads: the pre-training
+    head's weights are reported unused, the new head is reported initialised, the encoder agrees."""
+    import logging
+
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    mlm = hf.DistilBertForMaskedLM(hf.DistilBertConfig(**TINY_DISTILBERT)).eval()
+    mlm.save_pretrained(tmp_path / "distil")
+    state = load_file(tmp_path / "distil" / "model.safetensors")
+    state["vocab_projector.weight"] = state["distilbert.embeddings.word_embeddings.weight"].clone()
+    save_file(state, tmp_path / "distil" / "model.safetensors", metadata={"format": "pt"})
+    ours_mlm = tj.DistilBertForMaskedLM.from_pretrained(tmp_path / "distil")
+    ids = np.array([[3, 4, 5, 6, 7]])
+    with torch.no_grad():
+        want = mlm(torch.from_numpy(ids)).logits.numpy()
+    assert_within(ours_mlm(ids).logits, want, 1e-4, name="MLM logits")
+    with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+        classifier = tj.DistilBertForSequenceClassification.from_pretrained(tmp_path / "distil")
+    assert "vocab_projector.bias" in caplog.text and "pre_classifier.weight" in caplog.text
+    np.testing.assert_array_equal(np.asarray(classifier.params["distilbert"]["embeddings"]["word_embeddings"]["embedding"]),
+                                  state["distilbert.embeddings.word_embeddings.weight"].numpy())
+
+    caplog.clear()
+    hf.ElectraForPreTraining(hf.ElectraConfig(**TINY_ELECTRA)).save_pretrained(tmp_path / "electra")
+    with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+        tj.ElectraForSequenceClassification.from_pretrained(tmp_path / "electra")
+    assert "discriminator_predictions.dense.weight" in caplog.text and "classifier.out_proj.weight" in caplog.text
