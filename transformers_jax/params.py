@@ -10,13 +10,15 @@ import zlib
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
 class ParamSpec:
     """One param leaf: ``shape``, logical ``axes`` (one name per dim), and how to initialise it.
 
-    ``init`` is ``"normal"`` (std ``std``), ``"zeros"`` or ``"ones"``. ``dtype`` None means the
+    ``init`` is ``"normal"`` (std ``std``), ``"zeros"``, ``"ones"`` or ``"sinusoidal"`` (a fixed
+    [positions, dim] table: sine on even columns, cosine on odd ones, as XLM and DistilBERT fill it). ``dtype`` None means the
     model's ``param_dtype``. ``torch_transposed``: whether the PyTorch checkpoint stores this leaf
     transposed (None: a ``kernel`` is, as ``nn.Linear`` keeps [out, in]; GPT-2's ``Conv1D`` keeps
     [in, out] like us and says False).
@@ -32,8 +34,18 @@ class ParamSpec:
     def __post_init__(self):
         if len(self.shape) != len(self.axes):
             raise ValueError(f"ParamSpec shape {self.shape} and axes {self.axes} differ in rank")
-        if self.init not in ("normal", "zeros", "ones"):
+        if self.init not in ("normal", "zeros", "ones", "sinusoidal"):
             raise ValueError(f"unknown initializer {self.init!r}")
+
+
+def sinusoidal_table(num_positions: int, dim: int) -> np.ndarray:
+    """[num_positions, dim] float32: ``pos / 10000 ** (2 * (j // 2) / dim)`` through sin on even
+    columns ``j`` and cos on odd ones, computed in float64 (Hugging Face's XLM/DistilBERT table)."""
+    angles = np.arange(num_positions)[:, None] / np.power(10000.0, 2 * (np.arange(dim) // 2) / dim)[None]
+    table = np.empty((num_positions, dim), np.float64)
+    table[:, 0::2] = np.sin(angles[:, 0::2])
+    table[:, 1::2] = np.cos(angles[:, 1::2])
+    return table.astype(np.float32)
 
 
 def is_spec(x) -> bool:
@@ -85,6 +97,8 @@ def init_params(specs, rng: jax.Array, param_dtype: str = "float32"):
             return jnp.zeros(spec.shape, dtype)
         if spec.init == "ones":
             return jnp.ones(spec.shape, dtype)
+        if spec.init == "sinusoidal":
+            return jnp.asarray(sinusoidal_table(*spec.shape), dtype)
         key = jax.random.fold_in(rng, zlib.crc32(_path_str(path).encode()) & 0x7FFFFFFF)
         return (spec.std * jax.random.normal(key, spec.shape, jnp.float32)).astype(dtype)
 

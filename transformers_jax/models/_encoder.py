@@ -58,7 +58,7 @@ class EncoderArchitecture:
     # Sequence classification: "pooler" (the base pooler's output -> classifier) or "dense"
     # (classifier.dense + activation over the first token -> classifier.out_proj).
     sequence_summary: ClassVar[str] = "pooler"
-    summary_activation: ClassVar[str] = "tanh"
+    dense_summary_activation: ClassVar[str] = "tanh"  # of the "dense" summary (classifier.dense)
     has_pooler: ClassVar[bool] = True  # the base model has BERT's dense + tanh pooler
 
     @property
@@ -74,6 +74,12 @@ class EncoderArchitecture:
     def has_embeddings_project(self) -> bool:
         """Whether a dense layer maps the embeddings to the hidden size (ALBERT has one even when equal)."""
         return self.embedding_dim != self.hidden_size
+
+    @property
+    def position_embedding_init(self) -> str:
+        """How a fresh position table is filled: "normal", or "sinusoidal" (DistilBERT's
+        ``sinusoidal_pos_embds``: fixed sin/cos values, saved and trained like any table)."""
+        return "normal"
 
     @property
     def head_dim(self) -> int:
@@ -129,7 +135,8 @@ def embeddings_specs(config) -> dict:
     e, std = config.embedding_dim, config.initializer_range
     specs = {"word_embeddings": embedding_spec(config.vocab_size, e, std)}
     if config.position_type != "none":
-        specs["position_embeddings"] = embedding_spec(config.max_position_embeddings, e, std, ("positions", "embed"))
+        specs["position_embeddings"] = {"embedding": ParamSpec((config.max_position_embeddings, e), ("positions", "embed"),
+                                                               config.position_embedding_init, std)}
     if config.has_token_types:
         specs["token_type_embeddings"] = embedding_spec(config.type_vocab_size, e, std, ("token_types", "embed"))
     specs["LayerNorm"] = layer_norm_spec(config.hidden_size if config.project_before_norm else e)
@@ -312,7 +319,7 @@ def summary_logits(classifier, config, base_output, dropout_rng):
     """Sequence-level logits [B, num_out] from the base output (see :func:`summary_specs`)."""
     if config.sequence_summary == "dense":
         x = classifier_dropout(config, base_output.last_hidden_state[:, 0], dropout_rng)
-        x = L.activation(config.summary_activation)(L.dense(classifier["dense"], x))
+        x = L.activation(config.dense_summary_activation)(L.dense(classifier["dense"], x))
         x = classifier_dropout(config, x, None if dropout_rng is None else jax.random.fold_in(dropout_rng, 7))
         return L.dense(classifier["out_proj"], x)
     return L.dense(classifier, classifier_dropout(config, base_output.pooler_output, dropout_rng))
@@ -494,7 +501,7 @@ class EncoderForMultipleChoice(EncoderPreTrainedModel):
         if cls._summary(config) == "dense":
             head = params["classifier"]
             x = classifier_dropout(config, out.last_hidden_state[:, 0], dropout_rng)
-            x = L.activation(config.summary_activation)(L.dense(head["dense"], x))
+            x = L.activation(config.dense_summary_activation)(L.dense(head["dense"], x))
             logits = L.dense(head["out_proj"], classifier_dropout(config, x, None if dropout_rng is None
                                                                   else jax.random.fold_in(dropout_rng, 7)))
         else:
