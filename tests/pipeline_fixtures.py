@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+SCORE_REL = 1e-4  # scores within 1e-4 of their size: float32 rounding through 2 tiny layers is ~1e-6 of it
+SCORE_FLOOR = 0.1  # ... and within 1e-5 absolute for scores (or raw logits) smaller than 0.1
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 TINY_BERT = dict(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
                  max_position_embeddings=512, type_vocab_size=2, initializer_range=0.2)
@@ -45,6 +47,8 @@ def build_checkpoint(name: str, directory: Path, tokenizer_dir: Path) -> Path:
     import transformers
 
     class_name, overrides = CHECKPOINTS[name]
+    if "id2label" in overrides:  # HF's config leaves label2id None unless it is given too
+        overrides = {**overrides, "label2id": {v: k for k, v in overrides["id2label"].items()}}
     config = transformers.BertConfig(**{**TINY_BERT, **overrides})
     torch.manual_seed(sorted(CHECKPOINTS).index(name))
     model = getattr(transformers, class_name)(config).eval()
@@ -52,6 +56,27 @@ def build_checkpoint(name: str, directory: Path, tokenizer_dir: Path) -> Path:
     model.save_pretrained(directory)
     copy_tokenizer_files(tokenizer_dir, directory)
     return directory
+
+
+def assert_same_results(ours, theirs, rel=SCORE_REL, path="result"):
+    """Pipeline results equal as structures (same dict keys in the same order, lists of the same length,
+    equal labels, tokens, strings and ints) with floats within ``rel * max(|theirs|, SCORE_FLOOR)``."""
+    if isinstance(theirs, dict):
+        assert isinstance(ours, dict), f"{path}: {type(ours).__name__} where HF has a dict"
+        assert list(ours) == list(theirs), f"{path}: keys {list(ours)} != HF's {list(theirs)}"
+        for key in theirs:
+            assert_same_results(ours[key], theirs[key], rel, f"{path}[{key!r}]")
+    elif isinstance(theirs, (list, tuple)):
+        assert isinstance(ours, list), f"{path}: {type(ours).__name__} where HF has a list"
+        assert len(ours) == len(theirs), f"{path}: {len(ours)} items, HF has {len(theirs)}"
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            assert_same_results(a, b, rel, f"{path}[{i}]")
+    elif isinstance(theirs, float):
+        assert isinstance(ours, float), f"{path}: {ours!r} is not a float"
+        bound = rel * max(abs(theirs), SCORE_FLOOR)
+        assert abs(ours - theirs) <= bound, f"{path}: {ours} vs HF's {theirs} (bound {bound:.3g})"
+    else:
+        assert type(ours) is type(theirs) and ours == theirs, f"{path}: {ours!r} != HF's {theirs!r}"
 
 
 class PipelineModels:

