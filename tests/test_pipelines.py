@@ -215,7 +215,8 @@ def test_one_compile_per_bucket(pipeline_models):
         assert len(compiles) == 3, compiles
         again = ours(list(reversed(texts)), top_k=None)  # the same groups of 4, in the other order
         assert len(compiles) == 3
-        ours(texts[5])  # a single input (a batch of 1) is a new batch shape: one more program
+        ours(texts[5])  # a single input runs in the same 4-row program of its bucket
+        ours(texts[5], batch_size=1)  # another batch size is another program
         assert len(compiles) == 4
     for a, b in zip(first, reversed(again)):
         assert_same_up_to_rounding([r["score"] for r in a], [r["score"] for r in b], ulps=256)
@@ -269,6 +270,10 @@ def test_dtype_sets_the_compute_dtype(pipeline_models):
     model = tj.BertForSequenceClassification.from_pretrained(directory)
     from_object = tj.pipeline("text-classification", model=model, tokenizer=directory, dtype="bfloat16")
     assert from_object.model.config.compute_dtype == "bfloat16" and model.config.compute_dtype == "float32"
+    hf_style = tj.pipeline("text-classification", model=directory, torch_dtype="bfloat16", use_fast=True, device=0)
+    assert hf_style.model.config.compute_dtype == "bfloat16"
+    with pytest.raises(ValueError, match=r"pipeline\(feature_extractor=...\) is not supported"):
+        tj.pipeline("text-classification", model=directory, feature_extractor="x")
     low, high = ours(TEXTS, top_k=None), pipeline_models.hf("classifier", "text-classification")(TEXTS, top_k=None)
     # bfloat16 keeps 8 significant bits: probabilities move by a few 1e-3, far more than float32 rounding.
     assert_same_results(low, high, rel=0.2)
@@ -299,3 +304,35 @@ def test_mesh_data_parallel(pipeline_models, shape, names, data):
     for a, b in zip(spread, plain):
         assert [r["label"] for r in a] == [r["label"] for r in b]
         assert_same_up_to_rounding([r["score"] for r in a], [r["score"] for r in b], ulps=256)
+
+
+# ----------------------------------------------------------------------------- hub ids (a local hub server)
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    from hub_server import HubServer, point_huggingface_hub_at
+
+    with HubServer() as server:
+        point_huggingface_hub_at(server, monkeypatch, tmp_path / "hub-cache")
+        yield server
+
+
+def test_hub_id_downloads_model_and_tokenizer(pipeline_models, hub):
+    hub.add_repo("org/tiny-sentiment", pipeline_models.dir("classifier"))
+    pipe = tj.pipeline("sentiment-analysis", model="org/tiny-sentiment")
+    downloads = hub.downloads("org/tiny-sentiment")
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= set(downloads)
+    assert all(count == 1 for count in downloads.values()), downloads
+    hf = pipeline_models.hf("classifier", "text-classification")
+    assert_same_results(pipe(TEXTS, top_k=None), hf(TEXTS, top_k=None))
+
+
+def test_default_model_is_downloaded_at_its_revision(pipeline_models, hub):
+    """No model given: the task's default repo at HF's pinned revision (here served as a branch of that name)."""
+    model_id, revision = SUPPORTED_TASKS["fill-mask"]["default"]["model"]
+    pinned = hub.add_repo(model_id, pipeline_models.dir("masked_lm"), branch=revision)
+    main = hub.add_repo(model_id, {"config.json": b"{}"}, branch="main")  # main holds something else
+    pipe = tj.pipeline("fill-mask")
+    fetched = {r.revision for r in hub.requests if r.filename}
+    assert fetched and fetched <= {revision, pinned} and main not in fetched
+    assert_same_results(pipe("Paris is the [MASK] of France."),
+                        pipeline_models.hf("masked_lm", "fill-mask")("Paris is the [MASK] of France."))

@@ -208,10 +208,22 @@ def pipeline(task: str | None = None, model=None, config=None, tokenizer=None, r
         pipeline_class: use this Pipeline subclass instead of the task's.
         batch_size: examples per forward pass (default 1).
         mesh: a ``jax.sharding.Mesh``: params replicated over it and each batch split over its ``data`` axis.
-        device: accepted for compatibility and ignored (JAX places arrays on its default device; use ``mesh``).
+        device: accepted for compatibility and ignored (JAX places arrays on its default device; use ``mesh``),
+            as are ``device_map`` and ``use_fast``; ``torch_dtype`` is read as ``dtype``.
         kwargs: the task's parameters (``top_k``, ``function_to_apply``...), defaults for every call.
     """
     model_kwargs = dict(model_kwargs or {})
+    if "torch_dtype" in kwargs:  # Hugging Face's older name of dtype
+        torch_dtype = kwargs.pop("torch_dtype")
+        if dtype is not None and torch_dtype is not None:
+            raise ValueError("pass dtype= or torch_dtype=, not both")
+        dtype = dtype if torch_dtype is None else torch_dtype
+    kwargs.pop("use_fast", None)  # every tokenizer here is a fast (Rust) one
+    if kwargs.pop("device_map", None) is not None:
+        logger.warning("pipeline(device_map=...) is ignored: pass mesh= (a jax.sharding.Mesh) to use several devices")
+    for name in ("feature_extractor", "image_processor", "processor"):
+        if kwargs.pop(name, None) is not None:
+            raise ValueError(f"pipeline({name}=...) is not supported: the pipelines here take text (a tokenizer)")
     if trust_remote_code:
         raise ValueError("trust_remote_code=True is not supported: transformers_jax runs no code from the hub")
     if device is not None:

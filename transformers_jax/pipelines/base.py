@@ -136,13 +136,17 @@ class Pipeline:
         raise NotImplementedError(f"{type(self).__name__} must define postprocess")
 
     # ------------------------------------------------------------------ calling
-    def __call__(self, inputs, *args, batch_size: int | None = None, progress_bar: bool | None = None, **kwargs):
+    def __call__(self, inputs, *args, batch_size: int | None = None, progress_bar: bool | None = None,
+                 num_workers: int | None = None, **kwargs):
         """Run the pipeline on one input (-> one result), a list (-> a list of results), or any other
         iterable such as a generator, a ``datasets`` column or a :class:`KeyDataset` (-> an iterator that
         consumes the input lazily, batch by batch).
 
-        ``batch_size`` overrides the pipeline's; ``progress_bar`` shows a tqdm bar (default: for inputs of
-        known length with at least ``PROGRESS_BAR_MIN_ITEMS`` items). Other keyword arguments are the task's.
+        ``batch_size`` overrides the pipeline's: every forward pass has that many rows (a single input, or the
+        last batch, is completed with filler rows), so one program per length bucket serves every call.
+        ``progress_bar`` shows a tqdm bar (default: for inputs of known length with at least
+        ``PROGRESS_BAR_MIN_ITEMS`` items). ``num_workers`` is accepted for compatibility and ignored
+        (preprocessing runs in the calling thread). Other keyword arguments are the task's.
         """
         if args:
             raise TypeError(f"{type(self).__name__}() takes one positional input, got {1 + len(args)}: pass the "
@@ -153,7 +157,7 @@ class Pipeline:
                   {**self._postprocess_params, **postprocess_params})
         self.call_count += 1
         if _is_single(inputs):
-            return next(self._run([inputs], 1, *params, progress_bar=False))
+            return next(self._run([inputs], batch_size, *params, progress_bar=False))
         if isinstance(inputs, (list, tuple)):
             return list(self._run(inputs, batch_size, *params, progress_bar=progress_bar))
         return self._run(inputs, batch_size, *params, progress_bar=progress_bar)
