@@ -74,6 +74,9 @@ def assert_same_results(ours, theirs, rel=SCORE_REL, path="result"):
     elif isinstance(theirs, float):
         assert isinstance(ours, float), f"{path}: {ours!r} is not a float"
         bound = rel * max(abs(theirs), SCORE_FLOOR)
+        from parity import _report
+
+        _report("pipeline", path, abs(ours - theirs), bound)
         assert abs(ours - theirs) <= bound, f"{path}: {ours} vs HF's {theirs} (bound {bound:.3g})"
     else:
         assert type(ours) is type(theirs) and ours == theirs, f"{path}: {ours!r} != HF's {theirs!r}"

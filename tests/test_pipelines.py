@@ -336,3 +336,32 @@ def test_default_model_is_downloaded_at_its_revision(pipeline_models, hub):
     assert fetched and fetched <= {revision, pinned} and main not in fetched
     assert_same_results(pipe("Paris is the [MASK] of France."),
                         pipeline_models.hf("masked_lm", "fill-mask")("Paris is the [MASK] of France."))
+
+
+# ----------------------------------------------------------------------------- a decoder classifier
+def test_decoder_classifier_without_pad_token_id(tmp_path):
+    """GPT-2's classifier reads the last position and has no pad_token_id: bucket padding goes in front, so
+    single inputs match HF's; batches need pad_token_id (HF's own error), and with it match too."""
+    import torch
+
+    from parity import tiny_bpe_tokenizer
+
+    corpus = ["the cat sat on the mat", "a dog ran in the park", "birds sing in the morning light"]
+    tokenizer = tiny_bpe_tokenizer(corpus, 300)
+    tokenizer.save_pretrained(tmp_path)
+    config = transformers.GPT2Config(vocab_size=300, n_embd=32, n_layer=2, n_head=2, n_positions=64, num_labels=3,
+                                     pad_token_id=None, initializer_range=0.2)
+    torch.manual_seed(0)
+    transformers.GPT2ForSequenceClassification(config).eval().save_pretrained(tmp_path)
+    hf = transformers.pipeline("text-classification", model=str(tmp_path), device="cpu")
+    texts = ["the cat sat", "a dog ran in the morning", "birds"]
+    expected = [hf(t, top_k=None) for t in texts]
+
+    ours = tj.pipeline("text-classification", model=str(tmp_path))
+    assert ours.tokenizer.padding_side == "right" and ours._padding_side() == "left"
+    assert_same_results([ours(t, top_k=None) for t in texts], expected)
+    with pytest.raises(ValueError, match="needs config.pad_token_id for batches larger than 1"):
+        ours(texts, batch_size=2)
+    padded = tj.pipeline("text-classification", model=str(tmp_path), model_kwargs={"pad_token_id": 0}, batch_size=2)
+    assert padded._padding_side() == "right"
+    assert_same_results(padded(texts, top_k=None), expected)

@@ -29,6 +29,8 @@ longest example (``generation.buckets.bucket_size``: powers of two from 16, capp
 ``max_position_embeddings``), and to ``batch_size`` rows (extra rows repeat the first example and are
 dropped), so a long run compiles the jitted forward once per bucket. With left padding, models that take
 ``position_ids`` get positions counted from each example's first token, so padding never changes a result.
+A model without ``pad_token_id`` (decoders: their sequence classifiers read the last position) is padded on
+the left whatever the tokenizer's side.
 With ``mesh=`` (a ``jax.sharding.Mesh``) the params are replicated over the mesh and each batch is split
 over its ``data`` axis (all axes when it has none): data-parallel inference. The mesh's axes are used as
 ``AxisType.Auto`` (as the library's own meshes are), also when it was made with explicit axes (the default
@@ -294,14 +296,24 @@ class Pipeline:
         return int(np.prod([self.mesh.shape[a] for a in self._data_axes()]))
 
     def _padding_side(self) -> str:
-        return getattr(self.tokenizer, "padding_side", "right") or "right"
+        """The tokenizer's padding side; but "left" for a model without ``pad_token_id`` that takes position ids.
+
+        Such a model cannot tell padding from tokens by their id (a decoder's sequence classifier then reads
+        the LAST position), so padding goes in front, where the attention mask hides it and the position ids
+        (counted from each example's first token) keep it from shifting anything.
+        """
+        side = getattr(self.tokenizer, "padding_side", "right") or "right"
+        if side == "right" and getattr(self.model.config, "pad_token_id", 0) is None and self._model_takes("position_ids"):
+            return "left"
+        return side
 
     def _pad_token_id(self) -> int:
+        """The id that pads ``input_ids``: the tokenizer's pad token, else the model's ``pad_token_id``, else 0
+        (padding is masked out by the attention mask, so the id itself is not read)."""
         pad = getattr(self.tokenizer, "pad_token_id", None)
         if pad is None:
-            raise ValueError(f"the tokenizer of this {self.task or type(self).__name__} pipeline has no pad_token, "
-                             "needed to pad inputs to a length bucket: set tokenizer.pad_token (e.g. to its eos_token)")
-        return pad
+            pad = getattr(self.model.config, "pad_token_id", None)
+        return 0 if pad is None else pad
 
     def save_pretrained(self, save_directory) -> None:
         """Save the model and the tokenizer into one directory (loadable by ``pipeline(task, model=dir)``)."""
