@@ -13,9 +13,9 @@ from and its default checkpoint. The subclass defines four methods, with Hugging
   ``offset_mapping`` [1, T, 2], ``p_mask``: see ``PAD_VALUES``), other arrays with a leading axis of 1, and
   any Python values the postprocess needs (strings, flags). A :class:`ChunkPipeline` yields several such
   dicts per input (one per candidate label, per window...), the last with ``"is_last": True``.
-* ``_forward(batch, **forward_params) -> dict``: run ``self.model`` on a padded batch (see
-  :meth:`Pipeline.model_inputs`); return a dict of arrays with the batch on axis 0 (and any Python values
-  passed through). Outputs with a token axis at 1 must be named in the class attribute ``token_outputs``
+* ``_forward(batch, **forward_params) -> dict``: run the model on a padded batch (``self.run_model(batch)``
+  passes the entries the model takes, placed on the mesh when there is one); return a dict of arrays with
+  the batch on axis 0 (and any Python values of the batch passed through). Outputs with a token axis at 1 must be named in the class attribute ``token_outputs``
   (``("logits",)`` for per-token heads), so that each example gets back exactly its own tokens.
 * ``postprocess(outputs, **postprocess_params)``: the outputs of ONE example (arrays ``[1, ...]``, token
   axes cut back to the example's own length, like Hugging Face's unbatched run) -> the user-facing result
@@ -39,7 +39,6 @@ of ``jax.make_mesh`` in recent JAX).
 from __future__ import annotations
 
 import collections.abc
-import logging
 import warnings
 from typing import Any, Iterable, Iterator
 
@@ -47,8 +46,6 @@ import jax
 import numpy as np
 
 from transformers_jax.generation.buckets import MIN_BUCKET, bucket_size
-
-logger = logging.getLogger("transformers_jax")
 
 # Token arrays that a batch pads along axis 1, and the value their padding takes (None: the tokenizer's pad id).
 PAD_VALUES: dict[str, int | None] = {
