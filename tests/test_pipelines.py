@@ -110,6 +110,31 @@ def test_config_object_overrides_the_checkpoint(pipeline_models):
     assert_same_results(pipe(TEXTS[1], top_k=None), [{**r, "label": renamed[r["label"]]} for r in theirs])
 
 
+def test_factory_argument_errors(pipeline_models):
+    directory = str(pipeline_models.dir("classifier"))
+    with pytest.raises(TypeError, match="task must be a string, got int"):
+        tj.pipeline(3, model=directory)
+    with pytest.raises(ValueError, match="trust_remote_code=True is not supported"):
+        tj.pipeline("text-classification", model=directory, trust_remote_code=True)
+    with pytest.raises(TypeError, match="model must be a directory, a hub id or a transformers_jax model, got dict"):
+        tj.pipeline("text-classification", model={"not": "a model"}, tokenizer=directory)
+    model = tj.BertForSequenceClassification.from_pretrained(directory)
+    with pytest.raises(ValueError, match="config= applies when the model is loaded from a directory or hub id"):
+        tj.pipeline("text-classification", model=model, tokenizer=directory, config=model.config)
+    with pytest.raises(ValueError, match=r"cannot infer the pipeline task of BertForNextSentencePrediction"):
+        tj.pipeline(model=tj.BertForNextSentencePrediction(model.config), tokenizer=directory)
+
+
+def test_save_pretrained_round_trip(pipeline_models, tmp_path):
+    """A pipeline saves its model and tokenizer into one directory that both libraries load again."""
+    ours = pipeline_models.ours("classifier", "text-classification")
+    ours.save_pretrained(tmp_path)
+    expected = ours(TEXTS, top_k=None)
+    assert_same_results(tj.pipeline("text-classification", model=str(tmp_path))(TEXTS, top_k=None), expected, rel=0)
+    hf = transformers.pipeline("text-classification", model=str(tmp_path), device="cpu")
+    assert_same_results(hf(TEXTS, top_k=None), expected)
+
+
 def test_top_level_export():
     from transformers_jax.pipelines import pipeline
 
