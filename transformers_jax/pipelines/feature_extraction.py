@@ -10,7 +10,9 @@ class FeatureExtractionPipeline(Pipeline):
     """The last hidden state of a base model (one that ``AutoModel`` loads) for each input text.
 
     Each input gives a nested list ``[1][T][D]`` of floats (T its own token count, as in Hugging Face's
-    unbatched run), or with ``return_tensors=True`` a numpy array of shape [1, T, D].
+    unbatched run), or with ``return_tensors=True`` a numpy array of shape [1, T, D]. Batching never changes
+    this: Hugging Face's batched runs (``batch_size > 1``) return every input padded to the longest of its
+    batch, padding vectors included; here each input always gets exactly its own tokens.
 
     Parameters (to ``pipeline(...)`` or per call): ``truncation`` (to the tokenizer), ``tokenize_kwargs``
     (a dict of tokenizer arguments), ``return_tensors``.
