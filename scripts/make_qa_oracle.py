@@ -21,7 +21,7 @@ installed in the running environment.) It rewrites ``tests/fixtures/qa_oracle/``
 - ``expected.json``: ``transformers_version`` and ``torch_version`` used, and per case the pipeline's
   construction options, the call's arguments and HF 4.57's output (scores as Python floats).
 
-The cases cover every option of the pipeline: ``question=``/``context=`` keywords, a dict, lists and batches
+The cases cover the example of Hugging Face's task summary and every option of the pipeline: ``question=``/``context=`` keywords, a dict, lists and batches
 (``batch_size`` pads several windows into one forward), ``top_k``, ``handle_impossible_answer`` (one case where
 the empty answer wins), ``max_answer_len``, ``align_to_words=False`` (checked to differ from the aligned answers),
 ``doc_stride``/``max_seq_len`` on a context many windows long whose best answer lies beyond the first window
@@ -145,6 +145,9 @@ def main() -> None:
                       "kwargs": call_kwargs, "expected": result})
         return result
 
+    # The question-answering example of Hugging Face's task summary.
+    case("task_summary", question="What is the name of the repository?",
+         context="The name of the repository is huggingface/transformers")
     case("keywords", question="Where do I live?", context=SHORT_CONTEXT)
     case("dict", {"question": "What is the capital?", "context": SHORT_CONTEXT})
     case("accents", question="Who runs the bakery?", context=ACCENTED_CONTEXT, top_k=3)
