@@ -21,6 +21,11 @@ def __getattr__(name):
         from transformers_jax import tokenization
 
         return getattr(tokenization, name)
+    # Pipelines too: ``transformers_jax.pipeline("fill-mask", model=...)``.
+    if name in ("pipeline", "Pipeline"):
+        from transformers_jax import pipelines
+
+        return getattr(pipelines, name)
     # Model and config classes (``LlamaForCausalLM``, ``BertConfig``) come from their family package.
     import importlib
 
