@@ -11,7 +11,6 @@ of a 2-layer model whose float32 logits differ from PyTorch's by ~1e-6 on any CP
 difference with a wide margin while still catching any wrong formula.
 """
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,13 @@ import torch
 import transformers as hf
 
 from parity import assert_within
-from real_weights import minilm_dir
-from transformers_jax.pipelines import pipeline
+from pipeline_fixtures import copy_tokenizer_files
+from transformers_jax import pipeline
 from transformers_jax.pipelines.question_answering import QuestionAnsweringPipeline
 from transformers_jax.pipelines.token_classification import TokenClassificationPipeline
 
 SCORE_BOUND = 1e-4
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 QA_FIXTURES = Path(__file__).parent / "fixtures" / "qa_oracle"
 # Texts with words of several word pieces, punctuation, accents and an unknown character.
 TEXTS = [
@@ -61,7 +59,7 @@ def assert_same_results(ours, theirs, path="result"):
 
 # ---------------------------------------------------------------------------------------------- NER
 @pytest.fixture(scope="module")
-def ner_dir(tmp_path_factory):
+def ner_dir(tmp_path_factory, minilm_dir):
     """A tiny random BertForTokenClassification saved by HF with the MiniLM tokenizer files. The noise is
     largest on the classifier and the word embeddings, so that every label occurs and the pieces of a
     word often disagree (the word-level strategies then differ)."""
@@ -78,8 +76,7 @@ def ner_dir(tmp_path_factory):
             param.add_(torch.randn(param.shape, generator=generator) * scale)
     directory = tmp_path_factory.mktemp("ner")
     model.save_pretrained(directory)
-    for name in TOKENIZER_FILES:
-        shutil.copy(minilm_dir() / name, directory / name)
+    copy_tokenizer_files(minilm_dir, directory)
     return directory
 
 

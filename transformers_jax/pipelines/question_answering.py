@@ -13,6 +13,7 @@ import collections.abc
 import numpy as np
 
 from transformers_jax.pipelines.base import ChunkPipeline, check_top_k
+from transformers_jax.pipelines.text_classification import softmax
 
 MASKED_LOGIT = -10000.0  # the logit given to tokens that cannot be part of an answer
 NULL_SCORE = 1000000.0  # the empty answer's score before any window is seen (large: min() replaces it)
@@ -75,11 +76,6 @@ def examples_from_arguments(args: tuple, kwargs: dict):
     if isinstance(inputs, collections.abc.Iterable) and not isinstance(inputs, str):
         return inputs  # a generator or dataset: each item is checked in preprocess
     raise ValueError(f"cannot read question-answering inputs from {inputs!r}: pass question= and context=")
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum()
 
 
 def best_spans(start: np.ndarray, end: np.ndarray, allowed: np.ndarray, top_k: int, max_answer_len: int):
@@ -207,8 +203,8 @@ class QuestionAnsweringPipeline(ChunkPipeline):
             allowed = (1 - chunk["p_mask"][0]).astype(bool)  # [T]
             if "attention_mask" in chunk:
                 allowed &= chunk["attention_mask"][0].astype(bool)
-            start = _softmax(np.where(allowed, chunk["start_logits"][0], np.float32(MASKED_LOGIT)))  # [T]
-            end = _softmax(np.where(allowed, chunk["end_logits"][0], np.float32(MASKED_LOGIT)))
+            start = softmax(np.where(allowed, chunk["start_logits"][0], np.float32(MASKED_LOGIT)))  # [T]
+            end = softmax(np.where(allowed, chunk["end_logits"][0], np.float32(MASKED_LOGIT)))
             if handle_impossible_answer:
                 null_score = min(null_score, float(start[0] * end[0]))
             start[0] = end[0] = 0.0  # the CLS token itself is never an answer span

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from transformers_jax.pipelines.base import ChunkPipeline
+from transformers_jax.pipelines.text_classification import softmax
 
 
 class AggregationStrategy(str, enum.Enum):
@@ -43,12 +44,6 @@ def aggregation_strategy_of(value) -> AggregationStrategy:
         return AggregationStrategy(value.lower())
     valid = [s.value for s in AggregationStrategy]
     raise ValueError(f"aggregation_strategy={value!r} is not a valid strategy; choose one of {valid}")
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, in the logits' float precision (float32), shifted by the maximum."""
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def split_tag(label: str) -> tuple[str, str]:
