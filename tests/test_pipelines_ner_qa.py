@@ -172,6 +172,26 @@ def test_ner_pre_split_words(ner, hf_ner, strategy):
                                      delimiter="  "))
 
 
+def test_ner_given_offset_mapping(ner, hf_ner):
+    """offset_mapping= replaces the tokenizer's offsets: here every word piece gets its whole word's span."""
+    text = TEXTS[1]
+    encoded = ner.tokenizer(text, return_offsets_mapping=True)
+    word_ids, offsets = encoded.word_ids(0), encoded["offset_mapping"]
+    spans = {}
+    for word, (start, end) in zip(word_ids, offsets):
+        if word is not None:
+            spans[word] = (min(start, spans.get(word, (start, end))[0]), max(end, spans.get(word, (start, end))[1]))
+    given = [(0, 0) if word is None else spans[word] for word in word_ids]
+    for strategy in ("none", "simple", "first"):
+        ours = ner(text, offset_mapping=given, aggregation_strategy=strategy)
+        assert_same_results(ours, hf_ner(text, offset_mapping=given, aggregation_strategy=strategy))
+        assert ours != ner(text, aggregation_strategy=strategy)
+    with pytest.raises(ValueError, match=r"offset_mapping must hold one \(start, end\) pair per token"):
+        ner(text, offset_mapping=given[:-1])
+    with pytest.raises(ValueError, match="offset_mapping has 1 entries but there are 2 inputs"):
+        ner(TEXTS[:2], offset_mapping=[given])
+
+
 def test_ner_generator_input_streams_results(ner):
     results = ner(text for text in TEXTS)
     assert not isinstance(results, list)
