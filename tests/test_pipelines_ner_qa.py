@@ -172,6 +172,16 @@ def test_ner_pre_split_words(ner, hf_ner, strategy):
                                      delimiter="  "))
 
 
+def test_ner_options_given_to_pipeline_apply_to_every_call(ner_dir, ner):
+    words = ["Wolfgang", "lives", "in", "Llanfairpwllgwyngyll"]
+    preset = pipeline("ner", model=str(ner_dir), is_split_into_words=True, aggregation_strategy="first",
+                      ignore_labels=[], delimiter="_")
+    expected = ner(words, is_split_into_words=True, aggregation_strategy="first", ignore_labels=[], delimiter="_")
+    assert preset(words) == expected and expected[0][0]["entity_group"]
+    assert preset(words, aggregation_strategy="none") == ner(words, is_split_into_words=True, ignore_labels=[],
+                                                             delimiter="_")
+
+
 def test_ner_given_offset_mapping(ner, hf_ner):
     """offset_mapping= replaces the tokenizer's offsets: here every word piece gets its whole word's span."""
     text = TEXTS[1]

@@ -116,10 +116,14 @@ class TokenClassificationPipeline(ChunkPipeline):
         return super().__call__(inputs, *args, **kwargs)
 
     def _sanitize_parameters(self, ignore_labels=None, aggregation_strategy=None, offset_mapping=None,
-                             is_split_into_words=False, stride=None, delimiter=None):
-        preprocess = {"is_split_into_words": bool(is_split_into_words)}
-        if is_split_into_words:
-            preprocess["delimiter"] = " " if delimiter is None else delimiter
+                             is_split_into_words=None, stride=None, delimiter=None):
+        preprocess = {}
+        if is_split_into_words is not None:
+            preprocess["is_split_into_words"] = bool(is_split_into_words)
+        if delimiter is not None:
+            if not isinstance(delimiter, str):
+                raise ValueError(f"delimiter must be a string, got {delimiter!r}")
+            preprocess["delimiter"] = delimiter
         if offset_mapping is not None:
             preprocess["offset_mapping"] = offset_mapping
         postprocess = {}
@@ -148,7 +152,7 @@ class TokenClassificationPipeline(ChunkPipeline):
         return preprocess, {}, postprocess
 
     # ------------------------------------------------------------------ preprocess
-    def preprocess(self, sentence, is_split_into_words=False, delimiter=None, stride=None, offset_mapping=None):
+    def preprocess(self, sentence, is_split_into_words=False, delimiter=" ", stride=None, offset_mapping=None):
         """One text (or list of words) -> one model input per window (a single one without ``stride``)."""
         if isinstance(sentence, tuple):  # (text, offsets) paired by __call__ for a batch with offset_mapping
             sentence, offset_mapping = sentence
