@@ -352,3 +352,12 @@ def test_qa_bad_inputs(qa_pipelines):
         qa(question=["Where?", "Who?"], context=["I live in Berlin."])
     with pytest.raises(ValueError, match="each question-answering input must be a dict"):
         qa(["Where do I live?"])
+
+
+def test_ner_stride_on_pre_split_words(short_window_pipelines):
+    ours, theirs = short_window_pipelines
+    words = LONG_TEXT.split()
+    for strategy in ("simple", "first"):
+        result = ours(words, is_split_into_words=True, stride=5, aggregation_strategy=strategy)
+        assert_same_results(result, theirs(words, is_split_into_words=True, stride=5, aggregation_strategy=strategy))
+        assert max(entity["end"] for entity in result[0]) > len(LONG_TEXT) - 10

@@ -117,6 +117,9 @@ class QuestionAnsweringPipeline(ChunkPipeline):
             token, the smallest over the windows).
         align_to_words: extend answers to whole words (default True); False keeps the exact token offsets.
         padding: the tokenizer's padding of each window (default ``"do_not_pad"``).
+
+    A tokenizer that pads on the left puts the context first (as in Hugging Face); there the answer may come
+    from the context only (Hugging Face 4.57 let every token of such a pair be an answer).
     """
 
     token_outputs = ("start_logits", "end_logits")
