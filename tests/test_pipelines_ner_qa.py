@@ -361,3 +361,24 @@ def test_ner_stride_on_pre_split_words(short_window_pipelines):
         result = ours(words, is_split_into_words=True, stride=5, aggregation_strategy=strategy)
         assert_same_results(result, theirs(words, is_split_into_words=True, stride=5, aggregation_strategy=strategy))
         assert max(entity["end"] for entity in result[0]) > len(LONG_TEXT) - 10
+
+
+def test_qa_context_first_with_left_padding():
+    """A left-padding tokenizer encodes (context, question); answers still come from the context only."""
+    from transformers_jax.tokenization import AutoTokenizer
+
+    qa = pipeline("question-answering", model=str(QA_FIXTURES),
+                  tokenizer=AutoTokenizer.from_pretrained(QA_FIXTURES, padding_side="left"))
+    context = "Zoë opened a café in Köln; her cousin Hélène runs the bakery next door since 2019."
+    question = "Who runs the bakery next door?"
+    chunks = list(qa.preprocess({"question": question, "context": context}, max_seq_len=24, doc_stride=8))
+    assert len(chunks) > 1
+    for chunk in chunks:
+        assert chunk["sequence_ids"][1] == 0  # [CLS] context ... [SEP] question [SEP]
+        allowed = [i for i, p in enumerate(chunk["p_mask"][0]) if p == 0]
+        assert allowed == [0] + [i for i, s in enumerate(chunk["sequence_ids"]) if s == 0]
+    answers = qa(question=question, context=context, top_k=20, max_seq_len=24, doc_stride=8)
+    assert len(answers) == 20
+    for answer in answers:
+        assert 0 <= answer["start"] < answer["end"] <= len(context)
+        assert answer["answer"] == context[answer["start"]:answer["end"]]
