@@ -80,6 +80,7 @@ class TokenClassificationPipeline(ChunkPipeline):
     Call it on a text (-> a list of entity dicts) or a list of texts (-> a list of such lists). Each dict has
     ``entity`` (the label; ``entity_group``, without its B-/I- prefix, when tokens are aggregated), ``score``,
     ``index`` (the token's position; only without aggregation), ``word`` and the character span ``start``/``end``.
+    Scores are Python floats (Hugging Face gives numpy float32 scalars of the same value).
 
     Parameters (to ``pipeline(...)`` or per call):
         aggregation_strategy: ``"none"`` (default), ``"simple"``, ``"first"``, ``"average"``, ``"max"``
