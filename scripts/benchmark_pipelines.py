@@ -51,17 +51,19 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def mean_pool(token_vectors) -> np.ndarray:
-    """[T, D] per sentence (the pipeline's nested lists) -> [N, D] mean vectors."""
-    return np.stack([np.asarray(v, np.float32)[0].mean(axis=0) for v in token_vectors])
+def mean_pool(token_vectors, lengths) -> np.ndarray:
+    """[1, T, D] per sentence (the pipeline's nested lists) -> [N, D] means over each sentence's own
+    tokens (HF's batched feature extraction returns vectors padded to the batch's longest input)."""
+    return np.stack([np.asarray(v, np.float32)[0, :n].mean(axis=0) for v, n in zip(token_vectors, lengths)])
 
 
 def embeddings(count: int, repeats: int) -> dict:
     texts = make_texts(count, 0)
     ours = tj.pipeline("feature-extraction", model=str(minilm_dir()), batch_size=64)
     theirs = hf.pipeline("feature-extraction", model=str(minilm_dir()), batch_size=64, device="cpu")
-    t_ours, r_ours = timed(lambda: mean_pool(ours(texts)), repeats)
-    t_hf, r_hf = timed(lambda: mean_pool(theirs(texts)), repeats)
+    lengths = [len(ids) for ids in ours.tokenizer(texts)["input_ids"]]
+    t_ours, r_ours = timed(lambda: mean_pool(ours(texts), lengths), repeats)
+    t_hf, r_hf = timed(lambda: mean_pool(theirs(texts), lengths), repeats)
     error = float(np.abs(r_ours - r_hf).max())
     assert error < 1e-4, f"embeddings differ by {error}"
     return {"case": f"sentence embeddings, MiniLM, {count} sentences, batch 64", "unit": "sentences/s",
