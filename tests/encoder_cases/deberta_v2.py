@@ -6,6 +6,8 @@ range, so the 12-token batch runs past it and the gathers clamp), ``share_att_ke
 ``v2``: ``share_att_key=False`` with ``pos_key_proj``/``pos_query_proj``, no buckets and a
 5-position range (clamped at T=12), absolute positions, two token types, ``embedding_size`` 24
 projected by ``embed_proj`` before the LayerNorm, the tied legacy MLM head transforming to 24.
+``v2_conv``: v2 with the ConvLayer (kernel 3, 2 groups, gelu) after the first layer: also the
+Trainer config (the conv under ``lax.cond`` in the scan, sharded and differentiated).
 ``v3_lm_head``: v3 with ``legacy=False`` (the ``lm_predictions.lm_head`` MLM head);
 ``v2_c2p_untied``: one term only (``c2p``, scale sqrt(2 d)), an untied MLM decoder, dropout in
 the ContextPooler options (``pooler_hidden_act`` tanh, ``cls_dropout``).
@@ -31,12 +33,14 @@ FAMILY = EncoderFamily(
     configs={
         "v3": V3,
         "v2": V2,
+        "v2_conv": dict(V2, conv_kernel_size=3, conv_groups=2, conv_act="gelu"),
         "v3_lm_head": dict(V3, legacy=False),
         "v2_c2p_untied": dict(V2, pos_att_type=["c2p"], tie_word_embeddings=False, pooler_hidden_act="tanh",
                               cls_dropout=0.2, pooler_dropout=0.1),
     },
     parity=[(f"DebertaV2{h}", c) for c in ("v3", "v2") for h in HEADS]
     + [("DebertaV2ForMaskedLM", "v3_lm_head"), ("DebertaV2ForMaskedLM", "v2_c2p_untied"),
-       ("DebertaV2ForSequenceClassification", "v2_c2p_untied")],
-    train_config="v3",
+       ("DebertaV2ForSequenceClassification", "v2_c2p_untied"),
+       ("DebertaV2Model", "v2_conv"), ("DebertaV2ForSequenceClassification", "v2_conv")],
+    train_config="v2_conv",
 )

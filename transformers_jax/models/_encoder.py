@@ -20,6 +20,8 @@ differs through its config class (:class:`EncoderArchitecture`):
   ``attention_specs()`` (extra per-layer params under ``attention.self``) and
   ``layer_attention_context()`` (a layer's own view of the context in training: its dropout);
   ``attention_padding_mask()`` (which query/key pairs padding masks);
+* ``first_layer_transform()`` (when ``has_first_layer_transform``): applied to the first layer's
+  output inside the one scan (DeBERTa-v2's ConvLayer over the embeddings);
 * heads: ``sequence_summary`` ("pooler": the base model's tanh pooler, or "dense": a dense layer
   and activation over the first token inside the classifier, as RoBERTa's ``classifier.dense`` /
   ``classifier.out_proj``), ``mlm_activation()``, ``dropout_rates()``.
@@ -103,7 +105,8 @@ class EncoderArchitecture:
 
     # -- relative positions (MPNet, DeBERTa) ----------------------------------------------------------
     def relative_specs(self) -> dict:
-        """Params of the encoder's relative-position terms, under ``encoder`` (none by default)."""
+        """Params of the encoder's relative-position terms (and other encoder-level extras, such as
+        DeBERTa's ``conv``), under ``encoder`` (none by default)."""
         return {}
 
     def attention_specs(self) -> dict:
@@ -119,6 +122,17 @@ class EncoderArchitecture:
         training (None otherwise), for dropout on the shared context (DeBERTa's relative embeddings).
         The context unchanged by default."""
         return context
+
+    @property
+    def has_first_layer_transform(self) -> bool:
+        """Whether :meth:`first_layer_transform` runs (off by default)."""
+        return False
+
+    def first_layer_transform(self, encoder_params: dict, embeddings, x, attention_mask, dropout_rng):
+        """The first layer's output ``x`` [B, T, D] transformed, given the embedding output and the
+        [B, T] mask (``dropout_rng``: training only); runs under ``lax.cond`` on the layer index, so
+        the layers stay one scan. It is that layer's hidden state. Identity by default."""
+        return x
 
     def attention_padding_mask(self, attention_mask):
         """Boolean mask broadcastable to [B, H, T, T] from the [B, T] 1/0 mask: by default padded keys
@@ -235,8 +249,10 @@ def encoder_forward(params, config, input_ids, attention_mask=None, token_type_i
     hidden_rate, attention_rate = config.dropout_rates()
     context = config.attention_context(params["encoder"], input_ids, attention_mask)
 
+    transform_first = config.has_first_layer_transform
+
     def layer(x, p, layer_inputs):
-        layer_head_mask, key = layer_inputs
+        layer_head_mask, key, index = layer_inputs
         k_probs, k_attn, k_out = L.split_key(key, 3) if key is not None else (None, None, None)
         a = p["attention"]["self"]
         q, k, v = (L.split_heads(L.dense(a[name], x), heads) for name in ("query", "key", "value"))  # [B, T, H, Dh]
@@ -249,10 +265,15 @@ def encoder_forward(params, config, input_ids, attention_mask=None, token_type_i
         h = L.activation(config.hidden_act)(L.dense(p["intermediate"]["dense"], x))
         h = constrain(h, ("batch", "length", "act_mlp"))
         x = L.layer_norm(p["output"]["LayerNorm"], L.dropout(L.dense(p["output"]["dense"], h), hidden_rate, k_out) + x, eps)
+        if transform_first:
+            k_first = None if key is None else jax.random.fold_in(key, 4)
+            x = jax.lax.cond(index == 0, lambda y: config.first_layer_transform(
+                params["encoder"], embeddings, y, attention_mask, k_first), lambda y: y, x)
         return x, (x if output_hidden_states else None, probs if output_attentions else None)
 
     embeddings = x
-    layer_inputs = (head_mask, None if keys is None else keys[1:])
+    layer_inputs = (head_mask, None if keys is None else keys[1:],
+                    jnp.arange(config.num_hidden_layers) if transform_first else None)
     stacked = params["encoder"]["layer"]
     groups = config.layer_groups()
     if groups is None:

@@ -2,7 +2,7 @@
 
 Hugging Face's ``DebertaV2Config`` declares some fields and reads others with ``getattr(config,
 name, default)`` (``position_buckets``, ``share_att_key``, ``norm_rel_ebd``, ``embedding_size``,
-``conv_kernel_size``, ``cls_dropout``, ``pooler_hidden_size``): those live in ``extra`` here (written
+``conv_kernel_size``/``conv_groups``/``conv_act``, ``cls_dropout``, ``pooler_hidden_size``): those live in ``extra`` here (written
 back only when the config.json had them) and read through properties with HF's defaults.
 """
 from __future__ import annotations
@@ -11,11 +11,6 @@ import dataclasses
 
 from transformers_jax.configuration_utils import PretrainedConfig
 from transformers_jax.models._encoder import EncoderArchitecture
-
-_UNSUPPORTED = {  # option: (HF's default, why)
-    "conv_kernel_size": (0, "the ConvLayer DeBERTa-v2 xlarge/xxlarge run after the first layer is not implemented"),
-}
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class DebertaV2Config(EncoderArchitecture, PretrainedConfig):
@@ -63,9 +58,11 @@ class DebertaV2Config(EncoderArchitecture, PretrainedConfig):
         if head_size is not None and head_size != self.hidden_size // self.num_attention_heads:
             raise ValueError(f"attention_head_size={head_size} (other than hidden_size // num_attention_heads) "
                              "is not supported")
-        for option, (default, why) in _UNSUPPORTED.items():
-            if (self.extra.get(option) or default) != default:
-                raise ValueError(f"{option}={self.extra[option]!r} is not supported: {why}")
+        if self.conv_kernel_size > 0 and self.conv_kernel_size % 2 == 0:
+            raise ValueError(f"conv_kernel_size={self.conv_kernel_size}: an even kernel changes the length "
+                             "(Hugging Face's ConvLayer fails on it too); use an odd size")
+        if self.conv_kernel_size > 0 and self.hidden_size % self.conv_groups:
+            raise ValueError(f"conv_groups={self.conv_groups} does not divide hidden_size ({self.hidden_size})")
         if self.pooler_hidden_size != self.hidden_size:
             raise ValueError(f"pooler_hidden_size={self.pooler_hidden_size} other than hidden_size "
                              f"({self.hidden_size}) is not supported (Hugging Face's classifier cannot run it either)")
@@ -91,6 +88,18 @@ class DebertaV2Config(EncoderArchitecture, PretrainedConfig):
     @property
     def pooler_hidden_size(self) -> int:
         return self.extra.get("pooler_hidden_size", self.hidden_size)
+
+    @property
+    def conv_kernel_size(self) -> int:
+        return self.extra.get("conv_kernel_size", 0) or 0
+
+    @property
+    def conv_groups(self) -> int:
+        return self.extra.get("conv_groups", 1)
+
+    @property
+    def conv_act(self) -> str:
+        return self.extra.get("conv_act", "tanh")
 
     @property
     def cls_dropout(self) -> float | None:
@@ -149,6 +158,15 @@ class DebertaV2Config(EncoderArchitecture, PretrainedConfig):
         from transformers_jax.models.deberta_v2 import modeling_deberta_v2 as m
 
         return m.disentangled_attention_bias(self, attention_params, q, k, context)
+
+    @property
+    def has_first_layer_transform(self) -> bool:
+        return self.conv_kernel_size > 0
+
+    def first_layer_transform(self, encoder_params: dict, embeddings, x, attention_mask, dropout_rng):
+        from transformers_jax.models.deberta_v2 import modeling_deberta_v2 as m
+
+        return m.conv_layer(self, encoder_params["conv"], embeddings, x, attention_mask, dropout_rng)
 
     def attention_padding_mask(self, attention_mask):
         from transformers_jax import layers as L

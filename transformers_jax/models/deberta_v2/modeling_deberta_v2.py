@@ -19,8 +19,12 @@ What differs from BERT, and where:
   embeddings) or ``lm_predictions.lm_head`` (``legacy=False``: dense + LayerNorm + bias, logits
   against the word embeddings); the sequence loss is DeBERTa's (labels < 0 ignored, soft labels).
 
+* ``conv_kernel_size`` > 0 (v2 xlarge/xxlarge): the ConvLayer ``encoder.conv`` (a grouped 1-D
+  convolution over the embedding output, ``conv_act``, added to the first layer's output and
+  normalised) through the encoder's ``first_layer_transform`` hook.
+
 Checkpoint names: ``deberta.`` prefix, ``attention.self.{query,key,value}_proj``,
-``embeddings.embed_proj``. Not supported (refused by the config): ``conv_kernel_size`` > 0.
+``embeddings.embed_proj``.
 """
 from __future__ import annotations
 
@@ -47,10 +51,17 @@ from transformers_jax.partitioning import constrain
 
 # ----------------------------------------------------------------------------- disentangled attention
 def relative_specs(config) -> dict:
-    """``encoder.rel_embeddings`` ([2 * span, D], with relative attention) and ``encoder.LayerNorm``
-    (when ``norm_rel_ebd`` has ``layer_norm``; HF builds it even without relative attention)."""
+    """``encoder.rel_embeddings`` ([2 * span, D], with relative attention), ``encoder.LayerNorm``
+    (when ``norm_rel_ebd`` has ``layer_norm``; HF builds it even without relative attention) and
+    ``encoder.conv`` (with ``conv_kernel_size``)."""
     d, std = config.hidden_size, config.initializer_range
     specs = {}
+    if config.conv_kernel_size > 0:
+        # Kept [width, in / groups, out] (XLA's WIO); PyTorch's Conv1d stores the reverse [out, in / groups, width].
+        width, groups = config.conv_kernel_size, config.conv_groups
+        specs["conv"] = {"conv": {"kernel": ParamSpec((width, d // groups, d), ("conv_width", None, "embed"), "normal", std),
+                                  "bias": ParamSpec((d,), ("embed",), "zeros")},
+                         "LayerNorm": layer_norm_spec(d)}
     if config.relative_attention:
         specs["rel_embeddings"] = embedding_spec(2 * config.attention_span, d, std, ("relative_positions", "embed"))
     if "layer_norm" in config.norm_rel_ebd:
@@ -116,6 +127,34 @@ def disentangled_attention_bias(config, attention_params: dict, q, k, context):
         p2c = jnp.swapaxes(L.gather_relative_scores(p2c, context["p2c_index"]), -1, -2)  # [B, H, T, S]
         bias = p2c if bias is None else bias + p2c
     return scale, bias * scale
+
+
+def grouped_conv1d(x, kernel, groups: int):
+    """PyTorch's ``Conv1d`` with ``padding=(width - 1) // 2`` (odd width: same length) and ``groups``:
+    x [B, T, C_in], kernel [width, C_in / groups, C_out] -> [B, T, C_out].
+
+    Written as ``width`` shifted views and one einsum rather than ``lax.conv_general_dilated`` with
+    ``feature_group_count``: under FSDP sharding of the output channels, XLA:CPU (jax 0.10.2) gave
+    that grouped convolution's kernel gradient twice its value."""
+    width, in_per_group, out = kernel.shape
+    batch, length, _ = x.shape
+    pad = (width - 1) // 2
+    padded = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)))
+    windows = jnp.stack([padded[:, i:i + length] for i in range(width)], axis=2)  # [B, T, W, C_in]
+    windows = windows.reshape(batch, length, width, groups, in_per_group)
+    kernel = kernel.reshape(width, in_per_group, groups, out // groups)  # output channel o is in group o // (C_out / G)
+    return jnp.einsum("btwgc,wcgo->btgo", windows, kernel).reshape(batch, length, out)
+
+
+def conv_layer(config, params: dict, embeddings, x, attention_mask, dropout_rng):
+    """HF's ConvLayer after the first layer: conv1d over the embedding output [B, T, D] (same
+    padding, ``conv_groups``), zeroed at padding, dropout, ``conv_act``, added to the first layer's
+    output ``x``, LayerNorm, times the mask."""
+    mask = attention_mask[..., None].astype(x.dtype)  # [B, T, 1]
+    out = grouped_conv1d(embeddings, params["conv"]["kernel"].astype(embeddings.dtype), config.conv_groups)
+    out = out + params["conv"]["bias"].astype(embeddings.dtype)
+    out = L.activation(config.conv_act)(L.dropout(out * mask, config.hidden_dropout_prob, dropout_rng))
+    return L.layer_norm(params["LayerNorm"], x + out, config.norm_eps) * mask
 
 
 # ----------------------------------------------------------------------------- heads
