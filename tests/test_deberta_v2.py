@@ -94,3 +94,34 @@ def test_auto_classes(tmp_path):
 def test_unsupported_options_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
         tj.DebertaV2Config.from_dict(dict(V3, **change))
+
+
+# The configs of the released checkpoints (config.json as on the hub), for names and shapes only.
+RELEASED = {
+    "deberta-v3-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                            max_position_embeddings=512, relative_attention=True, position_buckets=256,
+                            norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type="p2c|c2p", layer_norm_eps=1e-7,
+                            max_relative_positions=-1, position_biased_input=False, type_vocab_size=0,
+                            vocab_size=128100, pooler_hidden_size=768, pooler_dropout=0, pooler_hidden_act="gelu"),
+    "deberta-v2-xlarge": dict(hidden_size=1536, num_hidden_layers=24, num_attention_heads=24, intermediate_size=6144,
+                              max_position_embeddings=512, relative_attention=True, position_buckets=256,
+                              norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type="p2c|c2p",
+                              layer_norm_eps=1e-7, conv_kernel_size=3, conv_act="gelu", attention_head_size=64,
+                              max_relative_positions=-1, position_biased_input=False, type_vocab_size=0,
+                              vocab_size=128100, pooler_hidden_size=1536, pooler_dropout=0, pooler_hidden_act="gelu"),
+}
+
+
+@pytest.mark.parametrize("name", RELEASED)
+@pytest.mark.parametrize("head", ["Model", "ForMaskedLM", "ForSequenceClassification", "ForMultipleChoice"])
+def test_released_configs_name_hf_keys_and_shapes(name, head):
+    """Our checkpoint keys and shapes for the released configs are HF's (HF built on the meta device)."""
+    config = dict(RELEASED[name], num_hidden_layers=2)
+    with torch.device("meta"):
+        model = getattr(hf, f"DebertaV2{head}")(hf.DebertaV2Config(**config))
+    ours = getattr(tj, f"DebertaV2{head}")
+    our_config = ours.config_class.from_dict(config)
+    tied = set(ours.tied_weights(our_config))
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items() if k not in tied}
+    got = {k: tuple(v.shape) for k, v in ours._torch_keys(our_config).items()}
+    assert got == want
