@@ -1,7 +1,7 @@
 """Shared building blocks, written once (``from transformers_jax import layers as L``).
 
 ``basic`` (activations, dropout, dense, norms, embeddings, soft-capping, head splitting),
-``positions`` (rotary embeddings, relative position buckets), ``masks`` (padding, causal, sliding window, packed documents),
+``positions`` (rotary embeddings, relative positions and buckets), ``masks`` (padding, causal, sliding window, packed documents),
 ``attention`` (``dot_product_attention``), ``kv_cache`` (the cache layout and its operations),
 ``mlp`` (gated and plain feed-forward blocks), ``stack`` (``run_layers``).
 """
@@ -21,12 +21,22 @@ from transformers_jax.layers.basic import (
     split_key,
     tied_logits,
 )
-from transformers_jax.layers.masks import causal_padding_mask, padding_mask, query_key_slots, sliding_window_mask
+from transformers_jax.layers.masks import (
+    causal_padding_mask,
+    padding_mask,
+    query_key_padding_mask,
+    query_key_slots,
+    sliding_window_mask,
+)
 from transformers_jax.layers.mlp import gated_mlp, plain_mlp
 from transformers_jax.layers.positions import (
     ROPE_TYPES,
     apply_rotary,
+    gather_relative_scores,
+    log_bucket_distances,
+    relative_distance_table,
     relative_position_buckets,
+    relative_position_map,
     rope_cos_sin,
     rope_inverse_frequencies,
     rotary_cos_sin,
@@ -36,9 +46,10 @@ from transformers_jax.layers.stack import run_layers, unstack_layers
 
 __all__ = [
     "ACT2FN", "activation", "apply_rotary", "causal_padding_mask", "dense", "dot_product_attention", "dropout",
-    "embed", "gated_mlp", "kv_cache", "layer_norm", "merge_heads", "padding_mask", "plain_mlp", "query_key_slots",
-    "relative_position_buckets", "rms_norm", "ROPE_TYPES", "rope_cos_sin", "rope_inverse_frequencies",
-    "rotary_cos_sin", "run_layers",
+    "embed", "gated_mlp", "gather_relative_scores", "kv_cache", "layer_norm", "log_bucket_distances", "merge_heads",
+    "padding_mask", "plain_mlp", "query_key_padding_mask", "query_key_slots", "relative_distance_table",
+    "relative_position_buckets", "relative_position_map", "rms_norm", "ROPE_TYPES", "rope_cos_sin",
+    "rope_inverse_frequencies", "rotary_cos_sin", "run_layers",
     "sliding_window_mask", "softcap",
     "split_heads", "split_key", "tied_logits", "unstack_layers",
 ]

@@ -10,6 +10,13 @@ def padding_mask(attention_mask: jax.Array) -> jax.Array:
     return attention_mask.astype(bool)[:, None, None, :]
 
 
+def query_key_padding_mask(attention_mask: jax.Array) -> jax.Array:
+    """[B, T] 1/0 mask -> boolean [B, 1, T, T]: pair (q, k) is True when both are real tokens
+    (DeBERTa masks padded query rows too; such a row attends uniformly, as in Hugging Face)."""
+    real = attention_mask.astype(bool)
+    return (real[:, :, None] & real[:, None, :])[:, None]
+
+
 def query_key_slots(query_len: int, key_len: int, query_start=None) -> tuple[jax.Array, jax.Array]:
     """Slot indices of queries [B or 1, 1, T, 1] and keys [1, 1, 1, S].
 

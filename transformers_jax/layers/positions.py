@@ -1,5 +1,7 @@
-"""Positions: rotary embeddings (RoPE and its scaled variants) and T5/MPNet relative position
-buckets. Learned absolute positions are an embedding table looked up by ``position_ids`` (``basic.embed``).
+"""Positions: rotary embeddings (RoPE and its scaled variants), T5/MPNet relative position buckets, and
+DeBERTa's relative positions (distances between query and key, log buckets, gathering per-distance
+scores into [T, S] maps). Learned absolute positions are an embedding table looked up by
+``position_ids`` (``basic.embed``).
 """
 from __future__ import annotations
 
@@ -212,3 +214,50 @@ def relative_position_buckets(query_length: int, key_length: int, num_buckets: i
     large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(np.int64)
     large = np.minimum(large, num_buckets - 1)
     return (buckets + np.where(distance < max_exact, distance, large)).astype(np.int32)
+
+
+# ----------------------------------------------------------------------------- relative positions
+def log_bucket_distances(distances: np.ndarray, bucket_size: int, max_position: int) -> np.ndarray:
+    """DeBERTa's log buckets of signed distances (int array in, int64 array out).
+
+    Distances within ``bucket_size // 2`` (``mid``) keep their value; farther ones map to
+    ``sign * (mid + ceil(log(|d| / mid) / log((max_position - 1) / mid) * (mid - 1)))``, so
+    ``max_position - 1`` lands on bucket ``2 * mid - 1`` and larger distances beyond it (callers
+    clamp). Computed in float32 as Hugging Face's ``make_log_bucket_position`` does.
+    """
+    d = np.asarray(distances, np.int64)
+    mid = bucket_size // 2
+    sign = np.sign(d)
+    abs_pos = np.where((d < mid) & (d > -mid), mid - 1, np.abs(d))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.log(abs_pos.astype(np.float32) / np.float32(mid))
+        log_pos = np.ceil(ratio / np.log(np.float32((max_position - 1) / mid)) * np.float32(mid - 1)) + np.float32(mid)
+    return np.where(abs_pos <= mid, d.astype(np.float32), log_pos * sign).astype(np.int64)
+
+
+def relative_distance_table(query_len: int, key_len: int, bucket_size: int = -1, max_position: int = -1) -> np.ndarray:
+    """The relative position ``q - k`` for every distance a [query_len, key_len] map holds, as a 1-D
+    table indexed by ``q - k + key_len - 1`` (length ``query_len + key_len - 1``); log-bucketed
+    (:func:`log_bucket_distances`) when both ``bucket_size`` and ``max_position`` are positive.
+    A table over distances, not a [T, S] array: cheap to build at trace time for any length."""
+    distances = np.arange(-(key_len - 1), query_len, dtype=np.int64)
+    if bucket_size > 0 and max_position > 0:
+        distances = log_bucket_distances(distances, bucket_size, max_position)
+    return distances
+
+
+def relative_position_map(query_len: int, key_len: int, bucket_size: int = -1, max_position: int = -1) -> jax.Array:
+    """Relative positions [T, S] (int32): entry (q, k) is ``q - k``, log-bucketed as in
+    :func:`relative_distance_table`; built in the program from a 1-D table (no [T, S] constant)."""
+    table = jnp.asarray(relative_distance_table(query_len, key_len, bucket_size, max_position), jnp.int32)
+    q = jnp.arange(query_len)[:, None]
+    k = jnp.arange(key_len)[None, :]
+    return table[q - k + key_len - 1]
+
+
+def gather_relative_scores(scores: jax.Array, index: jax.Array) -> jax.Array:
+    """Pick per-distance scores into a position map: ``scores`` [..., T, R] (one column per relative
+    embedding), ``index`` [T, S] (the column of each query/key pair) -> [..., T, S] with
+    ``out[..., t, s] = scores[..., t, index[t, s]]`` (``torch.gather`` along the last axis)."""
+    index = jnp.broadcast_to(index, (*scores.shape[:-1], index.shape[-1]))
+    return jnp.take_along_axis(scores, index, axis=-1)

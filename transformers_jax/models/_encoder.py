@@ -11,11 +11,17 @@ differs through its config class (:class:`EncoderArchitecture`):
   (no position table; DeBERTa without ``position_biased_input``);
 * ``has_token_types`` / ``embedding_dim`` (a factorised embedding projected to the hidden size:
   ELECTRA, ALBERT, DeBERTa's ``embedding_size``), ``project_before_norm`` (DeBERTa projects, then
-  normalises);
+  normalises), ``embeddings_project_bias``, ``mask_embeddings`` (DeBERTa zeroes the embedding
+  output at padding);
 * ``layer_groups()``: ALBERT's layers share the params of ``num_hidden_groups`` groups: the stacked
   tree holds one entry per group and each layer of the one scan picks its group;
 * ``attention_context()`` / ``attention_bias()``: relative position terms added to the attention
-  scores (MPNet's bucketed bias; DeBERTa's disentangled content-to-position terms);
+  scores (MPNet's bucketed bias; DeBERTa's disentangled content-to-position terms), with
+  ``attention_specs()`` (extra per-layer params under ``attention.self``) and
+  ``layer_attention_context()`` (a layer's own view of the context in training: its dropout);
+  ``attention_padding_mask()`` (which query/key pairs padding masks);
+* ``first_layer_transform()`` (when ``has_first_layer_transform``): applied to the first layer's
+  output inside the one scan (DeBERTa-v2's ConvLayer over the embeddings);
 * heads: ``sequence_summary`` ("pooler": the base model's tanh pooler, or "dense": a dense layer
   and activation over the first token inside the classifier, as RoBERTa's ``classifier.dense`` /
   ``classifier.out_proj``), ``mlm_activation()``, ``dropout_rates()``.
@@ -55,6 +61,8 @@ class EncoderArchitecture:
 
     position_type: ClassVar[str] = "absolute"
     project_before_norm: ClassVar[bool] = False
+    embeddings_project_bias: ClassVar[bool] = True  # the embedding-size -> hidden-size projection has a bias
+    mask_embeddings: ClassVar[bool] = False  # multiply the embedding output by the attention mask (DeBERTa)
     # Sequence classification: "pooler" (the base pooler's output -> classifier) or "dense"
     # (classifier.dense + activation over the first token -> classifier.out_proj).
     sequence_summary: ClassVar[str] = "pooler"
@@ -117,12 +125,39 @@ class EncoderArchitecture:
 
     # -- relative positions (MPNet, DeBERTa) ----------------------------------------------------------
     def relative_specs(self) -> dict:
-        """Params of the encoder's relative-position terms, under ``encoder`` (none by default)."""
+        """Params of the encoder's relative-position terms (and other encoder-level extras, such as
+        DeBERTa's ``conv``), under ``encoder`` (none by default)."""
+        return {}
+
+    def attention_specs(self) -> dict:
+        """Extra params of every layer's ``attention.self`` (DeBERTa's ``pos_key_proj``), none by default."""
         return {}
 
     def attention_context(self, encoder_params: dict, input_ids, attention_mask):
         """What every layer's :meth:`attention_bias` needs, computed once per forward (None by default)."""
         return None
+
+    def layer_attention_context(self, context, dropout_rng):
+        """The context one layer's :meth:`attention_bias` sees; ``dropout_rng`` is that layer's key in
+        training (None otherwise), for dropout on the shared context (DeBERTa's relative embeddings).
+        The context unchanged by default."""
+        return context
+
+    @property
+    def has_first_layer_transform(self) -> bool:
+        """Whether :meth:`first_layer_transform` runs (off by default)."""
+        return False
+
+    def first_layer_transform(self, encoder_params: dict, embeddings, x, attention_mask, dropout_rng):
+        """The first layer's output ``x`` [B, T, D] transformed, given the embedding output and the
+        [B, T] mask (``dropout_rng``: training only); runs under ``lax.cond`` on the layer index, so
+        the layers stay one scan. It is that layer's hidden state. Identity by default."""
+        return x
+
+    def attention_padding_mask(self, attention_mask):
+        """Boolean mask broadcastable to [B, H, T, T] from the [B, T] 1/0 mask: by default padded keys
+        are masked (DeBERTa masks padded query rows too)."""
+        return L.padding_mask(attention_mask)
 
     def attention_bias(self, attention_params: dict, hidden, q, k, context):
         """(scale of q.k, additive bias [B or 1, H, T, T] or None) for one layer."""
@@ -152,6 +187,7 @@ def layer_specs(config) -> dict:
                 "query": dense_spec(d, d, "embed", "heads", True, std),
                 "key": dense_spec(d, d, "embed", "heads", True, std),
                 "value": dense_spec(d, d, "embed", "heads", True, std),
+                **config.attention_specs(),
             },
             "output": {"dense": dense_spec(d, d, "heads", "embed", True, std), "LayerNorm": layer_norm_spec(d)},
         },
@@ -167,7 +203,8 @@ def encoder_specs(config, pooler: bool) -> dict:
     count = config.num_hidden_layers if groups is None else int(groups.max()) + 1
     specs = {"embeddings": embeddings_specs(config)}
     if config.has_embeddings_project:
-        specs["embeddings_project"] = dense_spec(config.embedding_dim, d, "embed_in", "embed", True, std)
+        specs["embeddings_project"] = dense_spec(config.embedding_dim, d, "embed_in", "embed",
+                                                 config.embeddings_project_bias, std)
     specs["encoder"] = {"layer": stack_specs(layer_specs(config), count), **config.relative_specs()}
     if pooler:
         specs["pooler"] = {"dense": dense_spec(d, d, "embed", "embed_out", True, std)}
@@ -220,10 +257,12 @@ def encoder_forward(params, config, input_ids, attention_mask=None, token_type_i
         attention_mask = jnp.ones((batch, length), jnp.int32)
     keys = L.split_key(dropout_rng, config.num_hidden_layers + 1)  # embeddings, then one per layer
     x = embed_inputs(params, config, input_ids, token_type_ids, position_ids, None if keys is None else keys[0])
+    if config.mask_embeddings:
+        x = x * attention_mask[..., None].astype(x.dtype)
     if inputs_embeds_hook is not None:
         x = inputs_embeds_hook(x, attention_mask)
     x = constrain(x, ("batch", "length", "act_embed"))  # [B, T, D]
-    mask = L.padding_mask(attention_mask)  # [B, 1, 1, T]
+    mask = config.attention_padding_mask(attention_mask)  # [B, 1, 1 or T, T]
     if head_mask is not None:
         head_mask = jnp.broadcast_to(jnp.asarray(head_mask, jnp.float32),
                                      (config.num_hidden_layers, config.num_attention_heads))
@@ -232,12 +271,15 @@ def encoder_forward(params, config, input_ids, attention_mask=None, token_type_i
     ffn_rate = config.ffn_output_dropout_rate()
     context = config.attention_context(params["encoder"], input_ids, attention_mask)
 
+    transform_first = config.has_first_layer_transform
+
     def layer(x, p, layer_inputs):
-        layer_head_mask, key = layer_inputs
+        layer_head_mask, key, index = layer_inputs
         k_probs, k_attn, k_out = L.split_key(key, 3) if key is not None else (None, None, None)
         a = p["attention"]["self"]
         q, k, v = (L.split_heads(L.dense(a[name], x), heads) for name in ("query", "key", "value"))  # [B, T, H, Dh]
-        scale, bias = config.attention_bias(p["attention"], x, q, k, context)
+        layer_context = config.layer_attention_context(context, None if key is None else jax.random.fold_in(key, 3))
+        scale, bias = config.attention_bias(p["attention"], x, q, k, layer_context)
         ctx, probs = L.dot_product_attention(q, k, v, mask, scale=scale, bias=bias, head_mask=layer_head_mask,
                                              dropout_rate=attention_rate, dropout_rng=k_probs)
         out = p["attention"]["output"]
@@ -245,10 +287,15 @@ def encoder_forward(params, config, input_ids, attention_mask=None, token_type_i
         h = L.activation(config.hidden_act)(L.dense(p["intermediate"]["dense"], x))
         h = constrain(h, ("batch", "length", "act_mlp"))
         x = L.layer_norm(p["output"]["LayerNorm"], L.dropout(L.dense(p["output"]["dense"], h), ffn_rate, k_out) + x, eps)
+        if transform_first:
+            k_first = None if key is None else jax.random.fold_in(key, 4)
+            x = jax.lax.cond(index == 0, lambda y: config.first_layer_transform(
+                params["encoder"], embeddings, y, attention_mask, k_first), lambda y: y, x)
         return x, (x if output_hidden_states else None, probs if output_attentions else None)
 
     embeddings = x
-    layer_inputs = (head_mask, None if keys is None else keys[1:])
+    layer_inputs = (head_mask, None if keys is None else keys[1:],
+                    jnp.arange(config.num_hidden_layers) if transform_first else None)
     stacked = params["encoder"]["layer"]
     groups = config.layer_groups()
     if groups is None:
