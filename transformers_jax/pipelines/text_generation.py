@@ -89,10 +89,8 @@ def _as_chats(inputs):
         return inputs
     if _is_chat(inputs):
         return Chat(inputs)
-    if isinstance(inputs, (list, tuple)):
-        if inputs and all(_is_chat(item) for item in inputs):
-            return [Chat(item) for item in inputs]
-        return inputs
+    if isinstance(inputs, (list, tuple)):  # a batch: each chat in it wrapped (strings and chats may mix)
+        return [Chat(item) if _is_chat(item) else item for item in inputs]
     if isinstance(inputs, collections.abc.Iterator):  # a generator: peek at its first item
         try:
             first = next(inputs)
@@ -101,9 +99,7 @@ def _as_chats(inputs):
         if isinstance(first, dict):
             return Chat([first, *inputs])
         rest = itertools.chain([first], inputs)
-        if _is_chat(first):
-            return (Chat(item) for item in rest)
-        return rest
+        return (Chat(item) if _is_chat(item) else item for item in rest)
     return inputs
 
 
