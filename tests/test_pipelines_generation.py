@@ -194,6 +194,15 @@ def test_eos_and_generation_config_defaults_equal_hf(checkpoints, tmp_path):
     assert_same(ours(PROMPTS, batch_size=2), theirs(PROMPTS, batch_size=2))
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"do_sample": False}, {"max_length": 30}, {"top_k": 5},
+                                    {"do_sample": False, "temperature": 0.3}, {"max_new_tokens": 4, "num_beams": 2}])
+def test_generate_arguments_and_defaults_equal_hf(pipes, kwargs):
+    """What reaches generate: the user's settings plus HF's pipeline defaults (max_new_tokens=256, do_sample=True,
+    temperature=0.7 only when sampling, none of max_new_tokens once max_length is set)."""
+    ours, theirs = pipes("llama")
+    assert ours.generation_kwargs(dict(kwargs)) == theirs._prepare_generate_kwargs(dict(kwargs))
+
+
 def test_sampling_is_reproducible_with_a_key(pipes):
     import jax
 
@@ -236,6 +245,8 @@ def test_model_without_causal_lm_head(checkpoints, tmp_path):
     torch.manual_seed(0)
     hf.BertForSequenceClassification(hf.BertConfig(vocab_size=99, hidden_size=8, num_hidden_layers=1,
                                                    num_attention_heads=2, intermediate_size=8)).save_pretrained(directory)
+    with pytest.raises(ValueError, match=r"AutoModelForCausalLM does not support model_type 'bert'"):
+        tj.pipeline("text-generation", model=str(directory), tokenizer=str(checkpoints["llama"]))
     model = tj.AutoModelForSequenceClassification.from_pretrained(directory)
     with pytest.raises(ValueError, match=r"'text-generation' pipeline needs a model that AutoModelForCausalLM loads.*"
                                          r"got a BertForSequenceClassification"):

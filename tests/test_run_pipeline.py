@@ -123,6 +123,39 @@ def test_question_answering_equals_the_pipeline_and_bad_lines_are_reported(tmp_p
     assert messages[8].startswith("line 8: ") and "question" in messages[8].lower()
 
 
+def test_text_generation_with_chats_equals_the_pipeline(tmp_path):
+    from parity import tiny_bpe_tokenizer
+
+    template = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
+                "{% if add_generation_prompt %}<s>assistant: {% endif %}")
+    tokenizer = tiny_bpe_tokenizer(TEXTS, 300, template)
+    config = tj.LlamaConfig.from_dict({
+        "vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
+        "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id})
+    directory = tmp_path / "tiny_llama"
+    tj.LlamaForCausalLM(config, seed=0).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    chat = [{"role": "user", "content": "I love this movie!"}]
+    lines = [json.dumps({"id": "c", "messages": chat}), json.dumps("The plot"), json.dumps({"id": "t", "text": "Meh."}),
+             json.dumps({"id": "bad", "messages": [{"role": "user"}]})]
+    source = _write_lines(tmp_path / "in.jsonl", lines)
+    out = tmp_path / "out.jsonl"
+    settings = {"max_new_tokens": 5, "do_sample": False}
+    status = _script_main()(["--task", "text-generation", "--model", str(directory), "--input", str(source),
+                             "--output", str(out), "--batch-size", "2", "--kwargs", json.dumps(settings),
+                             "--set", "return_full_text=false", "--no-progress", "--no-compilation-cache"])
+    assert status == 2
+    records = _read(out)
+    direct = tj.pipeline("text-generation", model=str(directory))
+    assert [r["id"] for r in records] == ["c", None, "t"]
+    for record, value in zip(records, [chat, "The plot", "Meh."]):
+        assert record["output"] == direct(value, return_full_text=False, **settings)
+        assert record["output"][0]["generated_text"]  # five new tokens, not an empty string
+    assert [e["line"] for e in _read(tmp_path / "out.jsonl.errors.jsonl")] == [4]
+
+
 # ----------------------------------------------------------------------------- resume
 class Killed(Exception):
     """Stands for the process being killed between two batches."""
