@@ -172,6 +172,27 @@ def test_prefix_and_stop_sequence_equal_hf(pipes):
     assert stop in cut[0]["generated_text"] and len(cut[0]["generated_text"]) < len(full)
 
 
+def test_hole_and_streamed_chats_equal_hf(checkpoints):
+    """handle_long_generation="hole" keeps the end of a prompt that leaves no room; chats streamed from a
+    generator (as from a dataset) are chats too."""
+    directory = str(checkpoints["llama"])
+    ours = tj.pipeline("text-generation", model=directory,
+                       tokenizer=tj.AutoTokenizer.from_pretrained(directory, model_max_length=20))
+    theirs = hf.pipeline("text-generation", model=directory, device="cpu",
+                         tokenizer=hf.AutoTokenizer.from_pretrained(directory, model_max_length=20))
+    prompt = "The quick brown fox jumps over the"  # 24 tokens: 12 are kept for 8 new ones
+    assert len(ours.tokenizer(prompt)["input_ids"]) + GREEDY["max_new_tokens"] > 20
+    kwargs = dict(GREEDY, handle_long_generation="hole", return_tensors=True)
+    result = ours(prompt, **kwargs)
+    assert_same(result, theirs(prompt, **kwargs))
+    assert len(result[0]["generated_token_ids"]) == 20
+    chats = [CHAT, [{"role": "user", "content": "Tell me about the sea"}]]
+    streamed = list(ours((c for c in chats), **GREEDY))
+    assert_same(streamed, list(theirs((c for c in chats), **GREEDY)))
+    column = tj.pipelines.KeyDataset([{"chat": c} for c in chats], "chat")  # a dataset column of chats
+    assert list(ours(column, **GREEDY)) == streamed
+
+
 def test_eos_and_generation_config_defaults_equal_hf(checkpoints, tmp_path):
     """A generation_config.json whose EOS is a token the model generates: both stop there, with its settings
     (greedy, max_new_tokens) used instead of the pipeline's defaults (sampling, 256 new tokens)."""

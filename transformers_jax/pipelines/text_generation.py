@@ -262,6 +262,8 @@ class TextGenerationPipeline(Pipeline):
         if max_length is not None and not truncation:
             tokenizer_kwargs.pop("max_length")  # only a generate setting then (HF's tokenizer ignores it too)
         tokenizer_kwargs.update(tokenizer_encode_kwargs or {})
+        if _is_chat(prompt_text):  # a chat inside a dataset or KeyDataset column
+            prompt_text = Chat(prompt_text)
         if isinstance(prompt_text, Chat):
             tokenizer_kwargs.pop("add_special_tokens", None)
             if continue_final_message is None:
