@@ -250,3 +250,46 @@ def test_console_command_dispatches_to_the_runner(monkeypatch):
     seen = []
     monkeypatch.setattr(serving.pipeline_batch, "main", lambda argv: seen.append(argv) or 0)
     assert main(["pipeline", "--task", "ner"]) == 0 and seen == [["--task", "ner"]]
+
+
+def test_sigkilled_run_resumes_every_line_once_in_order(classifier_dir, tmp_path):
+    """A real kill: a runner process SIGKILLed while it hangs after committing its second batch. While it holds
+    the output, a second runner is refused; the resumed run then gives the uninterrupted run's lines."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lines = [json.dumps({"id": i, "text": t}) for i, t in enumerate(TEXTS)]
+    source = _write_lines(tmp_path / "in.jsonl", lines)
+    main = _script_main()
+    reference = tmp_path / "reference.jsonl"
+    assert main(_args(classifier_dir, source, reference)) == 0
+    out = tmp_path / "out.jsonl"
+    hang = (
+        "import sys, time; sys.path.insert(0, %r); import transformers_jax as tj\n"
+        "from serving.pipeline_batch import run_pipeline_batch\n"
+        "pipe = tj.pipeline('text-classification', model=%r)\n"
+        "run_pipeline_batch(pipe, %r, %r, batch_size=2, progress=False,\n"
+        "                   on_batch_committed=lambda i, r: time.sleep(600) if i == 1 else None)\n"
+    ) % (str(ROOT), classifier_dir, str(source), str(out))
+    proc = subprocess.Popen([sys.executable, "-c", hang], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    parts = tmp_path / "out.jsonl.parts"
+    try:
+        deadline = time.time() + 240
+        while len(list(parts.glob("part-*.jsonl"))) < 2 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        with pytest.raises(RuntimeError, match="another batch run holds"):
+            main(_args(classifier_dir, source, out))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    committed = [json.loads(line) for part in sorted(parts.glob("part-*.jsonl")) for line in part.read_text().splitlines()]
+    assert [r["line"] for r in committed] == [1, 2, 3, 4] and not out.exists()
+    assert main(_args(classifier_dir, source, out)) == 0
+    records, expected = _read(out), _read(reference)
+    assert [(r["id"], r["line"]) for r in records] == [(r["id"], r["line"]) for r in expected]
+    for a, b in zip(records, expected):
+        assert_same_outputs(a["output"], b["output"])
