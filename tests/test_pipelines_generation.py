@@ -106,6 +106,11 @@ def test_registry_entry_equals_hf():
     assert entry["auto_model"] == "AutoModelForCausalLM"
 
 
+def test_task_is_inferred_from_a_causal_lm(checkpoints):
+    for name in ("llama", "gpt2"):
+        assert tj.pipeline(model=str(checkpoints[name])).task == "text-generation"
+
+
 # ----------------------------------------------------------------------------- outputs equal HF's
 @pytest.mark.parametrize("name", ["llama", "gpt2"])
 def test_string_and_batch_equal_hf(pipes, name):
