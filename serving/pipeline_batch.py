@@ -15,7 +15,8 @@ Output, one line per input line, in input order once a run completes::
     {"id": "r1", "line": 2, "output": <the pipeline's result for that input>}
 
 ``id`` is the line's ``id`` (null when it has none) and ``line`` its 1-based line number, which is what a
-result is keyed by (ids need not be unique). The task's parameters (``top_k``, ``max_new_tokens``...) are
+result is keyed by (ids need not be unique). ``output`` is the line's result as an item of a batched call
+(``pipe([...])[i]``: for text-classification without ``top_k`` the ``{"label", "score"}`` dict itself). The task's parameters (``top_k``, ``max_new_tokens``...) are
 given once for the whole run (``--set key=value``, ``--kwargs JSON``) and go to ``pipeline(...)``, so a bad one
 fails before any line runs. Numpy values in results are written as JSON numbers and lists.
 
@@ -335,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None, pipeline_factory: Callable | None = None) -> int:
     """``transformers-jax pipeline`` / ``scripts/run_pipeline.py``: build the pipeline and run the input file;
-    returns 0, or 2 when some lines were bad. ``pipeline_factory`` replaces ``transformers_jax.pipeline``."""
+    returns 0, 1 when the pipeline cannot be built (a message says why), or 2 when some lines were bad. ``pipeline_factory`` replaces ``transformers_jax.pipeline``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -351,7 +352,11 @@ def main(argv=None, pipeline_factory: Callable | None = None) -> int:
         from transformers_jax import pipeline as pipeline_factory
     extra = {k: v for k, v in (("tokenizer", args.tokenizer), ("revision", args.revision), ("dtype", args.dtype))
              if v is not None}
-    pipe = pipeline_factory(args.task, model=args.model, batch_size=args.batch_size, **extra, **settings)
+    try:
+        pipe = pipeline_factory(args.task, model=args.model, batch_size=args.batch_size, **extra, **settings)
+    except (ValueError, TypeError, OSError, NotImplementedError) as exc:
+        print(f"transformers-jax pipeline: cannot build the {args.task!r} pipeline: {exc}", file=sys.stderr)
+        return 1
     summary = run_pipeline_batch(pipe, args.input, args.output, batch_size=args.batch_size, errors_path=args.errors,
                                  progress=not args.no_progress)
     print(f"{summary.num_done} done, {summary.num_skipped} already done, {summary.num_errors} bad lines "

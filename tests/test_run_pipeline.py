@@ -242,6 +242,14 @@ def test_settings_and_input_forms():
         line_input({"id": [1], "text": "x"}, "text-classification")
 
 
+def test_a_pipeline_that_cannot_be_built_is_reported(tmp_path, capsys):
+    source = _write_lines(tmp_path / "in.jsonl", [json.dumps("x")])
+    assert _script_main()(["--task", "text-clasification", "--model", "unused", "--input", str(source),
+                           "--output", str(tmp_path / "out.jsonl"), "--no-compilation-cache"]) == 1
+    assert "cannot build the 'text-clasification' pipeline: Unknown task" in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_console_command_dispatches_to_the_runner(monkeypatch):
     import serving.pipeline_batch
     from transformers_jax_cli import COMMANDS, main, usage
