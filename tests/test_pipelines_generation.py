@@ -126,6 +126,8 @@ def test_string_and_batch_equal_hf(pipes, name):
     assert batched[0] == single
     assert_same(ours(PROMPTS[:3], return_full_text=False, **GREEDY),
                 theirs(PROMPTS[:3], return_full_text=False, **GREEDY))
+    for flags in ({"clean_up_tokenization_spaces": True}, {"skip_special_tokens": False, "return_text": True}):
+        assert_same(ours(PROMPTS[1], **flags, **GREEDY), theirs(PROMPTS[1], **flags, **GREEDY))
 
 
 def test_chats_equal_hf(pipes):
