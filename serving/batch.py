@@ -66,6 +66,7 @@ only for ids not yet committed (read on start), the run writes each id once, and
 after its rename but before deleting parts is repeated harmlessly because merging deduplicates by
 id. A lock file (``<output>.lock``, ``flock``) refuses a second runner on the same output.
 While a run is in progress, ``cat <output> <output>.parts/part-*.jsonl`` shows everything done so far.
+The store, its merge and the lock live in ``serving/jsonl_store.py``, shared with the pipeline runner.
 
 Determinism
 -----------
@@ -86,7 +87,6 @@ its batch: a resumed run equals an uninterrupted run with sampling too.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -98,7 +98,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from transformers_jax.file_utils import atomic_write
+from serving.jsonl_store import ResultStore, error_record, exclusive_lock, id_key, write_jsonl
 from transformers_jax.generation.buckets import bucket_size
 from transformers_jax.generation.configuration_utils import resolve_eos_token_ids
 from transformers_jax.generation.sampling import SamplingArgumentError, validate_sampling_args
@@ -129,7 +129,7 @@ class Request:
 
     @property
     def key(self) -> str:
-        return _id_key(self.id)
+        return id_key(self.id)
 
 
 @dataclasses.dataclass
@@ -155,9 +155,6 @@ class InputError(ValueError):
     pass
 
 
-def _id_key(value: Any) -> str:
-    # "1" and 1 are different ids; json.dumps keeps them apart and is hashable.
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _is_int(value: Any) -> bool:
@@ -220,18 +217,16 @@ def _collect(entries: Iterable[tuple[int, Any]], source: str) -> tuple[list[Requ
             if isinstance(obj, dict) and (isinstance(obj.get("id"), str) or _is_int(obj.get("id"))):
                 ident = obj["id"]
             fields = _validate(obj)
-            key = _id_key(fields["id"])
+            key = id_key(fields["id"])
             if key in first_seen:
                 raise InputError(f"duplicate id {fields['id']!r} (first seen on {source} {first_seen[key]})")
             first_seen[key] = position
             requests.append(Request(line=position, source=source, **fields))
         except InputError as exc:
-            errors.append(_error_record(source, position, ident, str(exc)))
+            errors.append(error_record(source, position, ident, str(exc)))
     return requests, errors
 
 
-def _error_record(source: str, position: int, ident: Any, message: str) -> dict:
-    return {source: position, "id": ident, "error": f"{source} {position}: {message}"}
 
 
 def parse_input(lines: Iterable[str]) -> tuple[list[Request], list[dict]]:
@@ -279,93 +274,6 @@ def _read_requests(inputs) -> tuple[list[Request], list[dict]]:
     if hasattr(inputs, "with_format"):  # datasets objects: python values, whatever format they were given in
         inputs = inputs.with_format(None)
     return parse_rows(inputs)
-
-
-# -- files -----------------------------------------------------------------------------------------------------------
-
-
-
-
-def _read_result_lines(path: Path) -> list[tuple[str, str]]:
-    """(id key, line) for each line of a committed output/part file."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            if not line.endswith("\n"):
-                raise RuntimeError(f"{path}:{number}: incomplete last line; this file was not written by the batch runner")
-            try:
-                record = json.loads(line)
-                key = _id_key(record["id"])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise RuntimeError(f"{path}:{number}: not a result line ({exc}); refusing to resume over it") from None
-            out.append((key, line))
-    return out
-
-
-class _Store:
-    """The committed output: ``<output>`` plus ``<output>.parts/part-*.jsonl`` (see the module docstring)."""
-
-    def __init__(self, output: Path):
-        self.output = output
-        self.parts = output.with_name(output.name + ".parts")
-        self.next_part = 0
-
-    def _part_files(self) -> list[Path]:
-        if not self.parts.is_dir():
-            return []
-        return sorted(p for p in self.parts.iterdir() if p.name.startswith("part-") and p.name.endswith(".jsonl"))
-
-    def clean_temporaries(self) -> None:
-        for tmp in self.output.parent.glob(f".{self.output.name}.*.tmp"):  # atomic_write's temporaries
-            tmp.unlink(missing_ok=True)
-        if self.parts.is_dir():
-            for p in self.parts.iterdir():
-                if p.name.endswith(".tmp"):
-                    p.unlink()
-
-    def merge(self, order: dict[str, int]) -> set[str]:
-        """Fold the part files into ``<output>`` (dedup by id, input order); returns the committed ids."""
-        lines: dict[str, str] = {}
-        sources = ([self.output] if self.output.exists() else []) + self._part_files()
-        for source in sources:
-            for key, line in _read_result_lines(source):
-                lines.setdefault(key, line)
-        parts = self._part_files()
-        if parts or self.output.exists():
-            big = len(order)
-            ranked = sorted(enumerate(lines.items()), key=lambda item: (order.get(item[1][0], big), item[0]))
-            data = "".join(line for _, (_, line) in ranked).encode("utf-8")
-            if not self.output.exists() or parts or self.output.read_bytes() != data:
-                atomic_write(self.output, data)
-            for p in parts:
-                p.unlink()
-            if self.parts.is_dir() and not any(self.parts.iterdir()):
-                self.parts.rmdir()
-        return set(lines)
-
-    def commit(self, records: Sequence[dict]) -> None:
-        """Commit one batch of result records as a new part file (atomic)."""
-        self.parts.mkdir(exist_ok=True)
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-        atomic_write(self.parts / f"part-{self.next_part:08d}.jsonl", data)
-        self.next_part += 1
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path):
-    import fcntl
-
-    with open(path, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RuntimeError(f"another batch run holds {path}; refusing to write the same output twice") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # -- generation ------------------------------------------------------------------------------------------------------
@@ -502,14 +410,14 @@ def run_batch(
         try:
             request.input_ids = _tokenize(request, tokenizer)
         except Exception as exc:  # a chat template may raise on odd roles
-            errors.append(_error_record(request.source, request.line, request.id, f"cannot tokenize: {exc}"))
+            errors.append(error_record(request.source, request.line, request.id, f"cannot tokenize: {exc}"))
             continue
         budget = request.max_new_tokens if request.max_new_tokens is not None else max_new_tokens
         if not request.input_ids:
-            errors.append(_error_record(request.source, request.line, request.id,
+            errors.append(error_record(request.source, request.line, request.id,
                                         "the prompt is empty after tokenization"))
         elif limit is not None and len(request.input_ids) + budget > limit:
-            errors.append(_error_record(request.source, request.line, request.id, (
+            errors.append(error_record(request.source, request.line, request.id, (
                 f"{len(request.input_ids)} prompt tokens + {budget} new tokens exceed the model's {limit} positions")))
         else:
             valid.append(request)
@@ -522,10 +430,10 @@ def run_batch(
     eos = set(eos_ids)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids[0] if eos_ids else 0)
 
-    store = _Store(output_path)
+    store = ResultStore(output_path)
     lock_path = output_path.with_name(output_path.name + ".lock")
-    with _exclusive_lock(lock_path):
-        atomic_write(errors_path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors).encode("utf-8"))
+    with exclusive_lock(lock_path):
+        write_jsonl(errors_path, errors)
         store.clean_temporaries()
         done_ids = store.merge(order)
         pending = [r for r in valid if r.key not in done_ids]

@@ -14,7 +14,7 @@ import pytest
 
 import transformers_jax as tj
 from parity import tiny_bpe_tokenizer
-from serving import batch as B
+from serving.jsonl_store import ResultStore, id_key
 from serving.batch import run_batch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,15 +237,15 @@ def test_merge_after_interrupted_merge_keeps_each_id_once(tmp_path):
     parts.mkdir()
     (parts / "part-00000000.jsonl").write_text('{"id": 2, "text": "b"}\n{"id": 3, "text": "c"}\n')  # already merged
     (parts / "part-00000001.jsonl.tmp").write_text('{"id": 4, "te')                                   # killed mid-write
-    store = B._Store(out)
+    store = ResultStore(out)  # the store both runners share (serving/jsonl_store.py)
     store.clean_temporaries()
-    done = store.merge({B._id_key(i): pos for pos, i in enumerate((3, 1, 2, 4))})
+    done = store.merge({id_key(i): pos for pos, i in enumerate((3, 1, 2, 4))})
     assert done == {"1", "2", "3"}
     assert [r["id"] for r in _read(out)] == [3, 1, 2]
     assert not parts.exists()
     out.write_text('{"id": 1, "text": "a"}\n{"id": 2, "te')
     with pytest.raises(RuntimeError, match="incomplete last line"):
-        B._Store(out).merge({})
+        ResultStore(out).merge({})
 
 
 def _cli(*args):

@@ -3,6 +3,7 @@
     transformers-jax serve     OpenAI-compatible HTTP server over the continuous-batching engine
     transformers-jax chat      talk to a chat model in the terminal (replies stream)
     transformers-jax generate  batch generation: JSONL or a dataset in, JSONL out (resumable)
+    transformers-jax pipeline  any pipeline task over a JSONL file, JSONL out (resumable)
     transformers-jax convert   checkpoints between orbax, Hugging Face (safetensors, Flax) and GGUF
     transformers-jax finetune  fine-tune a sequence classifier from a YAML recipe
     transformers-jax pretrain  pre-train (masked or causal LM) from a YAML recipe
@@ -20,6 +21,7 @@ COMMANDS = {
     "serve": ("serving.cli", "serve_main", "OpenAI-compatible HTTP server over the continuous-batching engine"),
     "chat": ("serving.cli", "chat_main", "talk to a chat model in the terminal (replies stream)"),
     "generate": ("serving.cli", "generate_main", "batch generation: JSONL or a dataset in, JSONL out (resumable)"),
+    "pipeline": ("serving.pipeline_batch", "main", "any pipeline task over a JSONL file, JSONL out (resumable)"),
     "convert": ("train.convert", "main", "convert checkpoints: orbax, Hugging Face safetensors and Flax, GGUF"),
     "finetune": ("train.finetune", "main", "fine-tune a sequence classifier from a YAML recipe"),
     "pretrain": ("train.pretrain", "main", "pre-train a masked or causal LM from a YAML recipe"),

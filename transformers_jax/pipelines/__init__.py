@@ -38,6 +38,12 @@ SUPPORTED_TASKS: dict[str, dict] = {
         "default": {"model": ("distilbert/distilroberta-base", "fb53ab8")},
         "type": "text",
     },
+    "text-generation": {
+        "impl": "text_generation:TextGenerationPipeline",
+        "auto_model": "AutoModelForCausalLM",
+        "default": {"model": ("HuggingFaceTB/SmolLM3-3B", "a07cc9a")},
+        "type": "text",
+    },
     "zero-shot-classification": {
         "impl": "zero_shot_classification:ZeroShotClassificationPipeline",
         "auto_model": "AutoModelForSequenceClassification",
@@ -64,6 +70,7 @@ _TASK_OF_AUTO_MODEL = {
     "AutoModelForMaskedLM": "fill-mask",
     "AutoModelForTokenClassification": "token-classification",
     "AutoModelForQuestionAnswering": "question-answering",
+    "AutoModelForCausalLM": "text-generation",
     "AutoModel": "feature-extraction",
 }
 
@@ -192,7 +199,7 @@ def pipeline(task: str | None = None, model=None, config=None, tokenizer=None, r
     Args:
         task: a task name or alias (``"text-classification"``/``"sentiment-analysis"``, ``"fill-mask"``,
             ``"feature-extraction"``, ``"zero-shot-classification"``, ``"token-classification"``/``"ner"``,
-            ``"question-answering"``). When None, it is read from the model (its class, or the
+            ``"question-answering"``, ``"text-generation"``). When None, it is read from the model (its class, or the
             ``architectures`` in its config.json).
         model: a local directory or hub repo id (loaded with the Auto class the task needs), or a model
             object of this library (whose head must fit the task). None: the task's default checkpoint
