@@ -28,15 +28,13 @@ from train.cli import shipped_minilm_dir as minilm_dir  # noqa: E402
 def sentence_embeddings():
     sentences = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby.",
                  "A monkey is playing drums."]
-    tokenizer = tj.AutoTokenizer.from_pretrained(minilm_dir())
-    model = tj.AutoModel.from_pretrained(minilm_dir())
-    batch = tokenizer(sentences, padding=True, truncation=True, return_tensors="jax")
-    hidden = model(**batch).last_hidden_state  # [B, T, D]
-    mask = batch["attention_mask"][..., None].astype(hidden.dtype)
-    embeddings = (hidden * mask).sum(1) / mask.sum(1)
-    embeddings = embeddings / jnp.linalg.norm(embeddings, axis=-1, keepdims=True)
-    similarity = np.asarray(embeddings @ embeddings.T)
-    print(f"all-MiniLM-L6-v2: {model.num_parameters():,} parameters, embeddings {tuple(embeddings.shape)}")
+    extractor = tj.pipeline("feature-extraction", model=str(minilm_dir()), batch_size=4)
+    token_vectors = extractor(sentences, return_tensors=True)  # one [1, T, D] array per sentence
+    embeddings = np.stack([np.asarray(v)[0].mean(axis=0) for v in token_vectors])  # mean pooling
+    embeddings /= np.linalg.norm(embeddings, axis=-1, keepdims=True)
+    similarity = embeddings @ embeddings.T
+    print(f"all-MiniLM-L6-v2 through pipeline('feature-extraction'): {extractor.model.num_parameters():,} "
+          f"parameters, sentence embeddings {embeddings.shape}, cosine similarities:")
     for i, sentence in enumerate(sentences):
         print(f"  {sentence:<36}" + " ".join(f"{s:5.2f}" for s in similarity[i]))
 
@@ -56,6 +54,12 @@ def next_tokens():
         print(f"  {tokenizer.decode([int(token)])!r:>14}  p={float(probs[token]):.3f}")
     answer = chat(model, tokenizer, messages, max_new_tokens=48, do_sample=False)
     print(f"  generate(): {answer!r}")
+    generator = tj.pipeline("text-generation", model=model, tokenizer=tokenizer)
+    chats = [[{"role": "user", "content": question}] for question in
+             ("What is the capital of France?", "Name three primary colors.")]
+    for messages, result in zip(chats, generator(chats, max_new_tokens=32, do_sample=False, batch_size=2)):
+        reply = result[0]["generated_text"][-1]["content"]
+        print(f"  pipeline('text-generation'): {messages[0]['content']!r} -> {reply!r}")
 
 
 def gemma3_completion():
@@ -106,11 +110,17 @@ def fine_tune():
         after = trainer.evaluate()
         trainer.save_model(Path(out) / "final")
         exported = sorted(f.name for f in (Path(out) / "final").iterdir())
+        classifier = tj.pipeline("text-classification", model=str(Path(out) / "final"))
+        probes = ["Does the museum open on Sundays?", "The museum does open on Sundays."]
+        verdicts = classifier(probes)
     print(f"\nFine-tuning all-MiniLM-L6-v2 as a question/statement classifier ({len(train)} training sentences, "
           f"{result.global_step} steps on {trainer.mesh.size} device(s))")
     print(f"  held-out accuracy {before['eval_accuracy']:.2f} -> {after['eval_accuracy']:.2f}, "
           f"eval loss {before['eval_loss']:.3f} -> {after['eval_loss']:.3f}")
     print(f"  exported for PyTorch: {', '.join(exported)}")
+    for text, verdict in zip(probes, verdicts):
+        print(f"  pipeline('text-classification') on the export: {text!r} -> {verdict['label']} "
+              f"({verdict['score']:.2f})")
 
 
 if __name__ == "__main__":
