@@ -122,3 +122,19 @@ def test_auto_classes_pick_smollm3(tmp_path):
 def test_unsupported_configs_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         tj.SmolLM3Config(**TINY, **kwargs)
+
+
+def test_smollm3_3b_checkpoint_layout_matches_hf():
+    """The full-size model's checkpoint names and shapes (HF's built on the meta device, so nothing is
+    allocated): 3.08B parameters, lm_head tied to the embeddings and left out of the checkpoint."""
+    import torch
+
+    config = tj.SmolLM3Config.from_dict(SMOLLM3_3B)
+    ours = {name: key.shape for name, key in tj.SmolLM3ForCausalLM._torch_keys(config).items()}
+    hf_config = hf.SmolLM3Config(**{k: v for k, v in SMOLLM3_3B.items() if k not in ("model_type", "architectures")})
+    with torch.device("meta"):
+        theirs = hf.SmolLM3ForCausalLM(hf_config)
+    want = {name: tuple(p.shape) for name, p in theirs.state_dict().items() if name != "lm_head.weight"}
+    assert ours == want
+    assert tj.SmolLM3ForCausalLM.tied_weights(config) == {"lm_head.weight": "model.embed_tokens.weight"}
+    assert round(sum(int(np.prod(s)) for s in ours.values()) / 1e9, 2) == 3.08
