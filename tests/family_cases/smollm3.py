@@ -2,7 +2,9 @@
 ``no_rope_layer_interval`` (2: layers 1 and 3 of 4 are NoPE) with ``use_sliding_window`` making
 exactly those NoPE layers slide over 6 tokens (shorter than the prompts), or an explicit
 ``no_rope_layers`` with an explicit ``layer_types`` where a RoPE layer slides, untied embeddings
-and a RoPE base other than the default; GQA."""
+and a RoPE base other than the default; or sliding layers from ``layer_types`` alone (no
+``use_sliding_window``), which Hugging Face's eager/SDPA attention still slides (its mask reads
+``sliding_window`` and ``layer_types`` only); GQA."""
 import transformers as hf
 
 from family_cases import Family
@@ -19,7 +21,11 @@ FAMILY = Family(
              "explicit_untied": dict(BASE, num_hidden_layers=3, no_rope_layers=[0, 1, 1], tie_word_embeddings=False,
                                      use_sliding_window=True, sliding_window=5, rope_parameters={
                                          "rope_type": "default", "rope_theta": 50.0},
-                                     layer_types=["full_attention", "sliding_attention", "full_attention"])},
-    parity=[*((f"SmolLM3{h}", "nope_sliding") for h in HEADS), ("SmolLM3ForCausalLM", "explicit_untied")],
+                                     layer_types=["full_attention", "sliding_attention", "full_attention"]),
+             "types_without_flag": dict(BASE, sliding_window=6, no_rope_layers=[1, 0, 0, 1],
+                                        layer_types=["sliding_attention", "sliding_attention", "full_attention",
+                                                     "full_attention"])},
+    parity=[*((f"SmolLM3{h}", "nope_sliding") for h in HEADS), ("SmolLM3ForCausalLM", "explicit_untied"),
+            ("SmolLM3Model", "types_without_flag")],
     generation_config="nope_sliding",
 )
