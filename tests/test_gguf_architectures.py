@@ -2,11 +2,11 @@
 writes them, against Hugging Face's own GGUF loader on the same file (or, where that loader is lossy or
 lacks the architecture, against the Hugging Face model the file was written from; see ORACLE).
 
-A tiny random Hugging Face model per architecture (hidden 32-64, 2 layers) is written as F32 GGUF with
+A tiny random Hugging Face model per architecture (hidden 32-64, 2 layers; SmolLM3 4, so that one is NoPE) is written as F32 GGUF with
 gguf-py's ``GGUFWriter``: llama.cpp's metadata keys, its tensor names (gguf-py's own ``TensorNameMap``,
-what the converter uses) and its value changes (llama q/k row permutation, Gemma norms as ``1 + w``,
+what the converter uses) and its value changes (llama and smollm3 q/k row permutation, Gemma norms as ``1 + w``,
 GPT-2 kernels transposed and the output matrix written out), plus a tokenizer of the kind that
-architecture uses (SentencePiece-style for llama/mistral/phi3/gemma*, byte-level BPE for gpt2/qwen2/qwen3)
+architecture uses (SentencePiece-style for llama/mistral/phi3/gemma*, byte-level BPE for gpt2/qwen2/qwen3/smollm3)
 with a chat template. The quantization types are covered on a separate file at the end.
 """
 import numpy as np
@@ -199,12 +199,18 @@ CASES = {
     "phi3": ("phi3", "phi3", transformers.Phi3Config, dict(COMMON, tie_word_embeddings=False, pad_token_id=None,
                                                            original_max_position_embeddings=128), _phi3_keys),
     "gpt2": ("gpt2", "gpt2", transformers.GPT2Config, dict(n_embd=32, n_layer=2, n_head=4, n_positions=1024), _gpt2_keys),
+    # llama.cpp writes SmolLM3 as llama (permuted q/k, no head_dim key as HF's config has none); its 4th
+    # layer is a NoPE layer, which the file does not say (llama.cpp fixes the interval at 4).
+    "smollm3": ("smollm3", "qwen", transformers.SmolLM3Config, dict(COMMON, num_hidden_layers=4, tie_word_embeddings=True,
+                                                                           pad_token_id=None, bos_token_id=None, eos_token_id=None),
+                lambda w, c: _text_keys(w, c, head_dim=False, rope_dim=True)),
 }
 
 # Which model the logits are compared with. "gguf": Hugging Face's GGUF load of the same file.
 # "source": the Hugging Face model the file was written from, because Hugging Face's GGUF loader gets
 # the file wrong (see test_where_hf_gguf_loader_is_lossy for each).
-ORACLE = {"gemma": "source", "gemma2": "source", "gemma3": "source", "qwen3": "source"}
+ORACLE = {"gemma": "source", "gemma2": "source", "gemma3": "source", "qwen3": "source", "smollm3": "source"}
+NO_HF_GGUF_MODEL = ("gemma", "qwen3", "smollm3")  # HF's GGUF loader cannot build these (smollm3: not an architecture it has)
 
 
 def _llamacpp_permute(w, n_head):
@@ -243,9 +249,9 @@ def write_model(path, name):
         stem, suffix = hf_name.rsplit(".", 1)
         new = names.get_name(stem)
         assert new is not None, hf_name
-        if arch == "llama" and new.endswith("attn_q"):
+        if arch in ("llama", "smollm3") and new.endswith("attn_q"):
             w = _llamacpp_permute(w, config.num_attention_heads)
-        if arch == "llama" and new.endswith("attn_k"):
+        if arch in ("llama", "smollm3") and new.endswith("attn_k"):
             w = _llamacpp_permute(w, config.num_key_value_heads)
         if gemma and stem.endswith("norm"):
             w = w + 1
@@ -277,9 +283,9 @@ def loaded(files):
         ours = tj.AutoModelForCausalLM.from_pretrained(root, gguf_file=file)
         tokenizer = tj.AutoTokenizer.from_pretrained(root, gguf_file=file)
         hf = hf_tok = None
-        if name != "gemma":  # HF's GGUF loader has no gemma architecture
+        if name not in ("gemma", "smollm3"):  # HF's GGUF loader has no gemma or smollm3 architecture
             hf_tok = transformers.AutoTokenizer.from_pretrained(root, gguf_file=file)
-        if name not in ("gemma", "qwen3"):  # qwen3: HF's load fails on this file (head_dim 16)
+        if name not in NO_HF_GGUF_MODEL:  # qwen3: HF's load fails on this file (head_dim 16)
             hf = transformers.AutoModelForCausalLM.from_pretrained(root, gguf_file=file).eval()
             hf.set_attn_implementation("eager")
         out[name] = (ours, tokenizer, hf, hf_tok)
@@ -316,7 +322,7 @@ def test_state_dict_and_config_equal_the_source(name, files):
     fields = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads"]
     if name != "gpt2":
         fields += ["intermediate_size", "num_key_value_heads", "rms_norm_eps", "tie_word_embeddings"]
-    if name not in ("gpt2", "qwen2", "phi3"):
+    if name not in ("gpt2", "qwen2", "phi3", "smollm3"):
         fields += ["head_dim"]
     if name.startswith("gemma"):
         fields += ["hidden_activation"] if name != "gemma" else ["hidden_act"]
@@ -324,6 +330,9 @@ def test_state_dict_and_config_equal_the_source(name, files):
         fields += ["query_pre_attn_scalar", "sliding_window", "final_logit_softcapping", "layer_types"]
     model = tj.AutoModelForCausalLM.from_pretrained(root, gguf_file=f"{name}.gguf") if ours is None else None
     ours = ours or model.config
+    if name == "smollm3":  # no head_dim in HF's config; the NoPE layers are llama.cpp's fixed every-4th
+        fields += ["no_rope_layers", "layer_types"]
+        assert ours.head_dim == c.hidden_size // c.num_attention_heads and c.no_rope_layers == [1, 1, 1, 0]
     if name == "gpt2":  # llama.cpp writes GPT-2's output matrix out, so the file's model is untied
         assert ours.tie_word_embeddings is False and ours.n_inner == 4 * c.n_embd and ours.n_positions == c.n_positions
     for field in fields:
@@ -334,8 +343,8 @@ def test_state_dict_and_config_equal_the_source(name, files):
 @pytest.mark.parametrize("name", list(CASES))
 def test_tokenizer_and_chat_template_equal_hf(name, loaded):
     _, tokenizer, _, reference = loaded[name]
-    if reference is None:  # gemma: HF cannot read the file; the gemma2 file has the same tokenizer metadata
-        reference = loaded["gemma2"][3]
+    if reference is None:  # HF cannot read the file; another file has the same tokenizer metadata
+        reference = loaded[{"gemma": "gemma2", "smollm3": "qwen2"}[name]][3]
     for text in TEXTS:
         ids = tokenizer(text)["input_ids"]
         assert ids == reference(text)["input_ids"], text
@@ -351,7 +360,7 @@ def test_tokenizer_and_chat_template_equal_hf(name, loaded):
 def test_where_hf_gguf_loader_is_lossy(files, loaded):
     """Hugging Face's GGUF loader (transformers 5.x, legacy path) gets these files wrong; we read them right:
 
-    * ``gemma``: not a supported architecture at all (ValueError).
+    * ``gemma``, ``smollm3``: not supported architectures at all (ValueError).
     * ``gemma2``/``gemma3``: ``query_pre_attn_scalar`` is not in GGUF; HF keeps its config default (256)
       whatever the head size, where llama.cpp scales queries by ``head_dim ** -0.5`` (27B: hidden/heads).
     * ``gemma2``: ``attn_logit_softcapping``/``final_logit_softcapping`` from the file are ignored (defaults kept).
@@ -361,8 +370,9 @@ def test_where_hf_gguf_loader_is_lossy(files, loaded):
     * ``rope.scaling.*`` is dropped for every architecture but gpt-oss (tests/test_gguf.py's linear-scaling file).
     """
     root, sources = files
-    with pytest.raises(ValueError, match="gemma"):
-        transformers.AutoConfig.from_pretrained(root, gguf_file="gemma.gguf")
+    for name in ("gemma", "smollm3"):
+        with pytest.raises(ValueError, match=f"architecture {name} is not supported"):
+            transformers.AutoConfig.from_pretrained(root, gguf_file=f"{name}.gguf")
     for name in ("gemma2", "gemma3"):
         hf = loaded[name][2]
         assert hf.config.query_pre_attn_scalar == 256 != sources[name].config.query_pre_attn_scalar

@@ -338,6 +338,11 @@ LLAMA = GGUFArchitecture(
     tensor_fixups={"attn_q": unpermute_rows("num_attention_heads"), "attn_k": unpermute_rows("num_key_value_heads")},
 )
 
+# SmolLM3: llama.cpp converts it as llama (same tensors, q/k rows permuted) and fixes its NoPE layers in
+# code (every 4th layer, no metadata key), which is Hugging Face's no_rope_layer_interval=4; no sliding window.
+SMOLLM3 = dataclasses.replace(LLAMA, name="smollm3", model_type="smollm3", hf_class="SmolLM3ForCausalLM",
+                              config_fixups=(*LLAMA.config_fixups, constant(no_rope_layer_interval=4)))
+
 # Qwen2 has q/k/v biases (always, in Hugging Face's class) and its q/k rows are stored unpermuted.
 QWEN2 = GGUFArchitecture(
     name="qwen2",
@@ -468,7 +473,7 @@ GPT2 = GGUFArchitecture(
 
 #: ``general.architecture`` value -> its entry.
 ARCHITECTURES: dict[str, GGUFArchitecture] = {
-    arch.name: arch for arch in (LLAMA, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3, PHI3, GPT2)
+    arch.name: arch for arch in (LLAMA, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3, PHI3, GPT2, SMOLLM3)
 }
 SUPPORTED_ARCHITECTURES = tuple(ARCHITECTURES)
 

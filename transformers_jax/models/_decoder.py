@@ -12,10 +12,11 @@ A family says how it differs through its config class:
   ``attn_logit_softcapping``, ``final_logit_softcapping``, per-layer-type ``rope_parameters``,
   ``attention_out_bias`` (o_proj's bias where it differs from ``attention_bias``: Qwen2);
 * methods of :class:`DecoderConfig` it may override: ``decoder_layer_types()``,
+  ``rope_layers()`` (which layers rotate q and k: SmolLM3's NoPE layers do not),
   ``attention_scales()`` (per layer), ``dropout_rates()``, ``mlp_activation()`` (Gemma 2/3 read
   ``hidden_activation``) and ``attention_softcap()``.
 
-Per-layer differences (a layer's window, its RoPE table, its attention scale) are arrays with a
+Per-layer differences (a layer's window, its RoPE table or none, its attention scale) are arrays with a
 leading layer axis fed to the one ``lax.scan``, never Python branches that unroll it.
 """
 from __future__ import annotations
@@ -80,6 +81,10 @@ class DecoderArchitecture:
         if layer_type in rope and isinstance(rope[layer_type], dict):
             return rope[layer_type]
         return rope
+
+    def rope_layers(self) -> np.ndarray:
+        """1 where a layer applies RoPE to queries and keys, 0 where it uses none (NoPE) [L]; all 1 by default."""
+        return np.ones((self.num_hidden_layers,), np.int32)
 
     def attention_scales(self) -> np.ndarray:
         """The factor on q.k per layer [L] (``head_dim ** -0.5`` unless the family says otherwise)."""
@@ -239,12 +244,16 @@ def _rope_tables(config: DecoderConfig, position_ids, dtype):
 
 def per_layer_inputs(config: DecoderConfig) -> dict:
     """The arrays that make layers differ, each with a leading layer axis: ``window`` (slots a query
-    sees), ``sliding`` (1 where the layer uses the sliding window and its RoPE table), ``scale``."""
+    sees), ``sliding`` (1 where the layer uses the sliding window and its RoPE table), ``rope`` (0 where
+    the layer applies no RoPE), ``scale``."""
     types = config.decoder_layer_types()
     window = getattr(config, "sliding_window", None) or GLOBAL_WINDOW
     sliding = np.array([t == SLIDING for t in types], np.int32)
+    rope = np.asarray(config.rope_layers(), np.int32)
+    if rope.shape != (config.num_hidden_layers,):
+        raise ValueError(f"rope_layers() has shape {rope.shape} for {config.num_hidden_layers} layers")
     return {"window": np.where(sliding == 1, window, GLOBAL_WINDOW).astype(np.int32), "sliding": sliding,
-            "scale": np.asarray(config.attention_scales(), np.float32)}
+            "rope": rope, "scale": np.asarray(config.attention_scales(), np.float32)}
 
 
 def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, position_ids, output_hidden_states,
@@ -292,6 +301,9 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
             q, k = _norm(config, p["q_norm"], q), _norm(config, p["k_norm"], k)
         if cos is not None:
             layer_cos, layer_sin = cos[layer_in["sliding"]], sin[layer_in["sliding"]]
+            # A NoPE layer rotates by nothing: cos 1 and sin 0 leave q and k exactly as they are.
+            use_rope = layer_in["rope"] == 1
+            layer_cos, layer_sin = jnp.where(use_rope, layer_cos, 1), jnp.where(use_rope, layer_sin, 0)
             q, k = L.apply_rotary(q, layer_cos, layer_sin), L.apply_rotary(k, layer_cos, layer_sin)
         if layer_cache is not None:
             layer_cache, k, v = L.kv_cache.write(layer_cache, layer_in["index"], cache_index, k, v)
