@@ -118,6 +118,15 @@ class EncoderArchitecture:
         """The padding id that ``"padding_offset"`` positions count from (MPNet fixes it at 1)."""
         return self.pad_token_id
 
+    def summary_dropout_rates(self) -> tuple[float, float]:
+        """Dropout (before ``classifier.dense``, before ``classifier.out_proj``) of the "dense" summary."""
+        rate = self.classifier_dropout_rate()
+        return rate, rate
+
+    def sequence_classification_loss(self, logits, labels):
+        """The loss of sequence classifiers (Hugging Face's problem types; a family may override)."""
+        return sequence_classification_loss(logits, labels, self)
+
     def classifier_dropout_rate(self) -> float:
         """Dropout before classifier heads (``classifier_dropout``, else the hidden dropout)."""
         rate = getattr(self, "classifier_dropout", None)
@@ -354,21 +363,26 @@ def _linear(config, num_out: int) -> dict:
     return dense_spec(config.hidden_size, num_out, "embed", None, True, config.initializer_range)
 
 
-def summary_specs(config, num_out: int) -> dict:
+def summary_specs(config, num_out: int, summary: str | None = None) -> dict:
     """The ``classifier`` of a sequence-level head: a linear layer over the pooler's output, or
-    (``sequence_summary == "dense"``) ``dense`` + ``out_proj`` over the first token."""
-    if config.sequence_summary == "dense":
+    (``summary == "dense"``, default ``config.sequence_summary``) ``dense`` + ``out_proj`` over the
+    first token."""
+    if (summary or config.sequence_summary) == "dense":
         return {"dense": _linear(config, config.hidden_size), "out_proj": _linear(config, num_out)}
     return _linear(config, num_out)
 
 
-def summary_logits(classifier, config, base_output, dropout_rng):
-    """Sequence-level logits [B, num_out] from the base output (see :func:`summary_specs`)."""
-    if config.sequence_summary == "dense":
-        x = classifier_dropout(config, base_output.last_hidden_state[:, 0], dropout_rng)
+def summary_logits(classifier, config, base_output, dropout_rng, summary: str | None = None):
+    """Sequence-level logits [B, num_out] from the base output (see :func:`summary_specs`). The
+    "dense" summary is dropout -> ``dense`` -> ``dense_summary_activation`` -> dropout ->
+    ``out_proj`` over the first token, with the rates of ``config.summary_dropout_rates()``."""
+    if (summary or config.sequence_summary) == "dense":
+        before, after = config.summary_dropout_rates()
+        keys = (None, None) if dropout_rng is None else (jax.random.fold_in(dropout_rng, 1 << 30),
+                                                         jax.random.fold_in(dropout_rng, 7))
+        x = L.dropout(base_output.last_hidden_state[:, 0], before, keys[0])
         x = L.activation(config.dense_summary_activation)(L.dense(classifier["dense"], x))
-        x = classifier_dropout(config, x, None if dropout_rng is None else jax.random.fold_in(dropout_rng, 7))
-        return L.dense(classifier["out_proj"], x)
+        return L.dense(classifier["out_proj"], L.dropout(x, after, keys[1]))
     return L.dense(classifier, classifier_dropout(config, base_output.pooler_output, dropout_rng))
 
 
@@ -473,7 +487,7 @@ class EncoderForSequenceClassification(EncoderPreTrainedModel):
         out = cls._base(params, config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
                         output_hidden_states, output_attentions, dropout_rng)
         logits = summary_logits(params["classifier"], config, out, dropout_rng)
-        loss = sequence_classification_loss(logits, labels, config) if labels is not None else None
+        loss = config.sequence_classification_loss(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits, **extras(out))
 
 
@@ -531,9 +545,7 @@ class EncoderForMultipleChoice(EncoderPreTrainedModel):
 
     @classmethod
     def head_specs(cls, config):
-        if cls._summary(config) == "dense":
-            return {"classifier": {"dense": _linear(config, config.hidden_size), "out_proj": _linear(config, 1)}}
-        return {"classifier": _linear(config, 1)}
+        return {"classifier": summary_specs(config, 1, cls._summary(config))}
 
     @classmethod
     def forward(cls, params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
@@ -545,14 +557,7 @@ class EncoderForMultipleChoice(EncoderPreTrainedModel):
 
         out = cls._base(params, config, flat(input_ids), flat(attention_mask), flat(token_type_ids),
                         flat(position_ids), head_mask, output_hidden_states, output_attentions, dropout_rng)
-        if cls._summary(config) == "dense":
-            head = params["classifier"]
-            x = classifier_dropout(config, out.last_hidden_state[:, 0], dropout_rng)
-            x = L.activation(config.dense_summary_activation)(L.dense(head["dense"], x))
-            logits = L.dense(head["out_proj"], classifier_dropout(config, x, None if dropout_rng is None
-                                                                  else jax.random.fold_in(dropout_rng, 7)))
-        else:
-            logits = L.dense(params["classifier"], classifier_dropout(config, out.pooler_output, dropout_rng))
+        logits = summary_logits(params["classifier"], config, out, dropout_rng, cls._summary(config))
         logits = logits.reshape(batch, choices)
         loss = cross_entropy(logits, labels) if labels is not None else None
         return MultipleChoiceModelOutput(loss=loss, logits=logits, **extras(out))

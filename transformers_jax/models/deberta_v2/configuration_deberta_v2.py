@@ -24,6 +24,7 @@ class DebertaV2Config(EncoderArchitecture, PretrainedConfig):
     embeddings_project_bias = False  # embeddings.embed_proj is a Linear without bias
     mask_embeddings = True
     has_pooler = False  # the base model has no pooler; the classifiers own a ContextPooler (``pooler.dense``)
+    sequence_summary = "dense"  # the ContextPooler: the shared "dense" summary under DeBERTa's names
 
     vocab_size: int = 128100
     hidden_size: int = 1536
@@ -129,9 +130,19 @@ class DebertaV2Config(EncoderArchitecture, PretrainedConfig):
         """Token classification's dropout: ``hidden_dropout_prob`` (HF reads no classifier_dropout)."""
         return self.hidden_dropout_prob
 
-    def pooled_dropout_rate(self) -> float:
-        """Dropout between the ContextPooler and the sequence / multiple-choice classifier."""
-        return self.hidden_dropout_prob if self.cls_dropout is None else self.cls_dropout
+    @property
+    def dense_summary_activation(self) -> str:
+        return self.pooler_hidden_act
+
+    def summary_dropout_rates(self) -> tuple[float, float]:
+        """``pooler_dropout`` before the ContextPooler's dense layer; ``cls_dropout`` (else the hidden
+        dropout) between it and the classifier."""
+        return self.pooler_dropout, (self.hidden_dropout_prob if self.cls_dropout is None else self.cls_dropout)
+
+    def sequence_classification_loss(self, logits, labels):
+        from transformers_jax.models.deberta_v2 import modeling_deberta_v2 as m
+
+        return m.deberta_sequence_loss(logits, labels, self)
 
     # ----- the shared encoder's relative-position hooks (numerics in modeling_deberta_v2) -----
     def relative_specs(self) -> dict:

@@ -15,7 +15,7 @@ What differs from BERT, and where:
   ``position_buckets`` (``layers/positions.py``). Padded queries are masked as well as padded keys;
 * heads: sequence classification and multiple choice run a ContextPooler (``pooler.dense`` +
   ``pooler_hidden_act`` over the first token, ``pooler_dropout`` before it, ``cls_dropout`` after)
-  and ``classifier``; the masked-LM head is ``cls.predictions`` (``legacy``, tied to the word
+  and ``classifier``: the shared "dense" summary under those names; the masked-LM head is ``cls.predictions`` (``legacy``, tied to the word
   embeddings) or ``lm_predictions.lm_head`` (``legacy=False``: dense + LayerNorm + bias, logits
   against the word embeddings); the sequence loss is DeBERTa's (labels < 0 ignored, soft labels).
 
@@ -36,7 +36,7 @@ import jax.numpy as jnp
 
 from transformers_jax import layers as L
 from transformers_jax.losses import cross_entropy, sequence_classification_loss
-from transformers_jax.modeling_outputs import MaskedLMOutput, MultipleChoiceModelOutput, SequenceClassifierOutput
+from transformers_jax.modeling_outputs import MaskedLMOutput
 from transformers_jax.models._encoder import (
     EncoderForMaskedLM,
     EncoderPreTrainedModel,
@@ -158,25 +158,6 @@ def conv_layer(config, params: dict, embeddings, x, attention_mask, dropout_rng)
 
 
 # ----------------------------------------------------------------------------- heads
-def _dropout_key(dropout_rng, n: int):
-    return None if dropout_rng is None else jax.random.fold_in(dropout_rng, (1 << 30) + n)
-
-
-def pooled_logits(params, config, hidden, dropout_rng):
-    """ContextPooler + classifier: dropout(pooler_dropout) on the first token -> ``pooler.dense`` ->
-    ``pooler_hidden_act`` -> dropout(cls_dropout, else hidden) -> ``classifier``."""
-    x = L.dropout(hidden[:, 0], config.pooler_dropout, _dropout_key(dropout_rng, 0))
-    x = L.activation(config.pooler_hidden_act)(L.dense(params["pooler"]["dense"], x))
-    x = L.dropout(x, config.pooled_dropout_rate(), _dropout_key(dropout_rng, 1))
-    return L.dense(params["classifier"], x)
-
-
-def pooled_head_specs(config, num_out: int) -> dict:
-    d, std = config.hidden_size, config.initializer_range
-    return {"pooler": {"dense": dense_spec(d, d, "embed", "embed_out", True, std)},
-            "classifier": dense_spec(d, num_out, "embed", None, True, std)}
-
-
 def deberta_sequence_loss(logits, labels, config):
     """HF DeBERTa's sequence loss. With ``problem_type`` unset: one label is MSE regression; labels
     [B] (or [B, 1]) are cross entropy over the rows whose label is >= 0 (0 when there is none);
@@ -256,54 +237,11 @@ class DebertaV2MaskedLMHead(EncoderForMaskedLM):
         return MaskedLMOutput(loss=loss, logits=logits, **extras(out))
 
 
-class DebertaV2SequenceHead(EncoderPreTrainedModel):
-    """A sequence classifier (or regressor) over the ContextPooler of the first token."""
-
-    uses_pooler = False
-    per_sequence_modules = ("pooler", "classifier")
-
-    @classmethod
-    def head_specs(cls, config):
-        return pooled_head_specs(config, config.num_labels)
-
-    @classmethod
-    def forward(cls, params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                head_mask=None, labels=None, output_hidden_states=False, output_attentions=False, dropout_rng=None):
-        out = cls._base(params, config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                        output_hidden_states, output_attentions, dropout_rng)
-        logits = pooled_logits(params, config, out.last_hidden_state, dropout_rng)
-        loss = deberta_sequence_loss(logits, labels, config) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits, **extras(out))
-
-
-class DebertaV2MultipleChoiceHead(EncoderPreTrainedModel):
-    """Scores each of C choices with the ContextPooler + ``classifier`` (one logit): inputs [B, C, T], logits [B, C]."""
-
-    uses_pooler = False
-    per_sequence_modules = ("pooler", "classifier")
-
-    @classmethod
-    def head_specs(cls, config):
-        return pooled_head_specs(config, 1)
-
-    @classmethod
-    def forward(cls, params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                head_mask=None, labels=None, output_hidden_states=False, output_attentions=False, dropout_rng=None):
-        batch, choices, length = input_ids.shape
-
-        def flat(x):
-            return None if x is None else x.reshape(batch * choices, length)  # [B * C, T]
-
-        out = cls._base(params, config, flat(input_ids), flat(attention_mask), flat(token_type_ids),
-                        flat(position_ids), head_mask, output_hidden_states, output_attentions, dropout_rng)
-        logits = pooled_logits(params, config, out.last_hidden_state, dropout_rng).reshape(batch, choices)
-        loss = cross_entropy(logits, labels) if labels is not None else None
-        return MultipleChoiceModelOutput(loss=loss, logits=logits, **extras(out))
-
-
 _RENAMES = (
     (r"(^|\.)attention\.self\.(query|key|value)\.", r"\1attention.self.\2_proj."),
     (r"(^|\.)embeddings_project\.", r"\1embeddings.embed_proj."),
+    (r"^classifier\.dense\.", "pooler.dense."),  # the shared "dense" summary is the ContextPooler
+    (r"^classifier\.out_proj\.", "classifier."),
 )
 
 # DebertaV2PreTrainedModel, DebertaV2Model, DebertaV2ForMaskedLM, DebertaV2ForSequenceClassification,
@@ -311,9 +249,7 @@ _RENAMES = (
 # (HF has no DeBERTa-v2 pre-training or causal-LM class; the Auto pre-training task maps to masked LM.)
 globals().update(build_encoder_family(
     "DebertaV2", DebertaV2Config, __name__, base=DebertaV2Base,
-    heads={"masked_lm": ("ForMaskedLM", DebertaV2MaskedLMHead),
-           "sequence_classification": ("ForSequenceClassification", DebertaV2SequenceHead),
-           "multiple_choice": ("ForMultipleChoice", DebertaV2MultipleChoiceHead)},
+    heads={"masked_lm": ("ForMaskedLM", DebertaV2MaskedLMHead)},
     register_tasks={"pretraining": "masked_lm"},
     base_model_prefix="deberta", checkpoint_renames=_RENAMES,
 ))

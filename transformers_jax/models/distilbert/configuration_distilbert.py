@@ -20,6 +20,8 @@ class DistilBertConfig(EncoderArchitecture, PretrainedConfig):
     model_type = "distilbert"
     attribute_map = {"hidden_size": "dim", "num_attention_heads": "n_heads", "num_hidden_layers": "n_layers"}
     has_pooler = False
+    sequence_summary = "dense"  # pre_classifier + ReLU over the first token, then classifier
+    dense_summary_activation = "relu"
 
     vocab_size: int = 30522
     max_position_embeddings: int = 512
@@ -67,3 +69,6 @@ class DistilBertConfig(EncoderArchitecture, PretrainedConfig):
 
     def classifier_dropout_rate(self) -> float:
         return self.dropout  # the token classifier's dropout (the sequence heads use seq_classif_dropout)
+
+    def summary_dropout_rates(self) -> tuple[float, float]:
+        return 0.0, self.seq_classif_dropout  # none before pre_classifier, as in Hugging Face

@@ -2,8 +2,8 @@
 DistilBERT's checkpoint names (``transformer.layer.N.attention.q_lin``, ``sa_layer_norm``,
 ``ffn.lin1``...), with its own heads: the masked-LM head (``vocab_transform`` -> activation ->
 ``vocab_layer_norm`` -> ``vocab_projector`` tied to the word embeddings), sequence classification
-and multiple choice through ``pre_classifier`` + ReLU over the first token, question answering
-with ``qa_dropout``. DistilBERT has no causal-LM head."""
+and multiple choice through the shared "dense" summary (``pre_classifier`` + ReLU over the first
+token, then ``classifier``), question answering with ``qa_dropout``. DistilBERT has no causal-LM head."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +11,8 @@ import dataclasses
 import jax
 
 from transformers_jax import layers as L
-from transformers_jax.losses import cross_entropy, sequence_classification_loss
-from transformers_jax.modeling_outputs import MaskedLMOutput, MultipleChoiceModelOutput, SequenceClassifierOutput
+from transformers_jax.losses import cross_entropy
+from transformers_jax.modeling_outputs import MaskedLMOutput
 from transformers_jax.models._encoder import EncoderPreTrainedModel, build_encoder_family
 from transformers_jax.models._heads import extras, span_head, vocab_projection, vocab_projection_specs
 from transformers_jax.models.distilbert.configuration_distilbert import DistilBertConfig
@@ -29,24 +29,14 @@ _RENAMES = (
     (_LAYER + r"intermediate\.dense\.", r"\1ffn.lin1."),
     (_LAYER + r"output\.dense\.", r"\1ffn.lin2."),
     (_LAYER + r"output\.LayerNorm\.", r"\1output_layer_norm."),
+    (r"^classifier\.dense\.", "pre_classifier."),  # the shared "dense" summary's names
+    (r"^classifier\.out_proj\.", "classifier."),
 )
 
 
 def _dropout(x, rate, dropout_rng):
     """Dropout of a head, with a key apart from the encoder's splits of ``dropout_rng``."""
     return L.dropout(x, rate, None if dropout_rng is None else jax.random.fold_in(dropout_rng, 1 << 30))
-
-
-def _first_token_specs(config, num_out: int) -> dict:
-    d, std = config.hidden_size, config.initializer_range
-    return {"pre_classifier": dense_spec(d, d, "embed", "embed_out", True, std),
-            "classifier": dense_spec(d, num_out, "embed", None, True, std)}
-
-
-def _first_token_logits(params, config, sequence_output, dropout_rng):
-    """``pre_classifier`` -> ReLU -> dropout (``seq_classif_dropout``) -> ``classifier`` over the first token."""
-    x = jax.nn.relu(L.dense(params["pre_classifier"], sequence_output[:, 0]))
-    return L.dense(params["classifier"], _dropout(x, config.seq_classif_dropout, dropout_rng))
 
 
 class DistilBertMaskedLMHead(EncoderPreTrainedModel):
@@ -79,52 +69,6 @@ class DistilBertMaskedLMHead(EncoderPreTrainedModel):
         return MaskedLMOutput(loss=loss, logits=logits, **extras(out))
 
 
-class DistilBertSequenceClassificationHead(EncoderPreTrainedModel):
-    """DistilBERT with a sequence classifier (or regressor): ``pre_classifier`` + ReLU over the first token."""
-
-    uses_pooler = False
-    per_sequence_modules = ("pre_classifier", "classifier")
-
-    @classmethod
-    def head_specs(cls, config):
-        return _first_token_specs(config, config.num_labels)
-
-    @classmethod
-    def forward(cls, params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                head_mask=None, labels=None, output_hidden_states=False, output_attentions=False, dropout_rng=None):
-        out = cls._base(params, config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                        output_hidden_states, output_attentions, dropout_rng)
-        logits = _first_token_logits(params, config, out.last_hidden_state, dropout_rng)
-        loss = sequence_classification_loss(logits, labels, config) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits, **extras(out))
-
-
-class DistilBertMultipleChoiceHead(EncoderPreTrainedModel):
-    """DistilBERT scoring each of C choices (inputs [B, C, T], logits [B, C]) through ``pre_classifier``
-    + ReLU + ``classifier`` over each choice's first token."""
-
-    uses_pooler = False
-    per_sequence_modules = ("pre_classifier", "classifier")
-
-    @classmethod
-    def head_specs(cls, config):
-        return _first_token_specs(config, 1)
-
-    @classmethod
-    def forward(cls, params, config, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                head_mask=None, labels=None, output_hidden_states=False, output_attentions=False, dropout_rng=None):
-        batch, choices, length = input_ids.shape
-
-        def flat(x):
-            return None if x is None else x.reshape(batch * choices, length)  # [B * C, T]
-
-        out = cls._base(params, config, flat(input_ids), flat(attention_mask), flat(token_type_ids),
-                        flat(position_ids), head_mask, output_hidden_states, output_attentions, dropout_rng)
-        logits = _first_token_logits(params, config, out.last_hidden_state, dropout_rng).reshape(batch, choices)
-        loss = cross_entropy(logits, labels) if labels is not None else None
-        return MultipleChoiceModelOutput(loss=loss, logits=logits, **extras(out))
-
-
 class DistilBertQuestionAnsweringHead(EncoderPreTrainedModel):
     """DistilBERT with a span head: dropout (``qa_dropout``), then start and end logits per token."""
 
@@ -153,9 +97,7 @@ class DistilBertQuestionAnsweringHead(EncoderPreTrainedModel):
 globals().update(build_encoder_family(
     "DistilBert", DistilBertConfig, __name__,
     heads={"masked_lm": ("ForMaskedLM", DistilBertMaskedLMHead),
-           "sequence_classification": ("ForSequenceClassification", DistilBertSequenceClassificationHead),
-           "question_answering": ("ForQuestionAnswering", DistilBertQuestionAnsweringHead),
-           "multiple_choice": ("ForMultipleChoice", DistilBertMultipleChoiceHead)},
+           "question_answering": ("ForQuestionAnswering", DistilBertQuestionAnsweringHead)},
     register_tasks={"pretraining": "masked_lm"},
     base_model_prefix="distilbert", checkpoint_renames=_RENAMES,
 ))
