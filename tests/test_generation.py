@@ -338,6 +338,10 @@ def test_buckets_and_eos_resolution():
     assert [buckets.bucket_size(n) for n in (1, 16, 17, 100)] == [16, 16, 32, 128]
     assert buckets.bucket_size(100, maximum=80) == 80 and buckets.bucket_size(3, minimum=4) == 4
     assert buckets.bucket_sizes(100) == [16, 32, 64, 100] and buckets.bucket_sizes(8) == [8]
+    half = [buckets.bucket_size(n, half_steps=True) for n in (1, 16, 17, 24, 25, 33, 49, 65, 97)]
+    assert half == [16, 16, 24, 24, 32, 48, 64, 96, 128]
+    assert buckets.bucket_sizes(200, half_steps=True) == [16, 24, 32, 48, 64, 96, 128, 192, 200]
+    assert buckets.bucket_size(7, minimum=5, half_steps=True) == 10  # no half step of an odd size
     ids, mask = buckets.pad_left(np.array([[5, 6]]), np.array([[1, 1]]), 4, fill=9)
     assert ids.tolist() == [[9, 9, 5, 6]] and mask.tolist() == [[0, 0, 1, 1]]
 

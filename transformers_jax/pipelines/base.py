@@ -25,7 +25,7 @@ Batching and compilation
 ------------------------
 Examples are taken in order, ``batch_size`` at a time (a lazily consumed stream: a generator in, an
 iterator out). Each batch is padded, on the tokenizer's ``padding_side``, to the length bucket of its
-longest example (``generation.buckets.bucket_size``: powers of two from 16, capped at the model's
+longest example (``generation.buckets.bucket_size`` with half steps: 16, 24, 32, 48, 64 ..., capped at the model's
 ``max_position_embeddings``), and to ``batch_size`` rows (extra rows repeat the first example and are
 dropped), so a long run compiles the jitted forward once per bucket. With left padding, models that take
 ``position_ids`` get positions counted from each example's first token, so padding never changes a result.
@@ -261,7 +261,7 @@ class Pipeline:
 
     def _bucket(self, length: int) -> int:
         limit = getattr(self.model.config, "max_position_embeddings", None)
-        size = bucket_size(length, minimum=self.min_bucket, maximum=limit)
+        size = bucket_size(length, minimum=self.min_bucket, maximum=limit, half_steps=True)
         return max(size, length)  # beyond the model's limit: the model's own input check names the problem
 
     # ------------------------------------------------------------------ running the model
