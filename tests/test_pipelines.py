@@ -248,6 +248,31 @@ def test_one_compile_per_bucket(pipeline_models):
         assert_same_up_to_rounding([r["score"] for r in a], [r["score"] for r in b], ulps=256)
 
 
+def test_a_list_is_batched_by_length_and_answered_in_order(pipeline_models):
+    """Short and long texts alternate; with batches of 2, the short ones share batches (bucket 16) and
+    the long ones share batches (bucket 48), and the results come back in input order."""
+    ours = tj.pipeline("text-classification", model=str(pipeline_models.dir("classifier")), batch_size=2)
+    texts = ["fine", " ".join(["longer"] * 38), "good", " ".join(["words"] * 40), "bad", " ".join(["more"] * 36)]
+    buckets = []
+    collate = ours.collate
+
+    def recording(examples, rows):
+        batch, lengths, padded = collate(examples, rows)
+        buckets.append(padded)
+        return batch, lengths, padded
+
+    ours.collate = recording
+    batched = ours(texts, top_k=None)
+    assert buckets == [16, 48, 48], buckets  # in input order they would be [48, 48, 48]
+    one_by_one = [ours(text, top_k=None, batch_size=1) for text in texts]
+    for a, b in zip(batched, one_by_one):
+        assert [r["label"] for r in a] == [r["label"] for r in b]
+        assert_same_up_to_rounding([r["score"] for r in a], [r["score"] for r in b], ulps=256)
+    buckets.clear()
+    streamed = list(ours(iter(texts), top_k=None))  # a stream is batched in its own order
+    assert buckets == [48, 48, 48] and [r[0]["label"] for r in streamed] == [r[0]["label"] for r in batched]
+
+
 def test_generator_streams_lazily(pipeline_models):
     ours = pipeline_models.ours("classifier", "text-classification")
     taken = []

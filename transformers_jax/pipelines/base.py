@@ -24,7 +24,8 @@ from and its default checkpoint. The subclass defines four methods, with Hugging
 Batching and compilation
 ------------------------
 Examples are taken in order, ``batch_size`` at a time (a lazily consumed stream: a generator in, an
-iterator out). Each batch is padded, on the tokenizer's ``padding_side``, to the length bucket of its
+iterator out); a list longer than one batch is batched shortest first (``sorts_by_length``; results come
+back in input order), so a batch's padding is small. Each batch is padded, on the tokenizer's ``padding_side``, to the length bucket of its
 longest example (``generation.buckets.bucket_size`` with half steps: 16, 24, 32, 48, 64 ..., capped at the model's
 ``max_position_embeddings``), and to ``batch_size`` rows (extra rows repeat the first example and are
 dropped), so a long run compiles the jitted forward once per bucket. With left padding, models that take
@@ -103,6 +104,9 @@ class Pipeline:
     """
 
     token_outputs: tuple[str, ...] = ()  # forward outputs with a token axis at 1 (see the module docstring)
+    # A list input longer than one batch is batched in order of length (results in input order), so each
+    # batch pads to the bucket of similar lengths; off for pipelines that batch their own way.
+    sorts_by_length: bool = True
     default_input_names = ("input_ids", "attention_mask", "token_type_ids")
 
     def __init__(self, model, tokenizer=None, task: str = "", batch_size: int | None = None, mesh=None,
@@ -158,19 +162,51 @@ class Pipeline:
         if _is_single(inputs):
             return next(self._run([inputs], batch_size, *params, progress_bar=False))
         if isinstance(inputs, (list, tuple)):
+            if self.sorts_by_length and 1 < batch_size < len(inputs):
+                return self._run_sorted(inputs, batch_size, *params, progress_bar=progress_bar)
             return list(self._run(inputs, batch_size, *params, progress_bar=progress_bar))
         return self._run(inputs, batch_size, *params, progress_bar=progress_bar)
+
+    def _progress(self, total: int | None, progress_bar: bool | None):
+        """A tqdm bar over ``total`` examples when asked (by default: a known total of at least
+        ``PROGRESS_BAR_MIN_ITEMS``), else None."""
+        show = progress_bar if progress_bar is not None else (total is not None and total >= PROGRESS_BAR_MIN_ITEMS)
+        if not show:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=self.task or type(self).__name__, unit="example")
+
+    def _run_sorted(self, inputs, batch_size: int, preprocess_params: dict, forward_params: dict,
+                    postprocess_params: dict, progress_bar: bool | None = None) -> list:
+        """A list's results in input order, its examples batched shortest first: every batch holds
+        examples of similar length, so little of it is padding (the inputs are in memory anyway)."""
+        examples = [self.preprocess(item, **preprocess_params) for item in inputs]
+
+        def length(i):
+            ids = examples[i].get("input_ids")
+            return ids.shape[1] if isinstance(ids, np.ndarray) and ids.ndim >= 2 else 0
+
+        order = sorted(range(len(examples)), key=length)
+        results: list = [None] * len(examples)
+        bar = self._progress(len(examples), progress_bar)
+        try:
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                outputs = self.forward([examples[i] for i in rows], rows=batch_size, **forward_params)
+                for i, output in zip(rows, outputs):
+                    results[i] = self.postprocess(output, **postprocess_params)
+                if bar is not None:
+                    bar.update(len(rows))
+        finally:
+            if bar is not None:
+                bar.close()
+        return results
 
     def _run(self, inputs: Iterable, batch_size: int, preprocess_params: dict, forward_params: dict,
              postprocess_params: dict, progress_bar: bool | None = None) -> Iterator:
         """Results one by one, reading ``inputs`` only as far as the batches need."""
-        total = len(inputs) if isinstance(inputs, collections.abc.Sized) else None
-        show = progress_bar if progress_bar is not None else (total is not None and total >= PROGRESS_BAR_MIN_ITEMS)
-        bar = None
-        if show:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, desc=self.task or type(self).__name__, unit="example")
+        bar = self._progress(len(inputs) if isinstance(inputs, collections.abc.Sized) else None, progress_bar)
         try:
             examples = self._examples(inputs, preprocess_params)
             pending: list = []  # a ChunkPipeline's chunks of the example not finished yet
@@ -326,6 +362,8 @@ class ChunkPipeline(Pipeline):
     """A pipeline whose ``preprocess`` yields several model inputs per example (the last one carrying
     ``"is_last": True``) and whose ``postprocess`` receives the list of their outputs. The chunks of
     consecutive examples share batches."""
+
+    sorts_by_length = False  # an input's chunks must stay together, in order
 
     def _examples(self, inputs: Iterable, preprocess_params: dict) -> Iterator[dict]:
         for item in inputs:

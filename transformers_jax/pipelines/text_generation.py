@@ -125,6 +125,8 @@ class TextGenerationPipeline(Pipeline):
             ``no_repeat_ngram_size``, ``min_new_tokens``, ``eos_token_id``, ``generation_config``, ``prng_key``...).
     """
 
+    sorts_by_length = False  # generate pads and buckets its prompts itself; results stream in input order
+
     default_generation = DEFAULT_GENERATION
 
     def __init__(self, model, tokenizer=None, **kwargs):
