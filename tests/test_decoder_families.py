@@ -8,7 +8,6 @@ longer than the sliding window where the family has one), the serving engine's g
 ``generate``'s, and three Trainer steps on one device equal three steps under ``fsdp_tp`` on 8
 simulated devices.
 """
-import logging
 
 import jax
 import numpy as np
@@ -18,8 +17,8 @@ from jax.sharding import Mesh
 
 import transformers_jax as tj
 from family_cases import all_families
-from parity import (assert_same_up_to_rounding, assert_trees_same_up_to_rounding, compare_with_hf, perturb_params,
-                    perturb_torch, run_ours, safetensors_keys)
+from family_parity import check_hf_checkpoint_loads_here, check_our_checkpoint_loads_in_hf, hf_checkpoints
+from parity import assert_same_up_to_rounding, assert_trees_same_up_to_rounding
 
 FAMILIES = {family.name: family for family in all_families()}
 B, T = 3, 16
@@ -72,28 +71,12 @@ def make_inputs(kind: str, cfg: dict, seed: int = 0) -> dict:
     return inputs
 
 
-_HF = {}
-
-
 @pytest.fixture(scope="module")
 def hf_case(tmp_path_factory):
     """(HF model in eager mode, its save directory, the keys HF saved) per (family, head, config), built once."""
-
-    def get(family, class_name, config_name):
-        key = (family.name, class_name, config_name)
-        if key not in _HF:
-            hf_cls = family.heads[class_name]
-            config = family.hf_config_class(**family.configs[config_name], **task_overrides(head_kind(class_name)))
-            torch.manual_seed(0)
-            model = perturb_torch(hf_cls(config), seed=1).eval()
-            model.set_attn_implementation("eager")
-            path = tmp_path_factory.mktemp(f"{family.name}_{class_name}_{config_name}")
-            model.save_pretrained(path)
-            _HF[key] = (model, path, safetensors_keys(path))
-        return _HF[key]
-
+    get, cache = hf_checkpoints(tmp_path_factory, lambda class_name: task_overrides(head_kind(class_name)))
     yield get
-    _HF.clear()
+    cache.clear()
 
 
 PARITY = [pytest.param(f, c, n, id=f"{f}-{c}-{n}") for f, family in FAMILIES.items() for c, n in family.parity]
@@ -102,36 +85,16 @@ PARITY = [pytest.param(f, c, n, id=f"{f}-{c}-{n}") for f, family in FAMILIES.ite
 @pytest.mark.parametrize("family_name,class_name,config_name", PARITY)
 def test_hf_checkpoint_matches_hf_outputs(hf_case, family_name, class_name, config_name, caplog):
     family = FAMILIES[family_name]
-    hf_model, path, _ = hf_case(family, class_name, config_name)
-    with caplog.at_level(logging.WARNING, logger="transformers_jax"):
-        ours = getattr(tj, class_name).from_pretrained(path)
-    assert not [r for r in caplog.records if r.name.startswith("transformers_jax")], caplog.text
     kind = head_kind(class_name)
-    inputs = make_inputs(kind, family.configs[config_name])
-    got = run_ours(ours, inputs, output_hidden_states=True, output_attentions=True)
-    want = compare_with_hf(got, hf_model, inputs, output_hidden_states=True, output_attentions=True)
-    layers = hf_model.config.num_hidden_layers
-    assert len(want.hidden_states) == layers + 1 and len(want.attentions) == layers
-    if kind != "Model":
-        assert np.isfinite(float(want.loss)) and float(want.loss) > 0
+    check_hf_checkpoint_loads_here(hf_case(family, class_name, config_name), class_name,
+                                   make_inputs(kind, family.configs[config_name]), caplog, has_loss=kind != "Model")
 
 
 @pytest.mark.parametrize("family_name,class_name,config_name", PARITY)
 def test_our_checkpoint_loads_in_hf(hf_case, family_name, class_name, config_name, tmp_path):
     family = FAMILIES[family_name]
-    _, hf_path, hf_keys = hf_case(family, class_name, config_name)
-    ours_cls = getattr(tj, class_name)
-    ours = ours_cls(ours_cls.config_class.from_pretrained(hf_path), seed=3)
-    ours.params = perturb_params(ours.params, seed=4)
-    ours.save_pretrained(tmp_path)
-    assert safetensors_keys(tmp_path) == hf_keys
-    theirs, info = family.heads[class_name].from_pretrained(tmp_path, attn_implementation="eager",
-                                                            output_loading_info=True)
-    assert {k: v for k, v in info.items() if v} == {}
-    theirs.eval()
-    inputs = make_inputs(head_kind(class_name), family.configs[config_name], seed=5)
-    got = run_ours(ours, inputs, output_hidden_states=True, output_attentions=True)
-    compare_with_hf(got, theirs, inputs, output_hidden_states=True, output_attentions=True)
+    check_our_checkpoint_loads_in_hf(hf_case(family, class_name, config_name), family.heads[class_name], class_name,
+                                     make_inputs(head_kind(class_name), family.configs[config_name], seed=5), tmp_path)
 
 
 def causal_lm_class(family) -> str:

@@ -17,7 +17,6 @@ import base64
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE, WordPiece

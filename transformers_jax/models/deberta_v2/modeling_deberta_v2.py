@@ -41,7 +41,6 @@ from transformers_jax.models._encoder import (
     EncoderForMaskedLM,
     EncoderPreTrainedModel,
     build_encoder_family,
-    mlm_logits,
 )
 from transformers_jax.models._heads import extras
 from transformers_jax.models.deberta_v2.configuration_deberta_v2 import DebertaV2Config
