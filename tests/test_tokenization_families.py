@@ -8,7 +8,7 @@ with the same behaviour.
 
 Also against HF: tokenizer.json pipelines unlike the class's (HF v5's classes rebuild them from their settings),
 settings passed to ``from_pretrained``, a SentencePiece precompiled charsmap, vocabulary files without tokenizer.json,
-the class taken from config.json, and the error for a SentencePiece model without tokenizer.json.
+and the class taken from config.json. SentencePiece model files without tokenizer.json: test_tokenization_spm.py.
 """
 import json
 import shutil
@@ -518,12 +518,3 @@ def test_changed_tokenizer_saves_and_loads_like_hf(family, tmp_path):
         assert_same_attributes(tok, hf)
         assert outcome(tok, texts, PAIR_TEXTS[:6], **call) == reference
         assert tok.decode(hf.encode(texts[0])) == hf.decode(hf.encode(texts[0]))
-
-
-@pytest.mark.parametrize("spm_file", ["sentencepiece.bpe.model", "spiece.model", "spm.model"])
-def test_sentencepiece_model_alone_is_refused_clearly(family_dirs, tmp_path, spm_file):
-    _copy_config(family_dirs["xlm_roberta"], tmp_path)
-    (tmp_path / spm_file).write_bytes(b"\x0a\x00")
-    message = rf"SentencePiece model \({spm_file}\) but no tokenizer\.json.*save_pretrained"
-    with pytest.raises(ValueError, match=message):
-        AutoTokenizer.from_pretrained(tmp_path)

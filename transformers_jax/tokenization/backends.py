@@ -7,8 +7,11 @@ what that construction is (a ``pipeline`` and a ``wrap``), their default special
 folders of other classes (or none) load ``tokenizer.json`` as it is, as HF's generic class does.
 
 Without ``tokenizer.json``, a WordPiece ``vocab.txt`` or GPT-2 style ``vocab.json`` + ``merges.txt`` give the
-tokenizer HF's class builds from them. A SentencePiece model alone (``spiece.model``, ``sentencepiece.bpe.model``,
-``spm.model``) is refused with a message saying how to get a ``tokenizer.json``. GGUF files are
+tokenizer HF's class builds from them, and so does the SentencePiece model of the XLM-R / CamemBERT
+(``sentencepiece.bpe.model``), ALBERT (``spiece.model``) and DeBERTa-v2/v3 (``spm.model``) classes: a Unigram model
+over its pieces and scores, laid out as the class lays them out (XLM-R's and CamemBERT's fairseq ids, the ``<mask>``
+they append), its control and user-defined pieces as extra special tokens, its precompiled charsmap in the class's
+normalizer (read with the ``sentencepiece`` package, imported only then). GGUF files are
 :mod:`~transformers_jax.tokenization.gguf_tokenizer`'s.
 """
 from __future__ import annotations
@@ -18,8 +21,8 @@ import dataclasses
 import json
 from collections.abc import Callable, Mapping
 
-from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
-from tokenizers.models import BPE, WordPiece
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import BPE, Unigram, WordPiece
 
 from transformers_jax.tokenization.files import (
     BERT_VOCAB_FILE,
@@ -94,6 +97,44 @@ def _deberta_v2_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
     return normalizers.Sequence(steps), pre_tokenizers.Sequence([*pieces, metaspace]), decoder
 
 
+# A SentencePiece layout: (the model's (piece, score) list, its unk_id, tokenizer config, the class's default special
+# tokens) -> (the Unigram vocabulary the class builds, its unk id).
+SpmLayout = Callable[[list, int, Mapping, Mapping], tuple]
+
+
+def _token_name(config: Mapping, defaults: Mapping, key: str) -> str:
+    value = config.get(key)
+    return str(value if value is not None else defaults[key])
+
+
+def _xlm_roberta_layout(pieces: list, unk_id: int, config: Mapping, defaults: Mapping) -> tuple:
+    """fairseq's ids: ``<s> <pad> </s> <unk>`` first, the model's pieces after its own three (``<unk> <s> </s>``),
+    ``<mask>`` last; unk id 3."""
+    first = [(_token_name(config, defaults, key), 0.0) for key in ("bos_token", "pad_token", "eos_token", "unk_token")]
+    return [*first, *pieces[3:], (_token_name(config, defaults, "mask_token"), 0.0)], 3
+
+
+def _camembert_layout(pieces: list, unk_id: int, config: Mapping, defaults: Mapping) -> tuple:
+    """``<s>NOTUSED <pad> </s>NOTUSED <unk> <unk>NOTUSED`` first, the model's pieces after its first (``<unk>``),
+    ``<mask>`` last; the unk id is where the unk token is."""
+    unk = _token_name(config, defaults, "unk_token")
+    first = [("<s>NOTUSED", 0.0), (_token_name(config, defaults, "pad_token"), 0.0), ("</s>NOTUSED", 0.0),
+             (unk, 0.0), ("<unk>NOTUSED", -100.0)]
+    vocab = [*first, *pieces[1:], (str(_token_name(config, defaults, "mask_token")), 0.0)]
+    return vocab, next((i for i, (piece, _) in enumerate(vocab) if piece == unk), 0)
+
+
+def _albert_layout(pieces: list, unk_id: int, config: Mapping, defaults: Mapping) -> tuple:
+    """The model's pieces as they are; HF's ALBERT class takes id 1 as the unknown piece (ALBERT's ``<unk>``)."""
+    return list(pieces), 1
+
+
+def _deberta_v2_layout(pieces: list, unk_id: int, config: Mapping, defaults: Mapping) -> tuple:
+    """The model's pieces as they are; the unk id is that of the unk token with score 0, else the model's."""
+    unk = (_token_name(config, defaults, "unk_token"), 0.0)
+    return list(pieces), pieces.index(unk) if unk in pieces else unk_id
+
+
 @dataclasses.dataclass(frozen=True)
 class ClassDefaults:
     """How one of HF's tokenizer classes builds its tokenizer, and what it assumes when its files do not say.
@@ -107,12 +148,16 @@ class ClassDefaults:
             ``add_prefix_space`` settings), ``"roberta_fixed"`` (the same with ``trim_offsets=True`` and
             ``add_prefix_space=False`` whatever the settings), ``"bos_eos"`` (the same shape as a template, XLM-R
             style) or ``None`` (the file's post-processor is kept).
+        spm_file: the SentencePiece model file the class reads when there is no ``tokenizer.json``.
+        spm_layout: how the class turns that model's pieces into its vocabulary (an :data:`SpmLayout`).
     """
 
     model_input_names: tuple[str, ...] = ("input_ids", "attention_mask")
     special_tokens: Mapping[str, object] = dataclasses.field(default_factory=dict)
     pipeline: Pipeline | None = None
     wrap: str | None = None
+    spm_file: str | None = None
+    spm_layout: SpmLayout | None = None
 
 
 _WITH_TOKEN_TYPES = ("input_ids", "token_type_ids", "attention_mask")
@@ -141,22 +186,37 @@ CLASS_DEFAULTS: dict[str, ClassDefaults] = {
     ),
     "RobertaTokenizer": ClassDefaults(special_tokens=_ROBERTA_TOKENS, pipeline=_byte_level_pipeline, wrap="roberta"),
     "XLMRobertaTokenizer": ClassDefaults(
-        special_tokens=_ROBERTA_TOKENS, pipeline=_sentencepiece_pipeline, wrap="bos_eos"
-    ),
-    "CamembertTokenizer": ClassDefaults(
-        special_tokens={**_ROBERTA_TOKENS, "extra_special_tokens": ("<s>NOTUSED", "</s>NOTUSED", "<unk>NOTUSED")},
+        special_tokens=_ROBERTA_TOKENS,
         pipeline=_sentencepiece_pipeline,
         wrap="bos_eos",
+        spm_file="sentencepiece.bpe.model",
+        spm_layout=_xlm_roberta_layout,
+    ),
+    "CamembertTokenizer": ClassDefaults(
+        special_tokens={
+            **_ROBERTA_TOKENS,
+            "mask_token": AddedToken("<mask>", lstrip=True, special=True),  # the class's default mask strips left
+            "extra_special_tokens": ("<s>NOTUSED", "</s>NOTUSED", "<unk>NOTUSED"),
+        },
+        pipeline=_sentencepiece_pipeline,
+        wrap="bos_eos",
+        spm_file="sentencepiece.bpe.model",
+        spm_layout=_camembert_layout,
     ),
     # HF's AlbertTokenizer sets its [CLS]/[SEP] template before tokenizer.json's post-processor replaces it.
     "AlbertTokenizer": ClassDefaults(
-        special_tokens={**_CLS_SEP_AS_BOS_EOS, "unk_token": "<unk>", "pad_token": "<pad>"}, pipeline=_albert_pipeline
+        special_tokens={**_CLS_SEP_AS_BOS_EOS, "unk_token": "<unk>", "pad_token": "<pad>"},
+        pipeline=_albert_pipeline,
+        spm_file="spiece.model",
+        spm_layout=_albert_layout,
     ),
     "DebertaV2Tokenizer": ClassDefaults(
         _WITH_TOKEN_TYPES_LAST,
         {**_CLS_SEP_AS_BOS_EOS, "unk_token": "[UNK]", "pad_token": "[PAD]"},
         _deberta_v2_pipeline,
         "cls_sep",
+        spm_file="spm.model",
+        spm_layout=_deberta_v2_layout,
     ),
     # Classes known here only for their model_input_names.
     "CanineTokenizer": ClassDefaults(_WITH_TOKEN_TYPES_LAST),
@@ -199,6 +259,8 @@ def _fill_class_defaults(config: dict, defaults: ClassDefaults) -> None:
     """Put the class's default special tokens and ``model_input_names`` into ``config`` where it has none."""
     for key, default in defaults.special_tokens.items():
         if key not in config:
+            if isinstance(default, AddedToken):  # a fresh copy: tokenizers change their tokens' flags
+                default = AddedToken(**{k: v for k, v in default.__getstate__().items() if k != "id"})
             config[key] = list(default) if isinstance(default, tuple) else default
     config.setdefault("model_input_names", list(defaults.model_input_names))
 
@@ -214,12 +276,48 @@ def _precompiled_charsmap(backend: Tokenizer) -> bytes | None:
     return None
 
 
-def _apply_pipeline(backend: Tokenizer, pipeline: Pipeline, config: Mapping) -> None:
-    """Give ``backend`` the normalizer, pre-tokenizer and decoder that ``pipeline`` builds from ``config``."""
-    normalizer, pre_tokenizer, decoder = pipeline(config, _precompiled_charsmap(backend))
+def _apply_pipeline(backend: Tokenizer, pipeline: Pipeline, config: Mapping, charsmap: bytes | None = None) -> None:
+    """Give ``backend`` the normalizer, pre-tokenizer and decoder that ``pipeline`` builds from ``config`` (with
+    ``charsmap``, else the one of ``backend``'s normalizer)."""
+    charsmap = charsmap if charsmap is not None else _precompiled_charsmap(backend)
+    normalizer, pre_tokenizer, decoder = pipeline(config, charsmap)
     backend.normalizer = normalizer
     backend.pre_tokenizer = pre_tokenizer
     backend.decoder = decoder
+
+
+def _backend_from_sentencepiece(files: TokenizerFiles, defaults: ClassDefaults | None) -> tuple[Tokenizer, bytes | None]:
+    """The Unigram backend HF's class builds from the folder's SentencePiece model, and the model's charsmap.
+
+    The model's control pieces (special) and user-defined pieces (not special) become the extra special tokens when
+    the configuration names none, as HF's SentencePiece extraction makes them."""
+    from transformers_jax.tokenization.sentencepiece_model import CONTROL, USER_DEFINED, read_sentencepiece_model
+
+    present = [name for name in SENTENCEPIECE_FILES if (files.directory / name).is_file()]
+    if defaults is None or defaults.spm_layout is None:
+        known = ", ".join(f"{name} ({d.spm_file})" for name, d in CLASS_DEFAULTS.items() if d.spm_layout)
+        raise ValueError(
+            f"{files.label} has a SentencePiece model ({present[0]}) but no {TOKENIZER_FILE}, and its tokenizer class "
+            f"({files.tokenizer_class or 'none named'}) is not one whose SentencePiece model transformers_jax reads: "
+            f"{known}. Name the class in tokenizer_config.json (\"tokenizer_class\"), or write a {TOKENIZER_FILE} once "
+            f"with Hugging Face transformers (`AutoTokenizer.from_pretrained(path).save_pretrained(path)`)."
+        )
+    path = files.directory / defaults.spm_file
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{files.label} has {', '.join(present)} but {files.tokenizer_class} reads its SentencePiece model from "
+            f"{defaults.spm_file} (and there is no {TOKENIZER_FILE})."
+        )
+    model = read_sentencepiece_model(path)
+    vocab, unk_id = defaults.spm_layout(model.pieces, model.unk_id, files.config, defaults.special_tokens)
+    backend = Tokenizer(Unigram(vocab, unk_id=unk_id, byte_fallback=False))
+    if not files.config.get("extra_special_tokens"):
+        files.config["extra_special_tokens"] = [
+            AddedToken(piece, normalized=False, special=kind == CONTROL)
+            for (piece, _), kind in zip(model.pieces, model.types)
+            if kind in (CONTROL, USER_DEFINED)
+        ]
+    return backend, model.precompiled_charsmap
 
 
 def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
@@ -229,13 +327,17 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
     config, directory, label = files.config, files.directory, files.label
     defaults = class_defaults(files.tokenizer_class)
     bos_eos_flags_apply = False
+    from_sentencepiece = False
     if files.tokenizer_json.is_file():
         backend = Tokenizer.from_file(str(files.tokenizer_json))
+        if defaults is not None and defaults.pipeline is not None:
+            _apply_pipeline(backend, defaults.pipeline, config)
     elif (directory / BERT_VOCAB_FILE).is_file():
         if defaults is None or defaults.pipeline is not _wordpiece_pipeline:
             defaults = CLASS_DEFAULTS["BertTokenizer"]  # HF builds a BERT tokenizer from a bare vocab.txt
         unk = config.get("unk_token") or defaults.special_tokens["unk_token"]
         backend = Tokenizer(WordPiece.from_file(str(directory / BERT_VOCAB_FILE), unk_token=str(unk)))
+        _apply_pipeline(backend, defaults.pipeline, config)
     elif (directory / BPE_VOCAB_FILE).is_file() and (directory / BPE_MERGES_FILE).is_file():
         if defaults is None or defaults.wrap != "roberta":
             defaults = CLASS_DEFAULTS["GPT2Tokenizer"]
@@ -245,22 +347,16 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
         ))
         _apply_pipeline(backend, _byte_level_pipeline, config)  # GPT-2's too
         bos_eos_flags_apply = True
+    elif any((directory / name).is_file() for name in SENTENCEPIECE_FILES):
+        backend, charsmap = _backend_from_sentencepiece(files, defaults)
+        _apply_pipeline(backend, defaults.pipeline, config, charsmap)
+        from_sentencepiece = True
     else:
-        spm = [name for name in SENTENCEPIECE_FILES if (directory / name).is_file()]
-        if spm:
-            raise ValueError(
-                f"{label} has a SentencePiece model ({spm[0]}) but no {TOKENIZER_FILE}; transformers_jax reads "
-                f"SentencePiece tokenizers only from {TOKENIZER_FILE}. Write one once with Hugging Face transformers "
-                f"(`transformers.AutoTokenizer.from_pretrained(path).save_pretrained(path)`, which needs the "
-                f"`sentencepiece` package) and load the folder again."
-            )
         looked_for = [TOKENIZER_FILE, BERT_VOCAB_FILE, f"{BPE_VOCAB_FILE} + {BPE_MERGES_FILE}"]
         raise FileNotFoundError(
             f"No tokenizer files found in {label}: looked for {', '.join(looked_for)} "
             f"(or pass gguf_file=... for a GGUF checkpoint)."
         )
-    if defaults is not None and defaults.pipeline is not None:
-        _apply_pipeline(backend, defaults.pipeline, config)
     if not bos_eos_flags_apply:
         # HF reads the bos/eos wrapping from tokenizer.json's post-processor or the class, not from these flags.
         config.pop("add_bos_token", None)
@@ -275,7 +371,10 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
         config.pop("padding_side", None)
     if config.get("truncation_side") is None:
         config.pop("truncation_side", None)
-    return backend, None if defaults is None else defaults.wrap
+    wrap = None if defaults is None else defaults.wrap
+    if from_sentencepiece and wrap is None:
+        wrap = "cls_sep"  # ALBERT's own [CLS] A [SEP] B [SEP], which no tokenizer.json post-processor replaces here
+    return backend, wrap
 
 
 def set_post_processor(tokenizer, wrap: str | None, config: dict) -> None:

@@ -33,7 +33,7 @@ BERT_VOCAB_FILE = "vocab.txt"
 BPE_VOCAB_FILE = "vocab.json"
 BPE_MERGES_FILE = "merges.txt"
 MODEL_CONFIG_FILE = "config.json"
-# SentencePiece models of the XLM-R / CamemBERT, ALBERT / T5 and DeBERTa-v2 classes (read only through tokenizer.json).
+# SentencePiece models of the XLM-R / CamemBERT, ALBERT / T5 and DeBERTa-v2 classes (fetched only without tokenizer.json).
 SENTENCEPIECE_FILES = ("sentencepiece.bpe.model", "spiece.model", "spm.model")
 
 TOKENIZER_FILES = (TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, ADDED_TOKENS_FILE, BERT_VOCAB_FILE,
@@ -117,6 +117,9 @@ def read_tokenizer_files(path_or_hub_id: str | os.PathLike, kwargs: dict[str, An
     else:
         directory, tokenizer_json = location, location / TOKENIZER_FILE
         has_config = True
+        if not tokenizer_json.is_file():
+            for name in SENTENCEPIECE_FILES:  # a hub repo's SentencePiece model, needed only without tokenizer.json
+                fetch(name)
 
     config: dict[str, Any] = {}
     if has_config and (directory / TOKENIZER_CONFIG_FILE).is_file():
