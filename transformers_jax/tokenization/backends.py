@@ -149,7 +149,9 @@ class ClassDefaults:
             ``add_prefix_space=False`` whatever the settings), ``"bos_eos"`` (the same shape as a template, XLM-R
             style) or ``None`` (the file's post-processor is kept).
         spm_file: the SentencePiece model file the class reads when there is no ``tokenizer.json``.
-        spm_layout: how the class turns that model's pieces into its vocabulary (an :data:`SpmLayout`).
+        spm_layout: how the class turns that model's pieces into its vocabulary (an :data:`SpmLayout`). HF reads
+            the pieces and scores of a BPE model too, as a Unigram vocabulary.
+        spm_unigram_only: the class reads only Unigram SentencePiece models (HF's CamemBERT fails on BPE ones).
     """
 
     model_input_names: tuple[str, ...] = ("input_ids", "attention_mask")
@@ -158,6 +160,7 @@ class ClassDefaults:
     wrap: str | None = None
     spm_file: str | None = None
     spm_layout: SpmLayout | None = None
+    spm_unigram_only: bool = False
 
 
 _WITH_TOKEN_TYPES = ("input_ids", "token_type_ids", "attention_mask")
@@ -202,6 +205,7 @@ CLASS_DEFAULTS: dict[str, ClassDefaults] = {
         wrap="bos_eos",
         spm_file="sentencepiece.bpe.model",
         spm_layout=_camembert_layout,
+        spm_unigram_only=True,
     ),
     # HF's AlbertTokenizer sets its [CLS]/[SEP] template before tokenizer.json's post-processor replaces it.
     "AlbertTokenizer": ClassDefaults(
@@ -286,7 +290,9 @@ def _apply_pipeline(backend: Tokenizer, pipeline: Pipeline, config: Mapping, cha
     backend.decoder = decoder
 
 
-def _backend_from_sentencepiece(files: TokenizerFiles, defaults: ClassDefaults | None) -> tuple[Tokenizer, bytes | None]:
+def _backend_from_sentencepiece(
+    files: TokenizerFiles, defaults: ClassDefaults | None
+) -> tuple[Tokenizer, bytes | None]:
     """The Unigram backend HF's class builds from the folder's SentencePiece model, and the model's charsmap.
 
     The model's control pieces (special) and user-defined pieces (not special) become the extra special tokens when
@@ -309,6 +315,11 @@ def _backend_from_sentencepiece(files: TokenizerFiles, defaults: ClassDefaults |
             f"{defaults.spm_file} (and there is no {TOKENIZER_FILE})."
         )
     model = read_sentencepiece_model(path)
+    if defaults.spm_unigram_only and model.model_type != "unigram":
+        raise ValueError(
+            f"{path} is a {model.model_type} SentencePiece model; {files.tokenizer_class} reads only unigram ones "
+            f"(Hugging Face transformers cannot convert it either). Give the folder a {TOKENIZER_FILE}."
+        )
     vocab, unk_id = defaults.spm_layout(model.pieces, model.unk_id, files.config, defaults.special_tokens)
     backend = Tokenizer(Unigram(vocab, unk_id=unk_id, byte_fallback=False))
     if not files.config.get("extra_special_tokens"):

@@ -33,7 +33,7 @@ BERT_VOCAB_FILE = "vocab.txt"
 BPE_VOCAB_FILE = "vocab.json"
 BPE_MERGES_FILE = "merges.txt"
 MODEL_CONFIG_FILE = "config.json"
-# SentencePiece models of the XLM-R / CamemBERT, ALBERT / T5 and DeBERTa-v2 classes (fetched only without tokenizer.json).
+# SentencePiece models of the XLM-R / CamemBERT, ALBERT and DeBERTa-v2 classes (fetched only without tokenizer.json).
 SENTENCEPIECE_FILES = ("sentencepiece.bpe.model", "spiece.model", "spm.model")
 
 TOKENIZER_FILES = (TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, ADDED_TOKENS_FILE, BERT_VOCAB_FILE,

@@ -183,13 +183,14 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
         """Load a tokenizer from a directory, a ``tokenizer.json`` file, or a hub repo id (downloaded into the HF cache).
 
         Files, in order of preference: ``tokenizer.json``; else ``vocab.txt`` (BERT WordPiece); else ``vocab.json``
-        + ``merges.txt`` (GPT-2 style byte-level BPE; RoBERTa-style wrapping when ``tokenizer_class`` says so). A
-        SentencePiece model without ``tokenizer.json`` raises a ``ValueError`` that says how to write one. For the HF
-        classes in :data:`~transformers_jax.tokenization.backends.CLASS_DEFAULTS` (BERT, DistilBERT, ELECTRA, MPNet,
-        RoBERTa, XLM-R, CamemBERT, ALBERT, DeBERTa-v2...) the normalizer, pre-tokenizer, decoder and post-processor
-        are built from the settings (``add_prefix_space``, ``do_lower_case``...) as HF v5's classes do, keeping
-        tokenizer.json's vocabulary; the class comes from ``config.json``'s ``model_type`` when the tokenizer config
-        names none.
+        + ``merges.txt`` (GPT-2 style byte-level BPE; RoBERTa-style wrapping when ``tokenizer_class`` says so); else
+        the SentencePiece model of the XLM-R / CamemBERT (``sentencepiece.bpe.model``), ALBERT (``spiece.model``) or
+        DeBERTa-v2 (``spm.model``) class, converted as HF v5 converts it (needs the ``sentencepiece`` package). For
+        the HF classes in :data:`~transformers_jax.tokenization.backends.CLASS_DEFAULTS` (BERT, DistilBERT, ELECTRA,
+        MPNet, RoBERTa, XLM-R, CamemBERT, ALBERT, DeBERTa-v2...) the normalizer, pre-tokenizer, decoder and
+        post-processor are built from the settings (``add_prefix_space``, ``do_lower_case``...) as HF v5's classes do,
+        keeping the files' vocabulary; the class comes from ``config.json``'s ``model_type`` when the tokenizer
+        config names none.
         ``tokenizer_config.json``, ``special_tokens_map.json``, ``added_tokens.json``, ``chat_template.jinja``,
         ``additional_chat_templates/*.jinja`` and ``chat_template.json`` are read when present. ``kwargs`` override
         the configuration (e.g. ``padding_side="left"``, ``pad_token="<pad>"``).
