@@ -178,6 +178,29 @@ def test_settings_like_hf(spm_dirs, name, settings):
         assert_same_call(ours, hf, text, "Zürich ÉTÉ", return_offsets_mapping=True, return_special_tokens_mask=True)
 
 
+@pytest.mark.parametrize("layout", ["deberta_v3_hub", "additional_special_tokens"])
+def test_config_files_of_hub_checkpoints_like_hf(spm_dirs, tmp_path, layout):
+    """DeBERTa-v3's hub folder (``[MASK]`` in added_tokens.json after the model's pieces, special_tokens_map.json),
+    and a config naming its own extra special tokens (kept instead of the model's control pieces)."""
+    if layout == "deberta_v3_hub":
+        model = (spm_dirs["deberta_v2"] / "spm.model").read_bytes()
+        size = sentencepiece.SentencePieceProcessor(model_proto=model).get_piece_size()
+        write_folder(tmp_path, "DebertaV2Tokenizer", "spm.model", model, do_lower_case=False, vocab_type="spm")
+        (tmp_path / "added_tokens.json").write_text(json.dumps({"[MASK]": size}))
+        names = dict(bos_token="[CLS]", cls_token="[CLS]", eos_token="[SEP]", sep_token="[SEP]", mask_token="[MASK]",
+                     pad_token="[PAD]", unk_token="[UNK]")
+        (tmp_path / "special_tokens_map.json").write_text(json.dumps(names))
+    else:
+        model = (spm_dirs["xlm_roberta"] / "sentencepiece.bpe.model").read_bytes()
+        write_folder(tmp_path, "XLMRobertaTokenizer", "sentencepiece.bpe.model", model,
+                     additional_special_tokens=["<x>"])
+    ours, hf = AutoTokenizer.from_pretrained(tmp_path), HFAutoTokenizer.from_pretrained(tmp_path)
+    assert_same_attributes(ours, hf)
+    texts = ["Hello <x> [MASK] wörld <mask>", "a [MASK]b<x>", *SPM_TEXTS]
+    assert_same_call(ours, hf, texts, texts[::-1], padding=True, return_offsets_mapping=True,
+                     return_special_tokens_mask=True)
+
+
 def test_hub_repo_with_a_sentencepiece_model_only(spm_dirs, tmp_path, monkeypatch):
     """From a hub repo without tokenizer.json the model file is downloaded too."""
     from hub_server import HubServer, point_huggingface_hub_at
