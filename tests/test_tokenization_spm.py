@@ -252,7 +252,12 @@ def test_camembert_refuses_a_bpe_model_as_hf_cannot_read_it(spm_dirs, tmp_path):
         AutoTokenizer.from_pretrained(tmp_path)
 
 
-def test_missing_sentencepiece_package_is_named(spm_dirs, monkeypatch):
-    monkeypatch.setitem(sys.modules, "sentencepiece", None)  # makes `import sentencepiece...` fail
-    with pytest.raises(ImportError, match=r"needs the `sentencepiece` package"):
+@pytest.mark.parametrize("missing", ["sentencepiece", "google.protobuf"])
+def test_missing_packages_are_named(spm_dirs, monkeypatch, missing):
+    if missing == "google.protobuf":  # the schema module must be imported again, without protobuf
+        monkeypatch.delitem(sys.modules, "sentencepiece.sentencepiece_model_pb2", raising=False)
+        monkeypatch.delattr(sentencepiece, "sentencepiece_model_pb2", raising=False)
+    monkeypatch.setitem(sys.modules, missing, None)  # makes importing it fail
+    message = r"needs the `sentencepiece` package \(and `protobuf`.*sentencepiece\[protobuf\]"
+    with pytest.raises(ImportError, match=message):
         AutoTokenizer.from_pretrained(spm_dirs["camembert"])

@@ -41,7 +41,7 @@ def _model_proto_class():
     except ImportError as err:
         raise ImportError(
             "Reading a SentencePiece model file needs the `sentencepiece` package (and `protobuf`, which it uses for "
-            f"the model schema): pip install sentencepiece protobuf. ({err})"
+            f'the model schema): pip install "sentencepiece[protobuf]". ({err})'
         ) from err
     except Exception as err:  # protobuf refuses a schema generated for a newer protobuf (VersionError)
         raise ImportError(
