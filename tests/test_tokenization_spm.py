@@ -30,6 +30,7 @@ from test_tokenization_families import (
     assert_same_pipeline,
     pipeline_of,
     plain,
+    with_specials,
 )
 from transformers_jax.tokenization import AutoTokenizer
 
@@ -174,7 +175,7 @@ def test_settings_like_hf(spm_dirs, name, settings):
     ours, hf = AutoTokenizer.from_pretrained(path, **settings), HFAutoTokenizer.from_pretrained(path, **settings)
     assert_same_attributes(ours, hf)
     assert_same_pipeline(ours, hf)
-    for text in SPM_TEXTS:
+    for text in SPM_TEXTS + with_specials(hf):
         assert_same_call(ours, hf, text, "Zürich ÉTÉ", return_offsets_mapping=True, return_special_tokens_mask=True)
 
 

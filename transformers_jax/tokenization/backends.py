@@ -262,9 +262,13 @@ def class_defaults(tokenizer_class: str | None) -> ClassDefaults | None:
 def _fill_class_defaults(config: dict, defaults: ClassDefaults) -> None:
     """Put the class's default special tokens and ``model_input_names`` into ``config`` where it has none."""
     for key, default in defaults.special_tokens.items():
-        if key not in config:
-            if isinstance(default, AddedToken):  # a fresh copy: tokenizers change their tokens' flags
-                default = AddedToken(**{k: v for k, v in default.__getstate__().items() if k != "id"})
+        if isinstance(default, AddedToken):
+            # The class gives its flags (CamemBERT's mask strips left) to the default and to a token named as text;
+            # a fresh AddedToken each time, as tokenizers change their tokens' flags.
+            if isinstance(config.get(key, default.content), str):
+                flags = {k: v for k, v in default.__getstate__().items() if k not in ("id", "content")}
+                config[key] = AddedToken(config.get(key, default.content), **flags)
+        elif key not in config:
             config[key] = list(default) if isinstance(default, tuple) else default
     config.setdefault("model_input_names", list(defaults.model_input_names))
 
