@@ -68,6 +68,25 @@ def _sentencepiece_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
     return normalizer, pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), metaspace]), decoder
 
 
+def _t5_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """T5's: the charsmap alone as normalizer, WhitespaceSplit + Metaspace that always prepends (whatever
+    ``add_prefix_space`` says)."""
+    return _sentencepiece_pipeline({}, charsmap)
+
+
+def _mbart_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """mBART's: no normalizer (the model's charsmap is not used), WhitespaceSplit + Metaspace that always prepends."""
+    return _sentencepiece_pipeline({}, None)
+
+
+def _mbart50_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
+    """mBART-50's: the charsmap, then runs of spaces to one; Metaspace alone (no WhitespaceSplit), always prepending."""
+    steps = [normalizers.Precompiled(charsmap)] if charsmap is not None else []
+    steps.append(normalizers.Replace(Regex(r" {2,}"), " "))
+    metaspace, decoder = _metaspace({})
+    return normalizers.Sequence(steps), metaspace, decoder
+
+
 def _albert_pipeline(config: Mapping, charsmap: bytes | None) -> tuple:
     """ALBERT's: quotes normalized, accents stripped unless ``keep_accents``, lower-cased unless ``do_lower_case``
     is off, then the charsmap; WhitespaceSplit + Metaspace."""
@@ -124,6 +143,59 @@ def _camembert_layout(pieces: list, unk_id: int, config: Mapping, defaults: Mapp
     return vocab, next((i for i, (piece, _) in enumerate(vocab) if piece == unk), 0)
 
 
+def _with_language_codes(codes: tuple[str, ...]) -> SpmLayout:
+    """mBART's fairseq ids: ``<s> <pad> </s> <unk>`` (the names of the class's bos or cls, pad, eos and unk tokens)
+    first, the model's pieces after its own three, then the language ``codes`` and the mask token; unk id 3."""
+
+    def layout(pieces: list, unk_id: int, config: Mapping, defaults: Mapping) -> tuple:
+        first_key = "bos_token" if "bos_token" in defaults else "cls_token"
+        first = [(_token_name(config, defaults, key), 0.0) for key in (first_key, "pad_token", "eos_token", "unk_token")]
+        codes_vocab = [(code, 0.0) for code in codes]
+        return [*first, *pieces[3:], *codes_vocab, (_token_name(config, defaults, "mask_token"), 0.0)], 3
+
+    return layout
+
+
+def _t5_layout(pieces: list, unk_id: int, config: Mapping, defaults: Mapping) -> tuple:
+    """The model's pieces as they are, then the ``extra_ids`` sentinels from the last down (``<extra_id_0>`` has the
+    highest id); HF's T5 class takes id 2 as the unknown piece."""
+    return [*pieces, *((token, 0.0) for token in reversed(_t5_sentinels(config)))], 2
+
+
+def _t5_sentinels(config: Mapping) -> list[str]:
+    return [f"<extra_id_{i}>" for i in range(int(config.get("extra_ids", 100)))]
+
+
+def _t5_extra_tokens(extras: list, config: Mapping, label: str) -> list:
+    """T5's sentinels ``<extra_id_0>``... come after the configured extra special tokens unless those name some; then
+    there must be ``extra_ids`` of them (or ``extra_ids`` 0), as HF's class checks."""
+    named = [token for token in extras if "<extra_id_" in str(token)]
+    extra_ids = int(config.get("extra_ids", 100))
+    if not named:
+        return [*extras, *_t5_sentinels(config)]
+    if extra_ids > 0 and extra_ids != len(named):
+        raise ValueError(
+            f"{label}: extra_ids ({extra_ids}) and the {len(named)} <extra_id_N> tokens among the extra special tokens "
+            f"disagree; T5Tokenizer needs them to match (or extra_ids=0)."
+        )
+    return extras
+
+
+def _codes_first(codes: tuple[str, ...]) -> Callable:
+    """The language codes, then the configured extra special tokens that are not codes (mBART)."""
+    return lambda extras, config, label: [*codes, *(t for t in extras if str(t) not in codes)]
+
+
+def _codes_last(codes: tuple[str, ...]) -> Callable:
+    """The configured extra special tokens, then the language codes they lack (mBART-50)."""
+
+    def extra_tokens(extras: list, config: Mapping, label: str) -> list:
+        present = {str(t) for t in extras}
+        return [*extras, *(AddedToken(code, special=True) for code in codes if code not in present)]
+
+    return extra_tokens
+
+
 def _albert_layout(pieces: list, unk_id: int, config: Mapping, defaults: Mapping) -> tuple:
     """The model's pieces as they are; HF's ALBERT class takes id 1 as the unknown piece (ALBERT's ``<unk>``)."""
     return list(pieces), 1
@@ -152,6 +224,10 @@ class ClassDefaults:
         spm_layout: how the class turns that model's pieces into its vocabulary (an :data:`SpmLayout`). HF reads
             the pieces and scores of a BPE model too, as a Unigram vocabulary.
         spm_unigram_only: the class reads only Unigram SentencePiece models (HF's CamemBERT fails on BPE ones).
+        extra_tokens: how the class completes the configured extra special tokens
+            (``(extras, config, label) -> extras``): T5's sentinels, mBART's language codes.
+        language_codes: the language codes of a class whose post-processor puts ``src_lang`` (``tgt_lang`` for
+            targets) around the text; ``wrap`` then says where.
     """
 
     model_input_names: tuple[str, ...] = ("input_ids", "attention_mask")
@@ -161,6 +237,8 @@ class ClassDefaults:
     spm_file: str | None = None
     spm_layout: SpmLayout | None = None
     spm_unigram_only: bool = False
+    extra_tokens: Callable[[list, Mapping, str], list] | None = None
+    language_codes: tuple[str, ...] = ()
 
 
 _WITH_TOKEN_TYPES = ("input_ids", "token_type_ids", "attention_mask")
@@ -175,6 +253,18 @@ _ROBERTA_TOKENS = {
 _CLS_SEP_AS_BOS_EOS = {
     "bos_token": "[CLS]", "eos_token": "[SEP]", "sep_token": "[SEP]", "cls_token": "[CLS]", "mask_token": "[MASK]",
 }
+
+# mBART's (facebook/mbart-large-cc25) and mBART-50's language codes, in their vocabulary order.
+MBART_LANGUAGE_CODES = (
+    "ar_AR", "cs_CZ", "de_DE", "en_XX", "es_XX", "et_EE", "fi_FI", "fr_XX", "gu_IN", "hi_IN", "it_IT", "ja_XX", "kk_KZ",
+    "ko_KR", "lt_LT", "lv_LV", "my_MM", "ne_NP", "nl_XX", "ro_RO", "ru_RU", "si_LK", "tr_TR", "vi_VN", "zh_CN",
+)
+MBART50_LANGUAGE_CODES = MBART_LANGUAGE_CODES + (
+    "af_ZA", "az_AZ", "bn_IN", "fa_IR", "he_IL", "hr_HR", "id_ID", "ka_GE", "km_KH", "mk_MK", "ml_IN", "mn_MN", "mr_IN",
+    "pl_PL", "ps_AF", "pt_XX", "sv_SE", "sw_KE", "ta_IN", "te_IN", "th_TH", "tl_XX", "uk_UA", "ur_PK", "xh_ZA", "gl_ES",
+    "sl_SI",
+)
+_MBART_MASK = AddedToken("<mask>", lstrip=True, special=True)  # the class's mask strips left, like CamemBERT's
 
 # HF v5 tokenizer classes (the names ``tokenizer_config.json`` gives, without ``Fast``) and their defaults.
 CLASS_DEFAULTS: dict[str, ClassDefaults] = {
@@ -222,6 +312,33 @@ CLASS_DEFAULTS: dict[str, ClassDefaults] = {
         spm_file="spm.model",
         spm_layout=_deberta_v2_layout,
     ),
+    "T5Tokenizer": ClassDefaults(
+        special_tokens={"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
+        pipeline=_t5_pipeline,
+        wrap="eos",
+        spm_file="spiece.model",
+        spm_layout=_t5_layout,
+        extra_tokens=_t5_extra_tokens,
+    ),
+    "MBartTokenizer": ClassDefaults(
+        special_tokens={**_ROBERTA_TOKENS, "mask_token": _MBART_MASK},
+        pipeline=_mbart_pipeline,
+        wrap="language_suffix",
+        spm_file="sentencepiece.bpe.model",
+        spm_layout=_with_language_codes(MBART_LANGUAGE_CODES),
+        extra_tokens=_codes_first(MBART_LANGUAGE_CODES),
+        language_codes=MBART_LANGUAGE_CODES,
+    ),
+    "MBart50Tokenizer": ClassDefaults(
+        special_tokens={key: value for key, value in _ROBERTA_TOKENS.items() if key != "bos_token"}
+        | {"mask_token": _MBART_MASK},
+        pipeline=_mbart50_pipeline,
+        wrap="language_prefix",
+        spm_file="sentencepiece.bpe.model",
+        spm_layout=_with_language_codes(MBART50_LANGUAGE_CODES),
+        extra_tokens=_codes_last(MBART50_LANGUAGE_CODES),
+        language_codes=MBART50_LANGUAGE_CODES,
+    ),
     # Classes known here only for their model_input_names.
     "CanineTokenizer": ClassDefaults(_WITH_TOKEN_TYPES_LAST),
     "DPRQuestionEncoderTokenizer": ClassDefaults(_WITH_TOKEN_TYPES),
@@ -248,6 +365,10 @@ MODEL_TYPE_CLASSES: dict[str, str] = {
     "gpt2": "GPT2Tokenizer",
     "mpnet": "MPNetTokenizer",
     "roberta": "RobertaTokenizer",
+    "t5": "T5Tokenizer",
+    "mt5": "T5Tokenizer",
+    "bart": "RobertaTokenizer",
+    "mbart": "MBartTokenizer",
     "xlm-roberta": "XLMRobertaTokenizer",
 }
 
@@ -259,7 +380,7 @@ def class_defaults(tokenizer_class: str | None) -> ClassDefaults | None:
     return CLASS_DEFAULTS.get(CLASS_ALIASES.get(tokenizer_class, tokenizer_class))
 
 
-def _fill_class_defaults(config: dict, defaults: ClassDefaults) -> None:
+def _fill_class_defaults(config: dict, defaults: ClassDefaults, label: str) -> None:
     """Put the class's default special tokens and ``model_input_names`` into ``config`` where it has none."""
     for key, default in defaults.special_tokens.items():
         if isinstance(default, AddedToken):
@@ -270,6 +391,9 @@ def _fill_class_defaults(config: dict, defaults: ClassDefaults) -> None:
                 config[key] = AddedToken(config.get(key, default.content), **flags)
         elif key not in config:
             config[key] = list(default) if isinstance(default, tuple) else default
+    if defaults.extra_tokens is not None:
+        config["extra_special_tokens"] = defaults.extra_tokens(list(config.get("extra_special_tokens") or []), config,
+                                                               label)
     config.setdefault("model_input_names", list(defaults.model_input_names))
 
 
@@ -377,7 +501,7 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
         config.pop("add_bos_token", None)
         config.pop("add_eos_token", None)
     if defaults is not None:
-        _fill_class_defaults(config, defaults)
+        _fill_class_defaults(config, defaults, label)
 
     # Settings baked into tokenizer.json's padding (HF uses them as defaults).
     if backend.padding is not None:
@@ -390,6 +514,28 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
     if from_sentencepiece and wrap is None:
         wrap = "cls_sep"  # ALBERT's own [CLS] A [SEP] B [SEP], which no tokenizer.json post-processor replaces here
     return backend, wrap
+
+
+# Where the language code goes: mBART's ``A </s> xx_XX`` (pairs ``A B </s> xx_XX``), mBART-50's ``xx_XX A </s>``
+# (pairs ``xx_XX A B </s>``).
+LANGUAGE_WRAPS = ("language_suffix", "language_prefix")
+
+
+def language_post_processor(tokenizer, wrap: str, language: str) -> processors.TemplateProcessing:
+    """The post-processor of a :data:`LANGUAGE_WRAPS` class for texts in ``language``; a ``ValueError`` naming the
+    language when the vocabulary lacks it."""
+    code_id = tokenizer._tokenizer.token_to_id(language)
+    if code_id is None:
+        raise ValueError(
+            f"Unknown language code {language!r} for {tokenizer.name_or_path or 'this tokenizer'}: it is not in the "
+            f"vocabulary. Language codes are its extra special tokens: {', '.join(tokenizer.additional_special_tokens)}."
+        )
+    eos, eos_id = tokenizer.eos_token, tokenizer.eos_token_id
+    if wrap == "language_suffix":
+        single, pair = ["$A", eos, language], ["$A", "$B", eos, language]
+    else:
+        single, pair = [language, "$A", eos], [language, "$A", "$B", eos]
+    return processors.TemplateProcessing(single=single, pair=pair, special_tokens=[(eos, eos_id), (language, code_id)])
 
 
 def set_post_processor(tokenizer, wrap: str | None, config: dict) -> None:
@@ -410,6 +556,13 @@ def set_post_processor(tokenizer, wrap: str | None, config: dict) -> None:
             trim_offsets=bool(settings.get("trim_offsets", True)),
             add_prefix_space=bool(settings.get("add_prefix_space", False)),
         )
+    elif wrap == "eos":
+        eos = tokenizer.eos_token
+        tokenizer._tokenizer.post_processor = processors.TemplateProcessing(
+            single=["$A", eos], pair=["$A", eos, "$B", eos], special_tokens=[(eos, tokenizer.eos_token_id)]
+        )
+    elif wrap in LANGUAGE_WRAPS:
+        tokenizer._use_language_codes(wrap, config.get("src_lang"), config.get("tgt_lang"))
     elif wrap == "bos_eos":
         bos, eos = tokenizer.bos_token, tokenizer.eos_token
         tokenizer._tokenizer.post_processor = processors.TemplateProcessing(

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from tokenizers import AddedToken, Encoding, Tokenizer
 
-from transformers_jax.tokenization.backends import backend_from_files, set_post_processor
+from transformers_jax.tokenization.backends import backend_from_files, language_post_processor, set_post_processor
 from transformers_jax.tokenization.batch_encoding import (
     VERY_LARGE_INTEGER,
     BatchEncoding,
@@ -160,6 +160,9 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
         added_tokens_decoder = extra_init_kwargs.pop("added_tokens_decoder", None) or {}
         self._pad_token_type_id = 0
         self._warned_too_long = False
+        self._language_wrap: str | None = None  # set by _use_language_codes (mBART's classes)
+        self._src_lang: str | None = None
+        self._tgt_lang: str | None = None
         self.init_kwargs = dict(extra_init_kwargs)
 
         self._register_special_tokens(added_tokens_decoder)
@@ -219,6 +222,59 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
         tokenizer = cls(tokenizer_object=backend, _copy_tokenizer_object=False, **config)
         set_post_processor(tokenizer, post_fix, config)
         return tokenizer
+
+    # -- language codes and target mode (sequence to sequence) --------------------------------------------------------
+
+    def _use_language_codes(self, wrap: str, src_lang: str | None, tgt_lang: str | None) -> None:
+        """Make the post-processor put the language code where ``wrap`` says (a ``LANGUAGE_WRAPS`` kind): ``src_lang``
+        (default ``en_XX``, as HF's mBART classes) for texts, ``tgt_lang`` (default: ``src_lang``) for targets."""
+        self._language_wrap = wrap
+        self._src_lang = src_lang if src_lang is not None else "en_XX"
+        self._tgt_lang = tgt_lang
+        self._switch_to_input_mode()
+
+    def _language_attribute(self, name: str) -> None:
+        if self._language_wrap is None:
+            raise AttributeError(
+                f"{type(self).__name__} ({self.name_or_path or 'no path'}) has no {name}: its tokenizer class puts no "
+                "language codes around the text (mBART's classes do)."
+            )
+
+    @property
+    def src_lang(self) -> str:
+        """The source language code (mBART's classes); setting it rebuilds the post-processor."""
+        self._language_attribute("src_lang")
+        return self._src_lang
+
+    @src_lang.setter
+    def src_lang(self, value: str) -> None:
+        self._language_attribute("src_lang")
+        self._tokenizer.post_processor = language_post_processor(self, self._language_wrap, value)
+        self._src_lang = value
+
+    @property
+    def tgt_lang(self) -> str | None:
+        """The target language code used for ``text_target`` (mBART's classes; ``None``: the source language)."""
+        self._language_attribute("tgt_lang")
+        return self._tgt_lang
+
+    @tgt_lang.setter
+    def tgt_lang(self, value: str | None) -> None:
+        self._language_attribute("tgt_lang")
+        self._tgt_lang = value
+
+    def _switch_to_input_mode(self) -> None:
+        """Encode texts as sources (mBART's classes: with ``src_lang``); nothing for other classes."""
+        if self._language_wrap is not None:
+            self._tokenizer.post_processor = language_post_processor(self, self._language_wrap, self._src_lang)
+
+    def _switch_to_target_mode(self) -> None:
+        """Encode texts as targets (mBART's classes: with ``tgt_lang``, which becomes ``src_lang`` when unset, as in
+        HF); nothing for other classes."""
+        if self._language_wrap is not None:
+            if self._tgt_lang is None:
+                self._tgt_lang = self._src_lang
+            self._tokenizer.post_processor = language_post_processor(self, self._language_wrap, self._tgt_lang)
 
     # -- vocabulary --------------------------------------------------------------------------------------------------
 
@@ -312,6 +368,44 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
     # -- encoding ----------------------------------------------------------------------------------------------------
 
     def __call__(
+        self,
+        text: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
+        text_pair: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
+        text_target: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
+        text_pair_target: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
+        *,
+        max_target_length: int | None = None,
+        **kwargs,
+    ) -> BatchEncoding:
+        """Tokenize texts (see :meth:`_encode` for the arguments) and, for sequence to sequence models, targets.
+
+        ``text_target`` (with ``text_pair_target``) is encoded as the decoder's side, with the same arguments
+        (``max_target_length``, when given, instead of ``max_length``): mBART's classes put ``tgt_lang`` where they
+        put ``src_lang``. With ``text`` too, the targets' ``input_ids`` are returned as ``labels``; alone, their
+        encoding is returned. As in HF.
+        """
+        if text is None and text_target is None:
+            raise ValueError("You need to specify either `text` or `text_target`.")
+        if text_pair_target is not None and text_target is None:
+            raise ValueError("`text_pair_target` needs `text_target` (the first target sequence).")
+        if text is not None:
+            self._switch_to_input_mode()
+            encodings = self._encode(text, text_pair, **kwargs)
+            if text_target is None:
+                return encodings
+        if max_target_length is not None:
+            kwargs["max_length"] = max_target_length
+        self._switch_to_target_mode()
+        try:
+            targets = self._encode(text_target, text_pair_target, **kwargs)
+        finally:
+            self._switch_to_input_mode()
+        if text is None:
+            return targets
+        encodings["labels"] = targets["input_ids"]
+        return encodings
+
+    def _encode(
         self,
         text: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
         text_pair: str | Sequence[str] | Sequence[Sequence[str]] | None = None,
