@@ -4,6 +4,7 @@
 * :class:`PreTrainedTokenizerFast` -- HF's fast-tokenizer calling conventions over a ``tokenizers.Tokenizer``
   (``tokenizer``; special tokens, padding/truncation and chat templates are mixed in from ``special_tokens``,
   ``batch_encoding`` and ``chat_template``).
+* :class:`MarianTokenizer` -- Marian's two SentencePiece models over one vocabulary (``marian``).
 * :class:`AutoTokenizer` -- ``AutoTokenizer.from_pretrained`` (``auto``).
 * :func:`normalize_messages` -- the one check of a conversation before it is rendered (``chat_template``).
 * Files: ``files`` (tokenizer.json / tokenizer_config.json / special tokens / chat templates, reading and saving),
@@ -12,6 +13,7 @@
 """
 from transformers_jax.tokenization.auto import AutoTokenizer
 from transformers_jax.tokenization.batch_encoding import LARGE_INTEGER, VERY_LARGE_INTEGER, BatchEncoding
+from transformers_jax.tokenization.marian import MarianTokenizer
 from transformers_jax.tokenization.chat_template import MessagesError, normalize_messages
 from transformers_jax.tokenization.special_tokens import SPECIAL_TOKENS_ATTRIBUTES
 from transformers_jax.tokenization.tokenizer import PreTrainedTokenizerFast
@@ -22,6 +24,7 @@ __all__ = [
     "VERY_LARGE_INTEGER",
     "AutoTokenizer",
     "BatchEncoding",
+    "MarianTokenizer",
     "MessagesError",
     "PreTrainedTokenizerFast",
     "normalize_messages",

@@ -1,4 +1,5 @@
-"""``AutoTokenizer``: HF's entry point; every tokenizer here is a :class:`PreTrainedTokenizerFast`."""
+"""``AutoTokenizer``: HF's entry point; a :class:`PreTrainedTokenizerFast`, or for Marian folders a
+:class:`~transformers_jax.tokenization.marian.MarianTokenizer` (sentencepiece-backed, as HF's)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,8 @@ from transformers_jax.tokenization.tokenizer import PreTrainedTokenizerFast
 
 
 class AutoTokenizer:
-    """HF-style entry point: ``AutoTokenizer.from_pretrained(...)`` returns a :class:`PreTrainedTokenizerFast`."""
+    """HF-style entry point: ``AutoTokenizer.from_pretrained(...)`` returns a :class:`PreTrainedTokenizerFast` (a
+    ``MarianTokenizer`` for ``tokenizer_class`` ``MarianTokenizer``)."""
 
     def __init__(self):
         raise EnvironmentError("AutoTokenizer is used through AutoTokenizer.from_pretrained(...).")
@@ -15,4 +17,4 @@ class AutoTokenizer:
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | os.PathLike, *args, **kwargs) -> PreTrainedTokenizerFast:
         """Load a tokenizer; see :meth:`PreTrainedTokenizerFast.from_pretrained`."""
-        return PreTrainedTokenizerFast.from_pretrained(path_or_hub_id, *args, **kwargs)
+        return PreTrainedTokenizerFast.from_pretrained(path_or_hub_id, *args, _from_auto=True, **kwargs)

@@ -368,6 +368,7 @@ MODEL_TYPE_CLASSES: dict[str, str] = {
     "t5": "T5Tokenizer",
     "mt5": "T5Tokenizer",
     "bart": "RobertaTokenizer",
+    "marian": "MarianTokenizer",
     "mbart": "MBartTokenizer",
     "xlm-roberta": "XLMRobertaTokenizer",
 }

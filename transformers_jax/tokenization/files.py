@@ -35,6 +35,8 @@ BPE_MERGES_FILE = "merges.txt"
 MODEL_CONFIG_FILE = "config.json"
 # SentencePiece models of the XLM-R / CamemBERT, ALBERT and DeBERTa-v2 classes (fetched only without tokenizer.json).
 SENTENCEPIECE_FILES = ("sentencepiece.bpe.model", "spiece.model", "spm.model")
+# Marian's two SentencePiece models and its target vocabulary (with separate_vocabs); vocab.json holds the ids.
+MARIAN_FILES = ("source.spm", "target.spm", "target_vocab.json")
 
 TOKENIZER_FILES = (TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, ADDED_TOKENS_FILE, BERT_VOCAB_FILE,
                    BPE_VOCAB_FILE, BPE_MERGES_FILE, CHAT_TEMPLATE_FILE, LEGACY_CHAT_TEMPLATE_FILE)
@@ -118,7 +120,7 @@ def read_tokenizer_files(path_or_hub_id: str | os.PathLike, kwargs: dict[str, An
         directory, tokenizer_json = location, location / TOKENIZER_FILE
         has_config = True
         if not tokenizer_json.is_file():
-            for name in SENTENCEPIECE_FILES:  # a hub repo's SentencePiece model, needed only without tokenizer.json
+            for name in (*SENTENCEPIECE_FILES, *MARIAN_FILES):  # SentencePiece models, needed only without tokenizer.json
                 fetch(name)
 
     config: dict[str, Any] = {}

@@ -205,6 +205,7 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
         """
         from transformers_jax.hub_download import gguf_location, pop_hub_kwargs
 
+        from_auto = kwargs.pop("_from_auto", False)
         hub_kwargs = pop_hub_kwargs(kwargs)
         gguf_path = gguf_location(path_or_hub_id, gguf_file, **hub_kwargs)
         if gguf_path is not None:
@@ -216,6 +217,16 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
             return tokenizer
 
         files = read_tokenizer_files(path_or_hub_id, kwargs, hub_kwargs)
+        if files.tokenizer_class == "MarianTokenizer":  # HF's Marian class is sentencepiece-backed, not tokenizers
+            if not from_auto:
+                raise ValueError(
+                    f"{files.label} is a MarianTokenizer folder (two SentencePiece models, no tokenizer.json); load it "
+                    "with AutoTokenizer.from_pretrained or transformers_jax.tokenization.MarianTokenizer.from_pretrained."
+                )
+            from transformers_jax.tokenization.marian import MarianTokenizer
+
+            files.config.setdefault("name_or_path", str(path_or_hub_id))
+            return MarianTokenizer(files)
         backend, post_fix = backend_from_files(files)
         config = files.config
         config["name_or_path"] = str(path_or_hub_id)
