@@ -166,30 +166,23 @@ def _t5_sentinels(config: Mapping) -> list[str]:
     return [f"<extra_id_{i}>" for i in range(int(config.get("extra_ids", 100)))]
 
 
-def _t5_extra_tokens(extras: list, config: Mapping, label: str) -> list:
-    """T5's sentinels ``<extra_id_0>``... come after the configured extra special tokens unless those name some; then
-    there must be ``extra_ids`` of them (or ``extra_ids`` 0), as HF's class checks."""
-    named = [token for token in extras if "<extra_id_" in str(token)]
-    extra_ids = int(config.get("extra_ids", 100))
-    if not named:
-        return [*extras, *_t5_sentinels(config)]
-    if extra_ids > 0 and extra_ids != len(named):
-        raise ValueError(
-            f"{label}: extra_ids ({extra_ids}) and the {len(named)} <extra_id_N> tokens among the extra special tokens "
-            f"disagree; T5Tokenizer needs them to match (or extra_ids=0)."
-        )
-    return extras
+def _t5_extra_tokens(extras: list, configured: bool, config: Mapping) -> list:
+    """T5's sentinels ``<extra_id_0>``... come after the SentencePiece model's control pieces; extra special tokens
+    named by the configuration replace both (HF v5 passes them over the class's list)."""
+    return extras if configured else [*extras, *_t5_sentinels(config)]
 
 
 def _codes_first(codes: tuple[str, ...]) -> Callable:
-    """The language codes, then the configured extra special tokens that are not codes (mBART)."""
-    return lambda extras, config, label: [*codes, *(t for t in extras if str(t) not in codes)]
+    """mBART: the language codes, then the model's control pieces that are not codes; extra special tokens named by
+    the configuration replace them (as in HF v5, where the configured list wins over the class's)."""
+    return lambda extras, configured, config: extras if configured else [*codes, *(t for t in extras if str(t) not in codes)]
 
 
 def _codes_last(codes: tuple[str, ...]) -> Callable:
-    """The configured extra special tokens, then the language codes they lack (mBART-50)."""
+    """mBART-50: the extra special tokens (configured or the model's), then the language codes they lack (HF's class
+    adds them after its ``__init__``, so they are always there)."""
 
-    def extra_tokens(extras: list, config: Mapping, label: str) -> list:
+    def extra_tokens(extras: list, configured: bool, config: Mapping) -> list:
         present = {str(t) for t in extras}
         return [*extras, *(AddedToken(code, special=True) for code in codes if code not in present)]
 
@@ -224,8 +217,9 @@ class ClassDefaults:
         spm_layout: how the class turns that model's pieces into its vocabulary (an :data:`SpmLayout`). HF reads
             the pieces and scores of a BPE model too, as a Unigram vocabulary.
         spm_unigram_only: the class reads only Unigram SentencePiece models (HF's CamemBERT fails on BPE ones).
-        extra_tokens: how the class completes the configured extra special tokens
-            (``(extras, config, label) -> extras``): T5's sentinels, mBART's language codes.
+        extra_tokens: how the class completes the extra special tokens (``(extras, configured, config) -> extras``;
+            ``configured``: named by the configuration, else the SentencePiece model's control pieces or none): T5's
+            sentinels, mBART's language codes.
         language_codes: the language codes of a class whose post-processor puts ``src_lang`` (``tgt_lang`` for
             targets) around the text; ``wrap`` then says where.
     """
@@ -237,7 +231,7 @@ class ClassDefaults:
     spm_file: str | None = None
     spm_layout: SpmLayout | None = None
     spm_unigram_only: bool = False
-    extra_tokens: Callable[[list, Mapping, str], list] | None = None
+    extra_tokens: Callable[[list, bool, Mapping], list] | None = None
     language_codes: tuple[str, ...] = ()
 
 
@@ -381,7 +375,7 @@ def class_defaults(tokenizer_class: str | None) -> ClassDefaults | None:
     return CLASS_DEFAULTS.get(CLASS_ALIASES.get(tokenizer_class, tokenizer_class))
 
 
-def _fill_class_defaults(config: dict, defaults: ClassDefaults, label: str) -> None:
+def _fill_class_defaults(config: dict, defaults: ClassDefaults, configured_extras: bool) -> None:
     """Put the class's default special tokens and ``model_input_names`` into ``config`` where it has none."""
     for key, default in defaults.special_tokens.items():
         if isinstance(default, AddedToken):
@@ -393,8 +387,8 @@ def _fill_class_defaults(config: dict, defaults: ClassDefaults, label: str) -> N
         elif key not in config:
             config[key] = list(default) if isinstance(default, tuple) else default
     if defaults.extra_tokens is not None:
-        config["extra_special_tokens"] = defaults.extra_tokens(list(config.get("extra_special_tokens") or []), config,
-                                                               label)
+        extras = list(config.get("extra_special_tokens") or [])
+        config["extra_special_tokens"] = defaults.extra_tokens(extras, configured_extras, config)
     config.setdefault("model_input_names", list(defaults.model_input_names))
 
 
@@ -468,6 +462,7 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
     defaults = class_defaults(files.tokenizer_class)
     bos_eos_flags_apply = False
     from_sentencepiece = False
+    configured_extras = bool(config.get("extra_special_tokens"))
     if files.tokenizer_json.is_file():
         backend = Tokenizer.from_file(str(files.tokenizer_json))
         if defaults is not None and defaults.pipeline is not None:
@@ -502,7 +497,7 @@ def backend_from_files(files: TokenizerFiles) -> tuple[Tokenizer, str | None]:
         config.pop("add_bos_token", None)
         config.pop("add_eos_token", None)
     if defaults is not None:
-        _fill_class_defaults(config, defaults, label)
+        _fill_class_defaults(config, defaults, configured_extras)
 
     # Settings baked into tokenizer.json's padding (HF uses them as defaults).
     if backend.padding is not None:

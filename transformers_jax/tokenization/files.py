@@ -233,7 +233,9 @@ def tokenizer_config_for_saving(tokenizer) -> dict[str, Any]:
         config["chat_template"] = [{"name": k, "template": v} for k, v in tokenizer.chat_template.items()]
     elif tokenizer.chat_template is not None:
         config["chat_template"] = tokenizer.chat_template
-    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    # HF's class when the tokenizer was built as that class builds it (mBART's language codes need the class), else
+    # the generic one, which takes tokenizer.json as it is.
+    config["tokenizer_class"] = tokenizer._hf_class or "PreTrainedTokenizerFast"
     return config
 
 

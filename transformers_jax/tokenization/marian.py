@@ -288,23 +288,22 @@ class MarianTokenizer(SpecialTokensMixin, PaddingMixin):
 
     # -- encoding ----------------------------------------------------------------------------------------------------
 
-    def _split_on_added_tokens(self, text: str) -> list[str]:
-        if self.split_special_tokens:
+    def _split_on_added_tokens(self, text: str, split: bool) -> list[str]:
+        if split:
             return [text]
         tokens = sorted({t.content for t in self._added_tokens.values()} | set(self.all_special_tokens),
                         key=len, reverse=True)
         return [part for part in re.split("(" + "|".join(map(re.escape, tokens)) + ")", text) if part]
 
-    def tokenize(self, text: str, **kwargs) -> list[str]:
-        """The pieces of ``text`` on the current side: special tokens whole, a leading ``>>xx<<`` language code whole,
-        the rest from the side's SentencePiece model."""
-        if kwargs:
-            raise TypeError(f"MarianTokenizer.tokenize() got unexpected keyword arguments {sorted(kwargs)}")
+    def tokenize(self, text: str, split_special_tokens: bool | None = None) -> list[str]:
+        """The pieces of ``text`` on the current side: special tokens whole (unless ``split_special_tokens``), a
+        leading ``>>xx<<`` language code whole, the rest from the side's SentencePiece model."""
+        split = self.split_special_tokens if split_special_tokens is None else split_special_tokens
         specials = {t.content for t in self._added_tokens.values()} | set(self.all_special_tokens)
         spm = self._spm_target if self._target_mode else self._spm_source
         pieces: list[str] = []
-        for part in self._split_on_added_tokens(text):
-            if part in specials and not self.split_special_tokens:
+        for part in self._split_on_added_tokens(text, split):
+            if part in specials and not split:
                 pieces.append(part)
                 continue
             if part.startswith(">>") and (end := part.find("<<")) != -1:
@@ -351,9 +350,10 @@ class MarianTokenizer(SpecialTokensMixin, PaddingMixin):
         return ids[from_ids:], pair[from_pair:]
 
     def _encode_one(self, text: str, pair: str | None, add_special_tokens: bool, truncation: str,
-                    max_length: int | None, return_special_tokens_mask: bool) -> dict[str, list[int]]:
-        ids = self.convert_tokens_to_ids(self.tokenize(text))
-        pair_ids = self.convert_tokens_to_ids(self.tokenize(pair)) if pair is not None else None
+                    max_length: int | None, return_special_tokens_mask: bool,
+                    split: bool | None) -> dict[str, list[int]]:
+        ids = self.convert_tokens_to_ids(self.tokenize(text, split))
+        pair_ids = self.convert_tokens_to_ids(self.tokenize(pair, split)) if pair is not None else None
         total = len(ids) + len(pair_ids or []) + (1 if add_special_tokens else 0)
         if truncation != "do_not_truncate" and max_length and total > max_length:
             ids, pair_ids = self._truncate(ids, pair_ids, total - max_length, truncation)
@@ -414,6 +414,7 @@ class MarianTokenizer(SpecialTokensMixin, PaddingMixin):
         return_special_tokens_mask: bool = False,
         return_length: bool = False,
         padding_side: str | None = None,
+        split_special_tokens: bool | None = None,
         verbose: bool = True,
         **unsupported,
     ) -> BatchEncoding:
@@ -438,7 +439,8 @@ class MarianTokenizer(SpecialTokensMixin, PaddingMixin):
         texts = list(text) if batched else [text]
         pairs = (list(text_pair) if batched else [text_pair]) if text_pair is not None else [None] * len(texts)
         rows = [
-            self._encode_one(a, b, add_special_tokens, truncation, max_length, return_special_tokens_mask)
+            self._encode_one(a, b, add_special_tokens, truncation, max_length, return_special_tokens_mask,
+                             split_special_tokens)
             for a, b in zip(texts, pairs)
         ]
         data = {key: [row[key] for row in rows] for key in rows[0]} if rows else {"input_ids": []}

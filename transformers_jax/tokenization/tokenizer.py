@@ -31,7 +31,12 @@ from typing import Any
 import numpy as np
 from tokenizers import AddedToken, Encoding, Tokenizer
 
-from transformers_jax.tokenization.backends import backend_from_files, language_post_processor, set_post_processor
+from transformers_jax.tokenization.backends import (
+    backend_from_files,
+    class_defaults,
+    language_post_processor,
+    set_post_processor,
+)
 from transformers_jax.tokenization.batch_encoding import (
     VERY_LARGE_INTEGER,
     BatchEncoding,
@@ -160,6 +165,7 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
         added_tokens_decoder = extra_init_kwargs.pop("added_tokens_decoder", None) or {}
         self._pad_token_type_id = 0
         self._warned_too_long = False
+        self._hf_class: str | None = None  # HF's class, written by save_pretrained when its behaviour is rebuilt here
         self._language_wrap: str | None = None  # set by _use_language_codes (mBART's classes)
         self._src_lang: str | None = None
         self._tgt_lang: str | None = None
@@ -232,6 +238,9 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
         config["name_or_path"] = str(path_or_hub_id)
         tokenizer = cls(tokenizer_object=backend, _copy_tokenizer_object=False, **config)
         set_post_processor(tokenizer, post_fix, config)
+        defaults = class_defaults(files.tokenizer_class)
+        if defaults is not None and (defaults.pipeline is not None or defaults.wrap is not None):
+            tokenizer._hf_class = files.tokenizer_class  # saved, so that HF rebuilds it with the same class
         return tokenizer
 
     # -- language codes and target mode (sequence to sequence) --------------------------------------------------------
@@ -245,11 +254,8 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
         self._switch_to_input_mode()
 
     def _language_attribute(self, name: str) -> None:
-        if self._language_wrap is None:
-            raise AttributeError(
-                f"{type(self).__name__} ({self.name_or_path or 'no path'}) has no {name}: its tokenizer class puts no "
-                "language codes around the text (mBART's classes do)."
-            )
+        if self._language_wrap is None:  # only mBART's classes have languages (as in HF)
+            raise AttributeError(name)
 
     @property
     def src_lang(self) -> str:
