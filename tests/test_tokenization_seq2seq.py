@@ -26,7 +26,6 @@ from test_tokenization_families import (
     _train_byte_level_bpe,
     _train_unigram,
     assert_same_attributes,
-    assert_same_call,
     assert_same_decoding,
     assert_same_encodings,
     assert_same_pipeline,
@@ -425,7 +424,8 @@ def test_marian_settings_and_model_type_like_hf(marian_dirs, tmp_path):
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"source_lang": "en"}))
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "marian"}))
     settings = dict(model_max_length=16, padding_side="left", truncation_side="left")
-    ours, hf = AutoTokenizer.from_pretrained(tmp_path, **settings), HFAutoTokenizer.from_pretrained(tmp_path, **settings)
+    ours = AutoTokenizer.from_pretrained(tmp_path, **settings)
+    hf = HFAutoTokenizer.from_pretrained(tmp_path, **settings)
     assert_same_marian_attributes(ours, hf)
     same_outputs(ours, hf, MARIAN_TEXTS, text_target=MARIAN_TEXTS, padding=True, truncation=True)
 

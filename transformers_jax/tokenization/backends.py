@@ -7,11 +7,12 @@ what that construction is (a ``pipeline`` and a ``wrap``), their default special
 folders of other classes (or none) load ``tokenizer.json`` as it is, as HF's generic class does.
 
 Without ``tokenizer.json``, a WordPiece ``vocab.txt`` or GPT-2 style ``vocab.json`` + ``merges.txt`` give the
-tokenizer HF's class builds from them, and so does the SentencePiece model of the XLM-R / CamemBERT
-(``sentencepiece.bpe.model``), ALBERT (``spiece.model``) and DeBERTa-v2/v3 (``spm.model``) classes: a Unigram model
-over its pieces and scores, laid out as the class lays them out (XLM-R's and CamemBERT's fairseq ids, the ``<mask>``
-they append), its control and user-defined pieces as extra special tokens, its precompiled charsmap in the class's
-normalizer (read with the ``sentencepiece`` package, imported only then). GGUF files are
+tokenizer HF's class builds from them, and so does the SentencePiece model of the XLM-R / CamemBERT / mBART /
+mBART-50 (``sentencepiece.bpe.model``), ALBERT / T5 (``spiece.model``) and DeBERTa-v2/v3 (``spm.model``) classes: a
+Unigram model over its pieces and scores, laid out as the class lays them out (XLM-R's, CamemBERT's and mBART's
+fairseq ids, the language codes and ``<mask>`` they append, T5's sentinels), its control and user-defined pieces as
+extra special tokens, its precompiled charsmap in the class's normalizer (read with the ``sentencepiece`` package,
+imported only then). Marian's two SentencePiece models are :mod:`~transformers_jax.tokenization.marian`'s, GGUF files
 :mod:`~transformers_jax.tokenization.gguf_tokenizer`'s.
 """
 from __future__ import annotations
@@ -149,7 +150,8 @@ def _with_language_codes(codes: tuple[str, ...]) -> SpmLayout:
 
     def layout(pieces: list, unk_id: int, config: Mapping, defaults: Mapping) -> tuple:
         first_key = "bos_token" if "bos_token" in defaults else "cls_token"
-        first = [(_token_name(config, defaults, key), 0.0) for key in (first_key, "pad_token", "eos_token", "unk_token")]
+        keys = (first_key, "pad_token", "eos_token", "unk_token")
+        first = [(_token_name(config, defaults, key), 0.0) for key in keys]
         codes_vocab = [(code, 0.0) for code in codes]
         return [*first, *pieces[3:], *codes_vocab, (_token_name(config, defaults, "mask_token"), 0.0)], 3
 
@@ -175,7 +177,11 @@ def _t5_extra_tokens(extras: list, configured: bool, config: Mapping) -> list:
 def _codes_first(codes: tuple[str, ...]) -> Callable:
     """mBART: the language codes, then the model's control pieces that are not codes; extra special tokens named by
     the configuration replace them (as in HF v5, where the configured list wins over the class's)."""
-    return lambda extras, configured, config: extras if configured else [*codes, *(t for t in extras if str(t) not in codes)]
+
+    def extra_tokens(extras: list, configured: bool, config: Mapping) -> list:
+        return extras if configured else [*codes, *(t for t in extras if str(t) not in codes)]
+
+    return extra_tokens
 
 
 def _codes_last(codes: tuple[str, ...]) -> Callable:
@@ -524,7 +530,8 @@ def language_post_processor(tokenizer, wrap: str, language: str) -> processors.T
     if code_id is None:
         raise ValueError(
             f"Unknown language code {language!r} for {tokenizer.name_or_path or 'this tokenizer'}: it is not in the "
-            f"vocabulary. Language codes are its extra special tokens: {', '.join(tokenizer.additional_special_tokens)}."
+            "vocabulary. Language codes are its extra special tokens: "
+            f"{', '.join(tokenizer.additional_special_tokens)}."
         )
     eos, eos_id = tokenizer.eos_token, tokenizer.eos_token_id
     if wrap == "language_suffix":

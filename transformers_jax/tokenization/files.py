@@ -120,7 +120,7 @@ def read_tokenizer_files(path_or_hub_id: str | os.PathLike, kwargs: dict[str, An
         directory, tokenizer_json = location, location / TOKENIZER_FILE
         has_config = True
         if not tokenizer_json.is_file():
-            for name in (*SENTENCEPIECE_FILES, *MARIAN_FILES):  # SentencePiece models, needed only without tokenizer.json
+            for name in (*SENTENCEPIECE_FILES, *MARIAN_FILES):  # SentencePiece models: only without tokenizer.json
                 fetch(name)
 
     config: dict[str, Any] = {}

@@ -453,7 +453,8 @@ class MarianTokenizer(SpecialTokensMixin, PaddingMixin):
         if return_length:
             data["length"] = [len(ids) for ids in data["input_ids"]]
         if not batched and return_tensors is None:
-            return BatchEncoding({key: value[0] for key, value in data.items()}, n_sequences=1 + (text_pair is not None))
+            data = {key: value[0] for key, value in data.items()}
+            return BatchEncoding(data, n_sequences=1 + (text_pair is not None))
         return BatchEncoding(data, tensor_type=return_tensors, n_sequences=1 + (text_pair is not None))
 
     def encode(self, text: str, text_pair: str | None = None, **kwargs) -> list[int]:
@@ -477,7 +478,8 @@ class MarianTokenizer(SpecialTokensMixin, PaddingMixin):
         out += spm.decode_pieces(pending)
         return out.replace(_SPIECE_UNDERLINE, " ").strip()
 
-    def decode(self, token_ids: Any, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None,
+    def decode(self, token_ids: Any, skip_special_tokens: bool = False,
+               clean_up_tokenization_spaces: bool | None = None,
                use_source_tokenizer: bool | None = None) -> str | list[str]:
         """Ids to text (with the source model unless ``separate_vocabs``, as HF; ``use_source_tokenizer`` chooses);
         a batch (list of lists, 2-D array) gives a list."""
@@ -491,8 +493,9 @@ class MarianTokenizer(SpecialTokensMixin, PaddingMixin):
                     for ids in token_ids]
         tokens = self.convert_ids_to_tokens(token_ids, skip_special_tokens, use_source_tokenizer)
         text = self.convert_tokens_to_string(tokens, use_source_tokenizer)
-        clean = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
-        if clean:
+        if clean_up_tokenization_spaces is None:
+            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
+        if clean_up_tokenization_spaces:
             from transformers_jax.tokenization.tokenizer import PreTrainedTokenizerFast
 
             text = PreTrainedTokenizerFast.clean_up_tokenization(text)

@@ -193,10 +193,13 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
 
         Files, in order of preference: ``tokenizer.json``; else ``vocab.txt`` (BERT WordPiece); else ``vocab.json``
         + ``merges.txt`` (GPT-2 style byte-level BPE; RoBERTa-style wrapping when ``tokenizer_class`` says so); else
-        the SentencePiece model of the XLM-R / CamemBERT (``sentencepiece.bpe.model``), ALBERT (``spiece.model``) or
-        DeBERTa-v2 (``spm.model``) class, converted as HF v5 converts it (needs the ``sentencepiece`` package). For
+        the SentencePiece model of the XLM-R / CamemBERT / mBART / mBART-50 (``sentencepiece.bpe.model``), ALBERT /
+        T5 (``spiece.model``) or DeBERTa-v2 (``spm.model``) class, converted as HF v5 converts it (needs the
+        ``sentencepiece`` package). A Marian folder (``tokenizer_class`` ``MarianTokenizer``) gives a
+        :class:`~transformers_jax.tokenization.marian.MarianTokenizer` through ``AutoTokenizer`` only. For
         the HF classes in :data:`~transformers_jax.tokenization.backends.CLASS_DEFAULTS` (BERT, DistilBERT, ELECTRA,
-        MPNet, RoBERTa, XLM-R, CamemBERT, ALBERT, DeBERTa-v2...) the normalizer, pre-tokenizer, decoder and
+        MPNet, RoBERTa / BART, XLM-R, CamemBERT, ALBERT, DeBERTa-v2, T5, mBART, mBART-50...) the normalizer,
+        pre-tokenizer, decoder and
         post-processor are built from the settings (``add_prefix_space``, ``do_lower_case``...) as HF v5's classes do,
         keeping the files' vocabulary; the class comes from ``config.json``'s ``model_type`` when the tokenizer
         config names none.
@@ -227,7 +230,8 @@ class PreTrainedTokenizerFast(SpecialTokensMixin, PaddingMixin, ChatTemplateMixi
             if not from_auto:
                 raise ValueError(
                     f"{files.label} is a MarianTokenizer folder (two SentencePiece models, no tokenizer.json); load it "
-                    "with AutoTokenizer.from_pretrained or transformers_jax.tokenization.MarianTokenizer.from_pretrained."
+                    "with AutoTokenizer.from_pretrained or "
+                    "transformers_jax.tokenization.MarianTokenizer.from_pretrained."
                 )
             from transformers_jax.tokenization.marian import MarianTokenizer
 
