@@ -20,6 +20,8 @@ import transformers
 from transformers import AutoTokenizer as HFAutoTokenizer
 
 from test_tokenization_families import (
+    CHARSMAP,
+    CHARSMAP_TEXT,
     CORPUS,
     LONG_WORD,
     TEXTS,
@@ -266,6 +268,27 @@ def test_class_from_model_config_like_hf(dirs, tmp_path, name, model_type):
     same_outputs(ours, hf, SOURCES[:6], text_target=TARGETS + [""], padding=True)
 
 
+@pytest.mark.parametrize("name", ["t5", "mbart", "mbart50"])
+def test_pipeline_and_charsmap_come_from_the_class_like_hf(dirs, tmp_path, name):
+    """A tokenizer.json with an older converter's pipeline and a SentencePiece charsmap: HF v5's classes rebuild the
+    pipeline, T5 and mBART-50 normalizing with the charsmap (mBART-50 then joining runs of spaces), mBART without it."""
+    data = json.loads((dirs[name] / "tokenizer.json").read_text())
+    data["normalizer"] = {"type": "Precompiled", "precompiled_charsmap": CHARSMAP}
+    data["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    shutil.copy(dirs[name] / "tokenizer_config.json", tmp_path / "tokenizer_config.json")
+    ours, hf = AutoTokenizer.from_pretrained(tmp_path), HFAutoTokenizer.from_pretrained(tmp_path)
+    assert_same_pipeline(ours, hf)
+    as_is = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    probe = [CHARSMAP_TEXT, "a  b   c", *SOURCES]
+    assert [as_is.tokenize(t) for t in probe] != [hf.tokenize(t) for t in probe]  # the stale pipeline matters
+    uses_charsmap = ours.tokenize(CHARSMAP_TEXT) != AutoTokenizer.from_pretrained(dirs[name]).tokenize(CHARSMAP_TEXT)
+    assert uses_charsmap == (name != "mbart")
+    same_outputs(ours, hf, probe, text_target=probe[::-1], padding=True, return_offsets_mapping=True)
+    ids = hf(probe, padding=True)["input_ids"]
+    assert ours.batch_decode(ids) == hf.batch_decode(ids)
+
+
 def test_text_target_needs_text_or_target(dirs):
     ours = AutoTokenizer.from_pretrained(dirs["t5"])
     with pytest.raises(ValueError, match="specify either `text` or `text_target`"):
@@ -428,6 +451,21 @@ def test_marian_settings_and_model_type_like_hf(marian_dirs, tmp_path):
     hf = HFAutoTokenizer.from_pretrained(tmp_path, **settings)
     assert_same_marian_attributes(ours, hf)
     same_outputs(ours, hf, MARIAN_TEXTS, text_target=MARIAN_TEXTS, padding=True, truncation=True)
+
+
+def test_marian_hub_repo(marian_dirs, tmp_path, monkeypatch):
+    """From a hub repo the two SentencePiece models are downloaded with vocab.json."""
+    from hub_server import HubServer, point_huggingface_hub_at
+
+    path = marian_dirs["shared"]
+    with HubServer() as server:
+        server.add_repo("tiny/opus-mt", {p.name: p.read_bytes() for p in path.iterdir()})
+        point_huggingface_hub_at(server, monkeypatch, tmp_path / "cache")
+        ours = AutoTokenizer.from_pretrained("tiny/opus-mt")
+        downloads = server.downloads("tiny/opus-mt")
+    assert all(downloads.get(name) == 1 for name in ("source.spm", "target.spm", "vocab.json"))
+    hf = HFAutoTokenizer.from_pretrained(path)
+    same_outputs(ours, hf, MARIAN_TEXTS, text_target=MARIAN_TEXTS, padding=True)
 
 
 @pytest.mark.parametrize("missing", ["source.spm", "target.spm", "vocab.json"])
