@@ -95,6 +95,12 @@ class Seq2SeqArchitecture:
     def stack_ffn_dim(self, side: str) -> int:
         return self.encoder_ffn_dim if side == ENCODER else self.decoder_ffn_dim
 
+    def layer_stacks(self) -> list[tuple[int, int, int, int, int]]:
+        """(layers, d_model, heads, MLP width, attention maps per layer) of the encoder and the decoder
+        (self- and cross-attention), for the memory estimate (``sharding/memory.py``)."""
+        return [(self.stack_layers(side), self.d_model, self.stack_heads(side), self.stack_ffn_dim(side),
+                 1 if side == ENCODER else 2) for side in (ENCODER, DECODER)]
+
     @property
     def norm_eps(self) -> float:
         return 1e-5  # torch.nn.LayerNorm's default: BART's LayerNorms take no eps from the config
