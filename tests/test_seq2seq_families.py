@@ -254,3 +254,30 @@ def test_memory_estimate_counts_both_stacks():
     encoder_layer = b * t * (8 * d + 4 * 37) * 4 + b * 4 * t * t * 4
     assert activations(decoder_layers=4) - base == b * t * (8 * d + 4 * 29) * 4 + 2 * b * 2 * t * t * 4
     assert activations(encoder_layers=3) - base == encoder_layer
+
+
+def test_checkpoints_that_write_tied_copies_load(hf_case, tmp_path, caplog):
+    """Older checkpoints hold the tied tables too (``model.encoder.embed_tokens``, ``model.decoder.embed_tokens``,
+    ``lm_head``; Marian's position tables): accepted without a warning, same outputs; ours saves 5.24's form."""
+    from safetensors.numpy import load_file, save_file
+
+    for family_name, class_name in (("bart", "BartForConditionalGeneration"), ("marian", "MarianMTModel")):
+        _, path, keys = hf_case(FAMILIES[family_name], class_name, "base")
+        state = load_file(str(path / "model.safetensors"))
+        added = {k: state["model.shared.weight"] for k in ("model.encoder.embed_tokens.weight",
+                                                          "model.decoder.embed_tokens.weight", "lm_head.weight")}
+        assert not set(added) & keys
+        if family_name == "marian":
+            added.update(tj.MarianMTModel.static_weights(tj.MarianConfig.from_pretrained(path)))
+            assert "model.encoder.embed_positions.weight" in added
+        folder = tmp_path / family_name
+        folder.mkdir()
+        (folder / "config.json").write_text((path / "config.json").read_text())
+        save_file({**state, **added}, str(folder / "model.safetensors"))
+        cls = getattr(tj, class_name)
+        with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+            full = cls.from_pretrained(folder)
+        assert not caplog.records, caplog.text
+        inputs = make_inputs(FAMILIES[family_name], class_name, "base")
+        np.testing.assert_array_equal(np.asarray(full(**inputs).logits),
+                                      np.asarray(cls.from_pretrained(path)(**inputs).logits))
