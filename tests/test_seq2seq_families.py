@@ -281,3 +281,14 @@ def test_checkpoints_that_write_tied_copies_load(hf_case, tmp_path, caplog):
         inputs = make_inputs(FAMILIES[family_name], class_name, "base")
         np.testing.assert_array_equal(np.asarray(full(**inputs).logits),
                                       np.asarray(cls.from_pretrained(path)(**inputs).logits))
+
+
+@pytest.mark.parametrize("family_name,class_name", [("bart", "BartForConditionalGeneration"), ("mbart", "MBartModel")])
+def test_unrolled_layers_equal_the_scan(family_name, class_name):
+    """``scan_layers=False`` (a Python loop over the layers) gives the scan's numbers."""
+    scanned = _tiny(family_name, class_name)
+    unrolled = type(scanned)(scanned.config.replace(scan_layers=False), params=scanned.params)
+    inputs = make_inputs(FAMILIES[family_name], class_name, "base")
+    a, b = scanned(**inputs, **FLAGS), unrolled(**inputs, **FLAGS)
+    assert a.keys() == b.keys()
+    assert_trees_same_up_to_rounding(a.to_tuple(), b.to_tuple(), ulps=8)
