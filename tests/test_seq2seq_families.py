@@ -156,10 +156,16 @@ def test_encoder_outputs_are_reused(hf_case):
         assert_same_up_to_rounding(again.loss, full.loss, ulps=8, name="loss")
     import torch
 
-    with torch.no_grad():
-        theirs = hf_model(attention_mask=torch.tensor(inputs["attention_mask"]), labels=torch.tensor(inputs["labels"]),
-                          encoder_outputs=(torch.tensor(np.asarray(encoded.encoder_last_hidden_state)),))
-    np.testing.assert_allclose(np.asarray(again.logits), theirs.logits.numpy(), atol=1e-4)
+    from parity import assert_accurate, hf_pair
+
+    def run(model):
+        dtype = next(model.parameters()).dtype
+        given = torch.tensor(np.asarray(encoded.encoder_last_hidden_state)).to(dtype)
+        return model(attention_mask=torch.tensor(inputs["attention_mask"]), labels=torch.tensor(inputs["labels"]),
+                     encoder_outputs=(given,)).logits
+
+    reference, exact = hf_pair(hf_model, run)
+    assert_accurate(again.logits, reference, exact, name="logits from encoder_outputs")
 
 
 def test_sequence_classifier_refuses_rows_with_different_eos_counts():

@@ -203,7 +203,7 @@ class Seq2SeqConfig(Seq2SeqArchitecture, PretrainedConfig):
 
 
 # ----------------------------------------------------------------------------- specs
-def _attention_specs(config, side: str) -> dict:
+def _attention_specs(config) -> dict:
     d, std, bias = config.d_model, config.init_std, config.projection_bias
     return {"q_proj": dense_spec(d, d, "embed", "heads", bias, std), "k_proj": dense_spec(d, d, "embed", "heads", bias, std),
             "v_proj": dense_spec(d, d, "embed", "heads", bias, std), "out_proj": dense_spec(d, d, "heads", "embed", bias, std)}
@@ -212,9 +212,9 @@ def _attention_specs(config, side: str) -> dict:
 def layer_specs(config, side: str) -> dict:
     """One encoder or decoder layer under BART's names."""
     d, ff, std, bias = config.d_model, config.stack_ffn_dim(side), config.init_std, config.projection_bias
-    specs = {"self_attn": _attention_specs(config, side), "self_attn_layer_norm": layer_norm_spec(d)}
+    specs = {"self_attn": _attention_specs(config), "self_attn_layer_norm": layer_norm_spec(d)}
     if side == DECODER:
-        specs["encoder_attn"] = _attention_specs(config, side)
+        specs["encoder_attn"] = _attention_specs(config)
         specs["encoder_attn_layer_norm"] = layer_norm_spec(d)
     specs["fc1"] = dense_spec(d, ff, "embed", "mlp", bias, std)
     specs["fc2"] = dense_spec(ff, d, "mlp", "embed", bias, std)
@@ -290,9 +290,8 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
     """The encoder or the decoder (with cross-attention when ``encoder_hidden`` is given).
 
     ``hidden_states`` are the embedding output, each layer's output, and the last one after the
-    stack's final norm (as Hugging Face records them). Returns a BaseModelOutput, with
-    ``cross_attentions`` as a third field in a tuple when there is cross-attention:
-    (output, cross attentions or None)."""
+    stack's final norm (as Hugging Face records them). Returns (BaseModelOutput, the per-layer
+    cross-attention maps when there is cross-attention and ``output_attentions``, else None)."""
     dtype = jnp.dtype(config.compute_dtype)
     batch, length = input_ids.shape
     num_layers = config.stack_layers(side)
@@ -358,7 +357,7 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
                    probs["self"] if output_attentions else None,
                    probs.get("cross") if output_attentions else None)
 
-    layer_inputs = {"index": jnp.arange(num_layers)}
+    layer_inputs = {"index": jnp.arange(num_layers)}  # a layer's index (a KV cache writes its slice by it)
     if layer_rng is not None:
         layer_inputs["rng"] = jax.random.split(layer_rng, num_layers)
     embeddings = x
