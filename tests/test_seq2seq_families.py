@@ -298,3 +298,14 @@ def test_unrolled_layers_equal_the_scan(family_name, class_name):
     a, b = scanned(**inputs, **FLAGS), unrolled(**inputs, **FLAGS)
     assert a.keys() == b.keys()
     assert_trees_same_up_to_rounding(a.to_tuple(), b.to_tuple(), ulps=8)
+
+
+def test_inputs_as_lists_and_outputs_as_encoder_outputs():
+    """Nested lists are one array each; a whole output object passes as ``encoder_outputs``."""
+    model = _tiny("bart", "BartModel")
+    ids = [[5, 6, 7, 2], [8, 9, 2, 1]]
+    out = model(input_ids=ids, attention_mask=[[1, 1, 1, 1], [1, 1, 1, 0]], decoder_input_ids=[[2, 5], [2, 8]])
+    assert out.last_hidden_state.shape == (2, 2, 32)
+    again = model(attention_mask=[[1, 1, 1, 1], [1, 1, 1, 0]], decoder_input_ids=[[2, 5], [2, 8]],
+                  encoder_outputs=tj.modeling_outputs.BaseModelOutput(last_hidden_state=out.encoder_last_hidden_state))
+    assert_same_up_to_rounding(again.last_hidden_state, out.last_hidden_state, ulps=8)

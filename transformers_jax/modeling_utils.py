@@ -112,6 +112,16 @@ class FusedWeight:
         return out
 
 
+def _as_arrays(value):
+    """An input as arrays: nested lists become one array; an output object or a tuple of arrays (a
+    seq2seq model's ``encoder_outputs``) keeps its structure with each leaf an array."""
+    from transformers_jax.modeling_outputs import ModelOutput
+
+    if isinstance(value, ModelOutput) or (isinstance(value, tuple) and any(hasattr(x, "shape") for x in value)):
+        return jax.tree.map(jnp.asarray, value)
+    return jnp.asarray(value)
+
+
 class PreTrainedModel:
     """Base of every model class. Subclasses set the class attributes below and define
     ``param_specs`` and ``forward``."""
@@ -198,8 +208,7 @@ class PreTrainedModel:
             if flag in names:
                 inputs[flag] = bool(inputs.get(flag) or getattr(self.config, flag, False) or False)
         self.check_inputs(inputs)
-        # Inputs may be pytrees of arrays (a seq2seq model's ``encoder_outputs``).
-        arrays = {k: (v if v is None or isinstance(v, bool) else jax.tree.map(jnp.asarray, v)) for k, v in inputs.items()}
+        arrays = {k: (v if v is None or isinstance(v, bool) else _as_arrays(v)) for k, v in inputs.items()}
         out = self._jitted_forward()(
             self.params if params is None else params, self.config, **arrays, _sharding=active_sharding()
         )
