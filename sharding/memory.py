@@ -118,10 +118,9 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
     _positive_int("seq_len", seq_len)
     if optimizer not in OPTIMIZER_FLOAT32_COPIES:
         raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZER_FLOAT32_COPIES)}")
-    fields = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
-    missing = [f for f in fields if getattr(config, f, None) is None]
-    if missing:
-        raise ValueError(f"{type(config).__name__} lacks {', '.join(missing)}, needed for the memory estimate")
+    stacks = _layer_stacks(config)
+    if getattr(config, "vocab_size", None) is None:
+        raise ValueError(f"{type(config).__name__} lacks vocab_size, needed for the memory estimate")
     remat = _normalize_remat(getattr(config, "remat", False) if remat is None else remat)
     param_dtype = param_dtype or getattr(config, "param_dtype", "float32")
     compute_dtype = compute_dtype or getattr(config, "compute_dtype", "float32")
@@ -132,14 +131,16 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
         param_bytes, scalars = param_bytes + nbytes, scalars + size
 
     b, t = batch_per_device, seq_len
-    d, layers, heads = config.hidden_size, config.num_hidden_layers, config.num_attention_heads
     act_item = np.dtype(jax.numpy.dtype(compute_dtype)).itemsize
-    one_layer = b * t * (ACT_VALUES_PER_D * d + ACT_VALUES_PER_F * config.intermediate_size) * act_item
-    one_layer += b * heads * t * t * 4
+    kept = largest_layer = activations = 0
+    for layers, d, heads, ffn, attention_maps in stacks:
+        one_layer = b * t * (ACT_VALUES_PER_D * d + ACT_VALUES_PER_F * ffn) * act_item
+        one_layer += attention_maps * b * heads * t * t * 4
+        kept += layers * b * t * d * act_item
+        largest_layer = max(largest_layer, one_layer)
+        activations += layers * one_layer
     if remat == "full":
-        activations = layers * b * t * d * act_item + one_layer
-    else:
-        activations = layers * one_layer
+        activations = kept + largest_layer
     settings = {"optimizer": optimizer, "remat": remat, "param_dtype": param_dtype,
                 "compute_dtype": compute_dtype, "batch_per_device": b, "seq_len": t}
     return MemoryEstimate(
@@ -150,6 +151,19 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
         logits=2 * b * t * config.vocab_size * 4 if lm_logits else 0,
         settings=settings,
     )
+
+
+def _layer_stacks(config) -> list[tuple[int, int, int, int, int]]:
+    """(layers, hidden size, heads, MLP width, attention maps per layer) of each stack of layers: the
+    config's ``layer_stacks()`` where it has several (an encoder-decoder: the decoder's layers hold a
+    self- and a cross-attention map, both taken at ``seq_len``), else the one stack of its fields."""
+    if hasattr(config, "layer_stacks"):
+        return list(config.layer_stacks())
+    fields = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    missing = [f for f in fields if getattr(config, f, None) is None]
+    if missing:
+        raise ValueError(f"{type(config).__name__} lacks {', '.join(missing)}, needed for the memory estimate")
+    return [(config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size, 1)]
 
 
 def _host_memory_bytes() -> int | None:

@@ -135,3 +135,67 @@ class MultipleChoiceModelOutput(ModelOutput):
     logits: Any = None
     hidden_states: Any = None
     attentions: Any = None
+
+
+# ----------------------------------------------------------------------------- encoder-decoder
+# Hugging Face's field order; ``cache`` stays None until seq2seq decoding with a KV cache exists.
+@_register
+class Seq2SeqModelOutput(ModelOutput):
+    last_hidden_state: Any = None
+    cache: Any = None
+    decoder_hidden_states: Any = None
+    decoder_attentions: Any = None
+    cross_attentions: Any = None
+    encoder_last_hidden_state: Any = None
+    encoder_hidden_states: Any = None
+    encoder_attentions: Any = None
+
+
+@_register
+class Seq2SeqLMOutput(ModelOutput):
+    loss: Any = None
+    logits: Any = None
+    cache: Any = None
+    decoder_hidden_states: Any = None
+    decoder_attentions: Any = None
+    cross_attentions: Any = None
+    encoder_last_hidden_state: Any = None
+    encoder_hidden_states: Any = None
+    encoder_attentions: Any = None
+
+
+@_register
+class Seq2SeqSequenceClassifierOutput(ModelOutput):
+    loss: Any = None
+    logits: Any = None
+    cache: Any = None
+    decoder_hidden_states: Any = None
+    decoder_attentions: Any = None
+    cross_attentions: Any = None
+    encoder_last_hidden_state: Any = None
+    encoder_hidden_states: Any = None
+    encoder_attentions: Any = None
+
+
+@_register
+class Seq2SeqQuestionAnsweringModelOutput(ModelOutput):
+    loss: Any = None
+    start_logits: Any = None
+    end_logits: Any = None
+    cache: Any = None
+    decoder_hidden_states: Any = None
+    decoder_attentions: Any = None
+    cross_attentions: Any = None
+    encoder_last_hidden_state: Any = None
+    encoder_hidden_states: Any = None
+    encoder_attentions: Any = None
+
+
+@_register
+class CausalLMOutputWithCrossAttentions(ModelOutput):
+    loss: Any = None
+    logits: Any = None
+    cache: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+    cross_attentions: Any = None

@@ -112,6 +112,16 @@ class FusedWeight:
         return out
 
 
+def _as_arrays(value):
+    """An input as arrays: nested lists become one array; an output object or a tuple of arrays (a
+    seq2seq model's ``encoder_outputs``) keeps its structure with each leaf an array."""
+    from transformers_jax.modeling_outputs import ModelOutput
+
+    if isinstance(value, ModelOutput) or (isinstance(value, tuple) and any(hasattr(x, "shape") for x in value)):
+        return jax.tree.map(jnp.asarray, value)
+    return jnp.asarray(value)
+
+
 class PreTrainedModel:
     """Base of every model class. Subclasses set the class attributes below and define
     ``param_specs`` and ``forward``."""
@@ -155,6 +165,16 @@ class PreTrainedModel:
         """{PyTorch key left out of our params: the PyTorch key it is tied to}."""
         return {}
 
+    @classmethod
+    def static_weights(cls, config) -> dict[str, np.ndarray]:
+        """{PyTorch key: value} of checkpoint tensors that are functions of the config, not params
+        (Marian's fixed sinusoidal position tables). A checkpoint may hold them: they are checked
+        against these values on load (a difference is an error naming the key); they are written on
+        save when ``saves_static_weights``, as Hugging Face's class does."""
+        return {}
+
+    saves_static_weights: bool = True
+
     # ------------------------------------------------------------------ calling
     @classmethod
     @functools.cache
@@ -188,7 +208,7 @@ class PreTrainedModel:
             if flag in names:
                 inputs[flag] = bool(inputs.get(flag) or getattr(self.config, flag, False) or False)
         self.check_inputs(inputs)
-        arrays = {k: (v if v is None or isinstance(v, bool) else jnp.asarray(v)) for k, v in inputs.items()}
+        arrays = {k: (v if v is None or isinstance(v, bool) else _as_arrays(v)) for k, v in inputs.items()}
         out = self._jitted_forward()(
             self.params if params is None else params, self.config, **arrays, _sharding=active_sharding()
         )
@@ -258,6 +278,9 @@ class PreTrainedModel:
                 values.append(value.T if part.transpose else value)
             value = values[0] if len(values) == 1 else np.concatenate(values, axis=entry.axis)
             state[key] = np.ascontiguousarray(value)
+        if cls.saves_static_weights:
+            dtype = _np_dtype(config.param_dtype)
+            state.update({k: np.ascontiguousarray(v.astype(dtype)) for k, v in cls.static_weights(config).items()})
         return state
 
     @classmethod
@@ -355,6 +378,12 @@ class PreTrainedModel:
                 state = {prefix + k: v for k, v in state.items()}  # a base-model checkpoint
         for tied in cls.tied_weights(config):
             state.pop(tied, None)
+        for key, value in cls.static_weights(config).items():
+            if key in state:
+                held = np.asarray(state.pop(key), np.float32)
+                if held.shape != value.shape or not np.allclose(held, value, rtol=0, atol=1e-4):
+                    raise ValueError(f"{key!r} in {source} differs from the fixed table {cls.__name__} computes "
+                                     f"(shape {held.shape}, expected {value.shape} of the config's values)")
         # Weights of modules this class does not have: other task heads, or optional base modules
         # such as the pooler that BertForMaskedLM leaves out. Reported, not used.
         ours = cls._torch_keys(config)

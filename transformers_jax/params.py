@@ -38,13 +38,22 @@ class ParamSpec:
             raise ValueError(f"unknown initializer {self.init!r}")
 
 
-def sinusoidal_table(num_positions: int, dim: int) -> np.ndarray:
-    """[num_positions, dim] float32: ``pos / 10000 ** (2 * (j // 2) / dim)`` through sin on even
-    columns ``j`` and cos on odd ones, computed in float64 (Hugging Face's XLM/DistilBERT table)."""
+def sinusoidal_table(num_positions: int, dim: int, layout: str = "interleaved") -> np.ndarray:
+    """[num_positions, dim] float32 of the angles ``pos / 10000 ** (2 * (j // 2) / dim)``, computed in
+    float64. ``layout="interleaved"``: sin on even columns ``j``, cos on odd ones (Hugging Face's
+    XLM/DistilBERT table); ``"halves"``: the sines of the even columns first, then the cosines of the
+    odd ones (Marian's table)."""
     angles = np.arange(num_positions)[:, None] / np.power(10000.0, 2 * (np.arange(dim) // 2) / dim)[None]
     table = np.empty((num_positions, dim), np.float64)
-    table[:, 0::2] = np.sin(angles[:, 0::2])
-    table[:, 1::2] = np.cos(angles[:, 1::2])
+    if layout == "interleaved":
+        table[:, 0::2] = np.sin(angles[:, 0::2])
+        table[:, 1::2] = np.cos(angles[:, 1::2])
+    elif layout == "halves":
+        half = (dim + 1) // 2
+        table[:, :half] = np.sin(angles[:, 0::2])
+        table[:, half:] = np.cos(angles[:, 1::2])
+    else:
+        raise ValueError(f"unknown sinusoidal layout {layout!r}; known: 'interleaved', 'halves'")
     return table.astype(np.float32)
 
 

@@ -18,6 +18,7 @@ TASKS = (
     "pretraining",
     "masked_lm",
     "causal_lm",
+    "seq2seq_lm",
     "sequence_classification",
     "token_classification",
     "question_answering",
@@ -184,6 +185,10 @@ class AutoModelForMaskedLM(_AutoModel):
 
 class AutoModelForCausalLM(_AutoModel):
     task = "causal_lm"
+
+
+class AutoModelForSeq2SeqLM(_AutoModel):
+    task = "seq2seq_lm"
 
 
 class AutoModelForSequenceClassification(_AutoModel):

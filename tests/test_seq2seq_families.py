@@ -1,0 +1,311 @@
+"""Every encoder-decoder family (tests/seq2seq_cases/) against Hugging Face PyTorch on CPU.
+
+For each (family, head class, config) in a family's ``parity`` list: HF's checkpoint loaded here
+gives HF's outputs (logits, loss, every encoder and decoder hidden state, self-attention and
+cross-attention map) on right-padded batches, and our ``save_pretrained`` loads in ``transformers``
+with the same key set and the same outputs. Then the seq2seq specifics: decoder inputs built from
+labels or input_ids (and the errors when they cannot be), ``encoder_outputs=``, eos pooling,
+Marian's fixed position tables, the Auto class, and three Trainer steps of
+BartForConditionalGeneration on one device against ``fsdp_tp`` on 8 simulated devices.
+"""
+import logging
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import Mesh
+
+import transformers_jax as tj
+from family_parity import FLAGS, check_our_checkpoint_loads_in_hf, hf_checkpoints
+from parity import assert_same_up_to_rounding, assert_trees_same_up_to_rounding, compare_with_hf, run_ours
+from seq2seq_cases import all_families
+
+FAMILIES = {family.name: family for family in all_families()}
+B, T, TD = 3, 11, 7  # rows, encoder length, decoder length
+NUM_LABELS = 3
+
+
+def head_kind(class_name: str) -> str:
+    for suffix in ("ForConditionalGeneration", "MTModel", "ForSequenceClassification", "ForQuestionAnswering",
+                   "ForCausalLM"):
+        if class_name.endswith(suffix):
+            return "ForConditionalGeneration" if suffix == "MTModel" else suffix
+    return "Model"
+
+
+def overrides(class_name: str) -> dict:
+    return {"num_labels": NUM_LABELS} if head_kind(class_name) == "ForSequenceClassification" else {}
+
+
+def padded(rng, cfg, rows, length, lengths, vocab=None):
+    """Right-padded ids in [3, vocab) (never eos 2 or pad 1) and their mask."""
+    mask = (np.arange(length)[None] < np.asarray(lengths)[:, None]).astype(np.int64)
+    ids = rng.randint(3, vocab or cfg["vocab_size"], (rows, length))
+    ids[mask == 0] = cfg["pad_token_id"]
+    return ids, mask
+
+
+def make_inputs(family, class_name: str, config_name: str, seed: int = 0) -> dict:
+    rng = np.random.RandomState(seed)
+    cfg = family.configs[config_name]
+    target_vocab = cfg.get("decoder_vocab_size") or cfg["vocab_size"]
+    kind = head_kind(class_name)
+    if kind == "ForCausalLM":
+        ids, mask = padded(rng, cfg, B, TD, [TD, 4, TD - 2], min(cfg["vocab_size"], target_vocab))
+        return {"input_ids": ids, "attention_mask": mask, "labels": np.where(mask == 1, np.roll(ids, -1, 1), -100)}
+    ids, mask = padded(rng, cfg, B, T, [T, T - 4, 5])
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if kind == "Model":
+        dec, dec_mask = padded(rng, cfg, B, TD, [TD - 2, TD, 3], target_vocab)
+        inputs.update(decoder_input_ids=dec, decoder_attention_mask=dec_mask)
+    elif kind == "ForConditionalGeneration":
+        labels, label_mask = padded(rng, cfg, B, TD, [TD, 4, TD - 1], target_vocab)
+        inputs["labels"] = np.where(label_mask == 1, labels, -100)
+    elif kind == "ForSequenceClassification":
+        ids[np.arange(B), mask.sum(1) - 1] = cfg["eos_token_id"]  # one eos per row, at its last real token
+        ids[0, 2] = cfg["eos_token_id"]  # ... and an earlier one in every row: the last one is pooled
+        ids[1, 3] = ids[2, 1] = cfg["eos_token_id"]
+        inputs["labels"] = rng.randint(0, NUM_LABELS, B)
+    elif kind == "ForQuestionAnswering":
+        inputs["start_positions"] = rng.randint(0, T, B)
+        inputs["end_positions"] = rng.randint(0, T, B)
+    return inputs
+
+
+@pytest.fixture(scope="module")
+def hf_case(tmp_path_factory):
+    """(HF model in eager mode, its save directory, the keys HF saved) per (family, head, config), built once."""
+    get, cache = hf_checkpoints(tmp_path_factory, overrides)
+    yield get
+    cache.clear()
+
+
+PARITY = [pytest.param(f, c, n, id=f"{f}-{c}-{n}") for f, family in FAMILIES.items() for c, n in family.parity]
+
+
+@pytest.mark.parametrize("family_name,class_name,config_name", PARITY)
+def test_hf_checkpoint_matches_hf_outputs(hf_case, family_name, class_name, config_name, caplog):
+    family = FAMILIES[family_name]
+    hf_model, path, _ = hf_case(family, class_name, config_name)
+    with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+        ours = getattr(tj, class_name).from_pretrained(path)
+    assert not [r for r in caplog.records if r.name.startswith("transformers_jax")], caplog.text
+    inputs = make_inputs(family, class_name, config_name)
+    want = compare_with_hf(run_ours(ours, inputs, **FLAGS), hf_model, inputs, **FLAGS)
+    cfg = hf_model.config
+    if head_kind(class_name) == "ForCausalLM":
+        assert len(want.hidden_states) == cfg.decoder_layers + 1 and len(want.attentions) == cfg.decoder_layers
+    else:
+        assert len(want.encoder_hidden_states) == cfg.encoder_layers + 1
+        assert len(want.decoder_hidden_states) == cfg.decoder_layers + 1
+        assert len(want.cross_attentions) == cfg.decoder_layers and want.cross_attentions[0].shape[-1] == T
+    if head_kind(class_name) != "Model":
+        assert np.isfinite(float(want.loss)) and float(want.loss) > 0
+
+
+@pytest.mark.parametrize("family_name,class_name,config_name", PARITY)
+def test_our_checkpoint_loads_in_hf(hf_case, family_name, class_name, config_name, tmp_path):
+    family = FAMILIES[family_name]
+    check_our_checkpoint_loads_in_hf(hf_case(family, class_name, config_name), family.heads[class_name], class_name,
+                                     make_inputs(family, class_name, config_name, seed=5), tmp_path)
+
+
+# ----------------------------------------------------------------------------- decoder inputs
+def _tiny(family_name: str, class_name: str, **changes):
+    cls = getattr(tj, class_name)
+    return cls(cls.config_class.from_dict(dict(FAMILIES[family_name].configs["base"], **changes)), seed=0)
+
+
+def test_missing_decoder_start_token_id_is_named():
+    model = _tiny("bart", "BartForConditionalGeneration", decoder_start_token_id=None)
+    inputs = make_inputs(FAMILIES["bart"], "BartForConditionalGeneration", "base")
+    with pytest.raises(ValueError, match="decoder_start_token_id"):
+        model(**inputs)
+    # Given decoder inputs, no start token is needed.
+    out = model(**inputs, decoder_input_ids=np.full((B, TD), 2))
+    assert out.logits.shape == (B, TD, 99)
+
+
+def test_marian_model_needs_decoder_input_ids():
+    model = _tiny("marian", "MarianModel")
+    with pytest.raises(ValueError, match="MarianModel needs decoder_input_ids"):
+        model(input_ids=np.full((1, 4), 5))
+
+
+def test_decoder_inputs_are_labels_shifted_right():
+    """BART puts decoder_start_token_id first; mBART the row's last non-padding label; -100 reads as padding."""
+    labels = np.array([[5, 6, 7, -100], [8, 9, -100, -100]])
+    bart = tj.BartConfig.from_dict(dict(FAMILIES["bart"].configs["base"], decoder_start_token_id=4))
+    np.testing.assert_array_equal(bart.decoder_inputs_from_labels(labels), [[4, 5, 6, 7], [4, 8, 9, 1]])
+    mbart = tj.MBartConfig.from_dict(FAMILIES["mbart"].configs["base"])
+    np.testing.assert_array_equal(mbart.decoder_inputs_from_labels(labels), [[7, 5, 6, 7], [9, 8, 9, 1]])
+
+
+def test_encoder_outputs_are_reused(hf_case):
+    """``encoder_outputs=`` (ours, or a tuple) skips the encoder and gives the same logits as HF's run."""
+    family = FAMILIES["bart"]
+    hf_model, path, _ = hf_case(family, "BartForConditionalGeneration", "base")
+    ours = tj.BartForConditionalGeneration.from_pretrained(path)
+    inputs = make_inputs(family, "BartForConditionalGeneration", "base")
+    full = ours(**inputs)
+    encoded = tj.BartModel.from_pretrained(path)(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                                 decoder_input_ids=inputs["input_ids"][:, :2])
+    for given in ((encoded.encoder_last_hidden_state,), encoded.encoder_last_hidden_state):
+        again = ours(attention_mask=inputs["attention_mask"], labels=inputs["labels"], encoder_outputs=given)
+        assert_same_up_to_rounding(again.logits, full.logits, ulps=8, name="logits")
+        assert_same_up_to_rounding(again.loss, full.loss, ulps=8, name="loss")
+    import torch
+
+    from parity import assert_accurate, hf_pair
+
+    def run(model):
+        dtype = next(model.parameters()).dtype
+        given = torch.tensor(np.asarray(encoded.encoder_last_hidden_state)).to(dtype)
+        return model(attention_mask=torch.tensor(inputs["attention_mask"]), labels=torch.tensor(inputs["labels"]),
+                     encoder_outputs=(given,)).logits
+
+    reference, exact = hf_pair(hf_model, run)
+    assert_accurate(again.logits, reference, exact, name="logits from encoder_outputs")
+
+
+def test_sequence_classifier_refuses_rows_with_different_eos_counts():
+    model = _tiny("bart", "BartForSequenceClassification")
+    ids = np.array([[5, 6, 2, 2], [5, 6, 7, 2]])
+    with pytest.raises(ValueError, match="same number of <eos> tokens"):
+        model(input_ids=ids)
+    with pytest.raises(ValueError, match="at least one <eos> token"):
+        model(input_ids=np.array([[5, 6, 7, 8]]))
+
+
+def test_marian_positions_are_fixed_tables(hf_case, tmp_path):
+    """Marian's positions are not params; a checkpoint's tables must equal the sinusoids (HF's own values)."""
+    from safetensors.numpy import load_file, save_file
+
+    family = FAMILIES["marian"]
+    hf_model, path, keys = hf_case(family, "MarianModel", "base")
+    assert "encoder.embed_positions.weight" in keys  # HF's MarianModel writes them (MarianMTModel does not)
+    ours = tj.MarianModel.from_pretrained(path)
+    assert "embed_positions" not in ours.params["encoder"]
+    np.testing.assert_array_equal(tj.MarianModel.static_weights(ours.config)["encoder.embed_positions.weight"],
+                                  hf_model.encoder.embed_positions.weight.detach().numpy())
+    state = load_file(str(path / "model.safetensors"))
+    state["decoder.embed_positions.weight"] = state["decoder.embed_positions.weight"] + 0.01
+    (tmp_path / "config.json").write_text((path / "config.json").read_text())
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match="decoder.embed_positions.weight"):
+        tj.MarianModel.from_pretrained(tmp_path)
+
+
+def test_auto_model_for_seq2seq_lm(hf_case):
+    for family_name, class_name in (("bart", "BartForConditionalGeneration"), ("marian", "MarianMTModel")):
+        _, path, _ = hf_case(FAMILIES[family_name], class_name, "base")
+        assert type(tj.AutoModelForSeq2SeqLM.from_pretrained(path)).__name__ == class_name
+    with pytest.raises(ValueError, match="AutoModelForSeq2SeqLM does not support model_type 'llama'"):
+        tj.AutoModelForSeq2SeqLM.from_config(tj.AutoConfig.for_model("llama", hidden_size=8, num_attention_heads=2,
+                                                                     num_hidden_layers=1, intermediate_size=8))
+
+
+def test_unsupported_t5_switches_are_refused():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class RmsConfig(tj.BartConfig):
+        norm_type = "rms"
+
+    with pytest.raises(ValueError, match="norm_type='rms' is not supported"):
+        RmsConfig()
+
+
+# ----------------------------------------------------------------------------- training
+def test_three_steps_under_fsdp_tp_equal_one_device(tmp_path):
+    from sharding import create_mesh
+    from train.data import ArrayDataset
+    from train.trainer import Trainer
+    from train.training_args import TrainingArguments
+
+    family = FAMILIES["bart"]
+    config = tj.BartConfig.from_dict(family.configs["base"])
+    rows = [make_inputs(family, "BartForConditionalGeneration", "base", seed=s) for s in range(8)]
+    data = ArrayDataset({k: np.concatenate([r[k] for r in rows])[:24].astype(np.int32) for k in rows[0]})
+
+    def run(mesh, per_device, folder):
+        args = TrainingArguments(output_dir=str(tmp_path / folder), max_steps=3, per_device_train_batch_size=per_device,
+                                 optim="sgd", learning_rate=0.1, logging_steps=1, save_strategy="no",
+                                 report_to="none", disable_tqdm=True,
+                                 sharding="fsdp_tp" if mesh.devices.size > 1 else "dp")
+        trainer = Trainer(tj.BartForConditionalGeneration(config, seed=3), args, train_dataset=data, mesh=mesh)
+        trainer.train()
+        return trainer, [r["loss"] for r in trainer.state.log_history if "loss" in r]
+
+    single, single_loss = run(Mesh(np.array(jax.devices()[:1]), ("data",)), 8, "one")
+    sharded, sharded_loss = run(create_mesh({"data": 2, "fsdp": 2, "tensor": 2}), 2, "eight")
+    assert len(single_loss) == 3 and single_loss[0] != single_loss[-1]
+    assert_same_up_to_rounding(sharded_loss, single_loss, ulps=16, name="losses")
+    assert_trees_same_up_to_rounding(sharded.model.params, single.model.params, ulps=16, floor=0.1)
+    # final_logits_bias is a buffer in Hugging Face: never trained.
+    np.testing.assert_array_equal(np.asarray(single.model.params["final_logits_bias"]), 0)
+
+
+def test_memory_estimate_counts_both_stacks():
+    """The activation estimate sums the encoder's layers and the decoder's (with their cross-attention maps)."""
+    from sharding.memory import estimate_memory
+
+    def activations(**changes):
+        config = tj.BartConfig.from_dict(dict(FAMILIES["bart"].configs["base"], **changes))
+        specs = tj.BartForConditionalGeneration.param_specs(config)
+        return estimate_memory(config, specs, batch_per_device=2, seq_len=16).activations
+
+    base = activations()
+    d, t, b = 32, 16, 2
+    encoder_layer = b * t * (8 * d + 4 * 37) * 4 + b * 4 * t * t * 4
+    assert activations(decoder_layers=4) - base == b * t * (8 * d + 4 * 29) * 4 + 2 * b * 2 * t * t * 4
+    assert activations(encoder_layers=3) - base == encoder_layer
+
+
+def test_checkpoints_that_write_tied_copies_load(hf_case, tmp_path, caplog):
+    """Older checkpoints hold the tied tables too (``model.encoder.embed_tokens``, ``model.decoder.embed_tokens``,
+    ``lm_head``; Marian's position tables): accepted without a warning, same outputs; ours saves 5.24's form."""
+    from safetensors.numpy import load_file, save_file
+
+    for family_name, class_name in (("bart", "BartForConditionalGeneration"), ("marian", "MarianMTModel")):
+        _, path, keys = hf_case(FAMILIES[family_name], class_name, "base")
+        state = load_file(str(path / "model.safetensors"))
+        added = {k: state["model.shared.weight"] for k in ("model.encoder.embed_tokens.weight",
+                                                          "model.decoder.embed_tokens.weight", "lm_head.weight")}
+        assert not set(added) & keys
+        if family_name == "marian":
+            added.update(tj.MarianMTModel.static_weights(tj.MarianConfig.from_pretrained(path)))
+            assert "model.encoder.embed_positions.weight" in added
+        folder = tmp_path / family_name
+        folder.mkdir()
+        (folder / "config.json").write_text((path / "config.json").read_text())
+        save_file({**state, **added}, str(folder / "model.safetensors"))
+        cls = getattr(tj, class_name)
+        with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+            full = cls.from_pretrained(folder)
+        assert not caplog.records, caplog.text
+        inputs = make_inputs(FAMILIES[family_name], class_name, "base")
+        np.testing.assert_array_equal(np.asarray(full(**inputs).logits),
+                                      np.asarray(cls.from_pretrained(path)(**inputs).logits))
+
+
+@pytest.mark.parametrize("family_name,class_name", [("bart", "BartForConditionalGeneration"), ("mbart", "MBartModel")])
+def test_unrolled_layers_equal_the_scan(family_name, class_name):
+    """``scan_layers=False`` (a Python loop over the layers) gives the scan's numbers."""
+    scanned = _tiny(family_name, class_name)
+    unrolled = type(scanned)(scanned.config.replace(scan_layers=False), params=scanned.params)
+    inputs = make_inputs(FAMILIES[family_name], class_name, "base")
+    a, b = scanned(**inputs, **FLAGS), unrolled(**inputs, **FLAGS)
+    assert a.keys() == b.keys()
+    assert_trees_same_up_to_rounding(a.to_tuple(), b.to_tuple(), ulps=8)
+
+
+def test_inputs_as_lists_and_outputs_as_encoder_outputs():
+    """Nested lists are one array each; a whole output object passes as ``encoder_outputs``."""
+    model = _tiny("bart", "BartModel")
+    ids = [[5, 6, 7, 2], [8, 9, 2, 1]]
+    out = model(input_ids=ids, attention_mask=[[1, 1, 1, 1], [1, 1, 1, 0]], decoder_input_ids=[[2, 5], [2, 8]])
+    assert out.last_hidden_state.shape == (2, 2, 32)
+    again = model(attention_mask=[[1, 1, 1, 1], [1, 1, 1, 0]], decoder_input_ids=[[2, 5], [2, 8]],
+                  encoder_outputs=tj.modeling_outputs.BaseModelOutput(last_hidden_state=out.encoder_last_hidden_state))
+    assert_same_up_to_rounding(again.last_hidden_state, out.last_hidden_state, ulps=8)

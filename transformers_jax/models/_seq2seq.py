@@ -1,0 +1,703 @@
+"""The shared encoder-decoder: BART, mBART and Marian are this skeleton plus their config (T5 is
+meant to join through the hooks below).
+
+One encoder stack (bidirectional self-attention + MLP) and one decoder stack (causal self-attention,
+cross-attention over the encoder output, MLP), each one ``lax.scan`` over stacked layers, under
+Hugging Face's BART module names: ``model.shared``, ``model.encoder.layers.N.self_attn.q_proj``,
+``...self_attn_layer_norm``, ``...fc1``, ``model.decoder.layers.N.encoder_attn``,
+``final_logits_bias``, ``lm_head``. A family says how it differs through its config class
+(:class:`Seq2SeqArchitecture`):
+
+* ``norm_position``: ``"post"`` (BART, Marian: add, then normalise) or ``"pre"`` (mBART, T5:
+  normalise each sub-layer's input), with ``has_final_layer_norm`` (a ``layer_norm`` after each
+  stack: mBART) and ``has_layernorm_embedding`` (a LayerNorm over the embeddings: BART, mBART);
+* ``position_type``: ``"learned"`` (a table indexed from ``position_offset``: BART's offset 2) or
+  ``"sinusoidal"`` (Marian's fixed table, computed, not a param; see ``static_weights``);
+  ``scale_embedding`` (a field) multiplies token embeddings by sqrt(d_model);
+* ``decoder_start``: how ``labels`` become ``decoder_input_ids`` (``"start_token"``: shift right
+  behind ``decoder_start_token_id``; ``"last_token"``: mBART wraps each row's last non-padding
+  token to the front); ``model_shifts_input_ids`` (the bare model builds its decoder inputs from
+  ``input_ids`` when none are given: BART, mBART; Marian asks for them);
+* embeddings: ``share_encoder_decoder_embeddings`` (Marian's field; True elsewhere) and
+  ``tie_word_embeddings``: shared and tied, one ``shared`` table serves both stacks and the LM head;
+  untied, each stack reads its own ``embed_tokens`` (Hugging Face v5 keeps ``shared`` as well);
+  unshared (Marian), the decoder's table has ``decoder_vocab_size`` rows and no ``shared`` exists.
+
+Hooks left for T5 (defaults only, refused when switched): ``norm_type`` ("rms"), ``mlp_type``
+("gated"), ``projection_bias`` (False: no biases), :meth:`~Seq2SeqArchitecture.attention_scale` (T5
+does not scale q.k), and :meth:`~Seq2SeqArchitecture.self_attention_bias` with
+:meth:`~Seq2SeqArchitecture.stack_extra_specs` (a relative position bias owned by the stack, which
+T5's checkpoints keep under the first layer: a ``checkpoint_renames`` entry). A decoding step with a
+KV cache would keep its layout in ``layers/kv_cache.py`` (self-attention slots growing, the
+cross-attention keys/values written once); the decoder layer takes its keys and values from one
+place (:func:`_attention`) so that step can slot in.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from transformers_jax import layers as L
+from transformers_jax.configuration_utils import PretrainedConfig
+from transformers_jax.losses import cross_entropy, sequence_classification_loss, span_loss
+from transformers_jax.modeling_outputs import (
+    BaseModelOutput,
+    CausalLMOutputWithCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+    Seq2SeqQuestionAnsweringModelOutput,
+    Seq2SeqSequenceClassifierOutput,
+)
+from transformers_jax.modeling_utils import PreTrainedModel
+from transformers_jax.params import ParamSpec, dense_spec, embedding_spec, layer_norm_spec, sinusoidal_table, stack_specs
+from transformers_jax.partitioning import constrain
+
+ENCODER, DECODER = "encoder", "decoder"
+
+
+class Seq2SeqArchitecture:
+    """What the shared encoder-decoder reads from a config beyond BART's fields: switches and hooks."""
+
+    norm_position: ClassVar[str] = "post"
+    norm_type: ClassVar[str] = "layer"  # "rms": T5 (not implemented yet)
+    mlp_type: ClassVar[str] = "plain"  # "gated": T5 v1.1 (not implemented yet)
+    projection_bias: ClassVar[bool] = True  # biases on attention projections and fc1/fc2 (T5 has none)
+    position_type: ClassVar[str] = "learned"  # "learned", "sinusoidal"; "relative": T5 (not implemented yet)
+    position_offset: ClassVar[int] = 2  # BART's learned table starts at row 2
+    has_layernorm_embedding: ClassVar[bool] = True
+    has_final_layer_norm: ClassVar[bool] = False
+    decoder_start: ClassVar[str] = "start_token"  # or "last_token" (mBART)
+    model_shifts_input_ids: ClassVar[bool] = True
+
+    # -- shapes ----------------------------------------------------------------------------------
+    @property
+    def share_embeddings(self) -> bool:
+        """One token table for both stacks (Marian's ``share_encoder_decoder_embeddings``)."""
+        return bool(getattr(self, "share_encoder_decoder_embeddings", True))
+
+    @property
+    def target_vocab_size(self) -> int:
+        """Rows of the decoder's token table and columns of the LM head."""
+        if self.share_embeddings:
+            return self.vocab_size
+        return getattr(self, "decoder_vocab_size", None) or self.vocab_size
+
+    def stack_layers(self, side: str) -> int:
+        return self.encoder_layers if side == ENCODER else self.decoder_layers
+
+    def stack_heads(self, side: str) -> int:
+        return self.encoder_attention_heads if side == ENCODER else self.decoder_attention_heads
+
+    def stack_ffn_dim(self, side: str) -> int:
+        return self.encoder_ffn_dim if side == ENCODER else self.decoder_ffn_dim
+
+    def layer_stacks(self) -> list[tuple[int, int, int, int, int]]:
+        """(layers, d_model, heads, MLP width, attention maps per layer) of the encoder and the decoder
+        (self- and cross-attention), for the memory estimate (``sharding/memory.py``)."""
+        return [(self.stack_layers(side), self.d_model, self.stack_heads(side), self.stack_ffn_dim(side),
+                 1 if side == ENCODER else 2) for side in (ENCODER, DECODER)]
+
+    @property
+    def norm_eps(self) -> float:
+        return 1e-5  # torch.nn.LayerNorm's default: BART's LayerNorms take no eps from the config
+
+    def embedding_scale(self) -> float:
+        return float(np.sqrt(self.d_model)) if self.scale_embedding else 1.0
+
+    # -- hooks (T5) ------------------------------------------------------------------------------
+    def attention_scale(self, side: str) -> float:
+        """The factor on q.k (``head_dim ** -0.5``; T5 uses 1)."""
+        return (self.d_model // self.stack_heads(side)) ** -0.5
+
+    def stack_extra_specs(self, side: str) -> dict:
+        """Extra params of a stack (T5's relative attention bias table); none by default."""
+        return {}
+
+    def self_attention_bias(self, stack_params: dict, side: str, query_len: int, key_len: int):
+        """An additive self-attention bias [1, H, T, S] shared by the stack's layers (T5), or None."""
+        return None
+
+    def check_architecture(self) -> None:
+        """Refuse the switches whose implementation has not landed (T5's)."""
+        for name, value, supported in (("norm_type", self.norm_type, ("layer",)),
+                                       ("mlp_type", self.mlp_type, ("plain",)),
+                                       ("position_type", self.position_type, ("learned", "sinusoidal")),
+                                       ("norm_position", self.norm_position, ("post", "pre")),
+                                       ("decoder_start", self.decoder_start, ("start_token", "last_token"))):
+            if value not in supported:
+                raise ValueError(f"{type(self).__name__}: {name}={value!r} is not supported by the shared "
+                                 f"encoder-decoder yet (supported: {supported})")
+        for side in (ENCODER, DECODER):
+            if self.d_model % self.stack_heads(side):
+                raise ValueError(f"d_model ({self.d_model}) is not a multiple of {side}_attention_heads "
+                                 f"({self.stack_heads(side)})")
+
+    # -- decoder inputs --------------------------------------------------------------------------
+    def decoder_inputs_from_labels(self, labels):
+        """``decoder_input_ids`` [B, T] from ``labels`` (-100 read as padding), as Hugging Face shifts them."""
+        if self.pad_token_id is None:
+            raise ValueError(f"{type(self).__name__}: pad_token_id must be set to build decoder_input_ids from "
+                             "labels or input_ids")
+        labels = jnp.where(labels == -100, self.pad_token_id, labels)
+        if self.decoder_start == "last_token":  # mBART: each row's last non-padding token (its language id) first
+            last = jnp.sum(labels != self.pad_token_id, axis=1) - 1
+            start = jnp.take_along_axis(labels, jnp.maximum(last, 0)[:, None], axis=1)
+        else:
+            if self.decoder_start_token_id is None:
+                raise ValueError(f"{type(self).__name__}: decoder_start_token_id must be set in the config to build "
+                                 "decoder_input_ids from labels or input_ids (or pass decoder_input_ids)")
+            start = jnp.full_like(labels[:, :1], self.decoder_start_token_id)
+        return jnp.concatenate([start, labels[:, :-1]], axis=1)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Seq2SeqConfig(Seq2SeqArchitecture, PretrainedConfig):
+    """Fields of the BART-like encoder-decoders (Hugging Face's BART names and defaults)."""
+
+    attribute_map: ClassVar[dict[str, str]] = {"num_attention_heads": "encoder_attention_heads",
+                                               "hidden_size": "d_model", "num_hidden_layers": "encoder_layers"}
+    default_num_labels: ClassVar[int] = 2
+
+    vocab_size: int = 50265
+    max_position_embeddings: int = 1024
+    encoder_layers: int = 12
+    encoder_ffn_dim: int = 4096
+    encoder_attention_heads: int = 16
+    decoder_layers: int = 12
+    decoder_ffn_dim: int = 4096
+    decoder_attention_heads: int = 16
+    encoder_layerdrop: float = 0.0
+    decoder_layerdrop: float = 0.0
+    activation_function: str = "gelu"
+    d_model: int = 1024
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    init_std: float = 0.02
+    classifier_dropout: float = 0.0
+    scale_embedding: bool = False
+    use_cache: bool = True
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 0
+    eos_token_id: int | list | None = 2
+    is_encoder_decoder: bool = True
+    decoder_start_token_id: int | None = 2
+    forced_eos_token_id: int | list | None = 2
+    is_decoder: bool = False
+    tie_word_embeddings: bool = True
+
+    def __post_init__(self):
+        if self.id2label is None:
+            object.__setattr__(self, "id2label", {i: f"LABEL_{i}" for i in range(self.default_num_labels)})
+        super().__post_init__()
+        L.activation(self.activation_function)  # refuse unknown activations early
+        self.check_architecture()
+
+    @property
+    def initializer_range(self) -> float:
+        return self.init_std
+
+
+# ----------------------------------------------------------------------------- specs
+def _attention_specs(config) -> dict:
+    d, std, bias = config.d_model, config.init_std, config.projection_bias
+    return {"q_proj": dense_spec(d, d, "embed", "heads", bias, std), "k_proj": dense_spec(d, d, "embed", "heads", bias, std),
+            "v_proj": dense_spec(d, d, "embed", "heads", bias, std), "out_proj": dense_spec(d, d, "heads", "embed", bias, std)}
+
+
+def layer_specs(config, side: str) -> dict:
+    """One encoder or decoder layer under BART's names."""
+    d, ff, std, bias = config.d_model, config.stack_ffn_dim(side), config.init_std, config.projection_bias
+    specs = {"self_attn": _attention_specs(config), "self_attn_layer_norm": layer_norm_spec(d)}
+    if side == DECODER:
+        specs["encoder_attn"] = _attention_specs(config)
+        specs["encoder_attn_layer_norm"] = layer_norm_spec(d)
+    specs["fc1"] = dense_spec(d, ff, "embed", "mlp", bias, std)
+    specs["fc2"] = dense_spec(ff, d, "mlp", "embed", bias, std)
+    specs["final_layer_norm"] = layer_norm_spec(d)
+    return specs
+
+
+def stack_specs_of(config, side: str, own_embeddings: bool) -> dict:
+    """``encoder`` or ``decoder``: its own token table when it has one, learned positions, layers, norms."""
+    d, std = config.d_model, config.init_std
+    specs = {}
+    if own_embeddings:
+        vocab = config.vocab_size if side == ENCODER else config.target_vocab_size
+        specs["embed_tokens"] = embedding_spec(vocab, d, std)
+    if config.position_type == "learned":
+        specs["embed_positions"] = embedding_spec(config.max_position_embeddings + config.position_offset, d, std,
+                                                  axes=(None, "embed"))
+    specs["layers"] = stack_specs(layer_specs(config, side), config.stack_layers(side))
+    if config.has_layernorm_embedding:
+        specs["layernorm_embedding"] = layer_norm_spec(d)
+    if config.has_final_layer_norm:
+        specs["layer_norm"] = layer_norm_spec(d)
+    specs.update(config.stack_extra_specs(side))
+    return specs
+
+
+def stacks_own_embeddings(config) -> bool:
+    """Whether each stack reads its own ``embed_tokens`` (untied, or Marian's unshared tables)."""
+    return not (config.share_embeddings and config.tie_word_embeddings)
+
+
+def model_specs(config) -> dict:
+    """The base model: ``shared`` (unless unshared), ``encoder`` and ``decoder``."""
+    specs = {}
+    if config.share_embeddings:
+        specs["shared"] = embedding_spec(config.vocab_size, config.d_model, config.init_std)
+    own = stacks_own_embeddings(config)
+    specs[ENCODER] = stack_specs_of(config, ENCODER, own)
+    specs[DECODER] = stack_specs_of(config, DECODER, own)
+    return specs
+
+
+def static_position_weights(config, stacks: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Marian's fixed sinusoidal tables under each stack's ``embed_positions.weight`` (keys relative to the
+    base model); none for learned positions."""
+    if config.position_type != "sinusoidal":
+        return {}
+    table = sinusoidal_table(config.max_position_embeddings, config.d_model, layout="halves")
+    return {f"{stack}.embed_positions.weight": table for stack in stacks}
+
+
+# ----------------------------------------------------------------------------- forward
+def _norm(params, x, config):
+    return L.layer_norm(params, x, config.norm_eps)
+
+
+def _attention(p, config, side, h, kv, mask, bias, key, scale):
+    """One attention block: projections of the queries ``h`` [B, T, D] and the keys/values ``kv``
+    [B, S, D] (``h`` itself for self-attention, the encoder output for cross-attention), then the
+    output projection. Returns (output [B, T, D], probabilities [B, H, T, S])."""
+    heads = config.stack_heads(side)
+    q = L.split_heads(L.dense(p["q_proj"], h), heads)
+    k = L.split_heads(L.dense(p["k_proj"], kv), heads)
+    v = L.split_heads(L.dense(p["v_proj"], kv), heads)
+    out, probs = L.dot_product_attention(q, k, v, mask, scale=scale, bias=bias, dropout_rate=config.attention_dropout,
+                                         dropout_rng=key)
+    return L.dense(p["out_proj"], L.merge_heads(out)), probs
+
+
+def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids, attention_mask,
+                  encoder_hidden=None, encoder_mask=None, output_hidden_states=False, output_attentions=False,
+                  dropout_rng=None) -> BaseModelOutput:
+    """The encoder or the decoder (with cross-attention when ``encoder_hidden`` is given).
+
+    ``hidden_states`` are the embedding output, each layer's output, and the last one after the
+    stack's final norm (as Hugging Face records them). Returns (BaseModelOutput, the per-layer
+    cross-attention maps when there is cross-attention and ``output_attentions``, else None)."""
+    dtype = jnp.dtype(config.compute_dtype)
+    batch, length = input_ids.shape
+    num_layers = config.stack_layers(side)
+    if dropout_rng is not None and getattr(config, f"{side}_layerdrop"):
+        raise ValueError(f"{type(config).__name__}: {side}_layerdrop > 0 is not supported in training")
+    rngs = L.split_key(dropout_rng, 2)
+    embed_rng, layer_rng = (None, None) if rngs is None else rngs
+    if attention_mask is None:
+        attention_mask = jnp.ones((batch, length), jnp.int32)
+    x = L.embed(embed_table, input_ids, dtype)
+    scale = config.embedding_scale()
+    if scale != 1.0:
+        x = x * jnp.asarray(scale, dtype)
+    if config.position_type == "learned":
+        positions = jnp.arange(length)[None] + config.position_offset
+        x = x + L.embed(stack_params["embed_positions"], positions, dtype)
+    else:
+        x = x + jnp.asarray(sinusoidal_table(config.max_position_embeddings, config.d_model, "halves")[:length], dtype)
+    if config.has_layernorm_embedding:
+        x = _norm(stack_params["layernorm_embedding"], x, config)
+    x = constrain(L.dropout(x, config.dropout, embed_rng), ("batch", "length", "act_embed"))
+    self_mask = L.padding_mask(attention_mask) if side == ENCODER else L.causal_padding_mask(attention_mask, length, 0)
+    self_bias = config.self_attention_bias(stack_params, side, length, length)
+    cross = encoder_hidden is not None
+    if cross:
+        if encoder_mask is None:
+            encoder_mask = jnp.ones(encoder_hidden.shape[:2], jnp.int32)
+        cross_mask = L.padding_mask(encoder_mask)
+    attention_scale = config.attention_scale(side)
+    pre = config.norm_position == "pre"
+    act = L.activation(config.activation_function)
+
+    def sublayer(x, norm, block):
+        """Residual around ``block`` with the norm before (pre) or after (post) it."""
+        if pre:
+            return x + block(_norm(norm, x, config))
+        return _norm(norm, x + block(x), config)
+
+    def layer(x, p, layer_in):
+        keys = L.split_key(layer_in["rng"], 7) if "rng" in layer_in else [None] * 7
+        probs = {}
+
+        def self_block(h):
+            out, probs["self"] = _attention(p["self_attn"], config, side, h, h, self_mask, self_bias, keys[0],
+                                            attention_scale)
+            return L.dropout(out, config.dropout, keys[1])
+
+        def cross_block(h):
+            out, probs["cross"] = _attention(p["encoder_attn"], config, side, h, encoder_hidden, cross_mask, None,
+                                             keys[2], attention_scale)
+            return L.dropout(out, config.dropout, keys[3])
+
+        def mlp_block(h):
+            h = L.dropout(act(L.dense(p["fc1"], h)), config.activation_dropout, keys[4])
+            return L.dropout(L.dense(p["fc2"], h), config.dropout, keys[5])
+
+        x = sublayer(x, p["self_attn_layer_norm"], self_block)
+        if cross:
+            x = sublayer(x, p["encoder_attn_layer_norm"], cross_block)
+        x = sublayer(x, p["final_layer_norm"], mlp_block)
+        x = constrain(x, ("batch", "length", "act_embed"))
+        return x, (x if output_hidden_states else None,
+                   probs["self"] if output_attentions else None,
+                   probs.get("cross") if output_attentions else None)
+
+    layer_inputs = {"index": jnp.arange(num_layers)}  # a layer's index (a KV cache writes its slice by it)
+    if layer_rng is not None:
+        layer_inputs["rng"] = jax.random.split(layer_rng, num_layers)
+    embeddings = x
+    x, (layer_outputs, attentions, cross_attentions) = L.run_layers(layer, x, stack_params["layers"], config,
+                                                                    layer_inputs)
+    if config.has_final_layer_norm:
+        x = _norm(stack_params["layer_norm"], x, config)
+    hidden_states = None
+    if output_hidden_states:
+        hidden_states = (embeddings, *[layer_outputs[i] for i in range(num_layers - 1)], x)
+    out = BaseModelOutput(last_hidden_state=x, hidden_states=hidden_states,
+                          attentions=tuple(attentions[i] for i in range(num_layers)) if output_attentions else None)
+    crossed = (tuple(cross_attentions[i] for i in range(num_layers))
+               if output_attentions and cross else None)
+    return out, crossed
+
+
+def token_tables(model_params: dict) -> tuple[dict, dict]:
+    """(encoder's, decoder's) token embedding params: their own ``embed_tokens`` or ``shared``."""
+    enc, dec = model_params[ENCODER], model_params[DECODER]
+    return enc.get("embed_tokens", model_params.get("shared")), dec.get("embed_tokens", model_params.get("shared"))
+
+
+def _as_encoder_output(encoder_outputs) -> BaseModelOutput:
+    """``encoder_outputs`` as given: a BaseModelOutput, or a tuple (last hidden state, hidden states,
+    attentions), or the last hidden state alone."""
+    if isinstance(encoder_outputs, BaseModelOutput):
+        return encoder_outputs
+    if hasattr(encoder_outputs, "ndim"):
+        return BaseModelOutput(last_hidden_state=encoder_outputs)
+    items = tuple(encoder_outputs)
+    return BaseModelOutput(last_hidden_state=items[0], hidden_states=items[1] if len(items) > 1 else None,
+                           attentions=items[2] if len(items) > 2 else None)
+
+
+def seq2seq_forward(model_params, config, input_ids=None, attention_mask=None, decoder_input_ids=None,
+                    decoder_attention_mask=None, encoder_outputs=None, output_hidden_states=False,
+                    output_attentions=False, dropout_rng=None, class_name: str = "the model") -> Seq2SeqModelOutput:
+    """The base encoder-decoder: encode (unless ``encoder_outputs`` are given), then decode
+    ``decoder_input_ids`` attending to the encoder output (padding masked by ``attention_mask``)."""
+    if decoder_input_ids is None:
+        if not config.model_shifts_input_ids:
+            raise ValueError(f"{class_name} needs decoder_input_ids (or labels, for the heads that take them)")
+        if input_ids is None:
+            raise ValueError(f"{class_name}: pass input_ids or decoder_input_ids")
+        decoder_input_ids = config.decoder_inputs_from_labels(input_ids)
+    rngs = L.split_key(dropout_rng, 2)
+    enc_rng, dec_rng = (None, None) if rngs is None else rngs
+    enc_table, dec_table = token_tables(model_params)
+    if encoder_outputs is None:
+        if input_ids is None:
+            raise ValueError(f"{class_name}: pass input_ids or encoder_outputs")
+        encoder_outputs, _ = stack_forward(model_params[ENCODER], config, ENCODER, enc_table, input_ids, attention_mask,
+                                           output_hidden_states=output_hidden_states,
+                                           output_attentions=output_attentions, dropout_rng=enc_rng)
+    else:
+        encoder_outputs = _as_encoder_output(encoder_outputs)
+    decoded, cross = stack_forward(model_params[DECODER], config, DECODER, dec_table, decoder_input_ids,
+                                   decoder_attention_mask, encoder_outputs.last_hidden_state, attention_mask,
+                                   output_hidden_states, output_attentions, dec_rng)
+    return Seq2SeqModelOutput(
+        last_hidden_state=decoded.last_hidden_state,
+        decoder_hidden_states=decoded.hidden_states,
+        decoder_attentions=decoded.attentions,
+        cross_attentions=cross,
+        encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+        encoder_hidden_states=encoder_outputs.hidden_states,
+        encoder_attentions=encoder_outputs.attentions,
+    )
+
+
+def _seq2seq_extras(out: Seq2SeqModelOutput) -> dict:
+    return {name: getattr(out, name) for name in ("decoder_hidden_states", "decoder_attentions", "cross_attentions",
+                                                  "encoder_last_hidden_state", "encoder_hidden_states",
+                                                  "encoder_attentions")}
+
+
+def _head_rng(dropout_rng):
+    return None if dropout_rng is None else jax.random.fold_in(dropout_rng, 1 << 30)
+
+
+# ----------------------------------------------------------------------------- classes
+class Seq2SeqPreTrainedModel(PreTrainedModel):
+    """Base of the classes built on the shared encoder-decoder; the base model lives at ``params["model"]``."""
+
+    base_model_prefix = "model"
+    stacked_layer_keys = ("layers",)
+    static_stacks: tuple[str, ...] = (ENCODER, DECODER)  # stacks whose fixed position tables a checkpoint may hold
+
+    @classmethod
+    def base_specs(cls, config):
+        return model_specs(config)
+
+    @classmethod
+    def param_specs(cls, config):
+        return {cls.base_model_prefix: cls.base_specs(config), **cls.head_specs(config)}
+
+    @classmethod
+    def head_specs(cls, config) -> dict:
+        return {}
+
+    @classmethod
+    def _prefix(cls) -> str:
+        return "" if cls.is_base_model else f"{cls.base_model_prefix}."
+
+    @classmethod
+    def tied_weights(cls, config):
+        if not (config.share_embeddings and config.tie_word_embeddings):
+            return {}
+        p = cls._prefix()
+        return {cls.checkpoint_name(f"{p}{stack}.embed_tokens.weight"): cls.checkpoint_name(f"{p}shared.weight")
+                for stack in (ENCODER, DECODER)}
+
+    @classmethod
+    def static_weights(cls, config):
+        p = cls._prefix()
+        return {cls.checkpoint_name(p + k): v for k, v in static_position_weights(config, cls.static_stacks).items()}
+
+    @classmethod
+    def _base(cls, params, config, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask,
+              encoder_outputs, output_hidden_states, output_attentions, dropout_rng):
+        return seq2seq_forward(params[cls.base_model_prefix], config, input_ids, attention_mask, decoder_input_ids,
+                               decoder_attention_mask, encoder_outputs, output_hidden_states, output_attentions,
+                               dropout_rng, class_name=cls.__name__)
+
+    def check_inputs(self, inputs: dict) -> None:
+        super().check_inputs(inputs)
+        limit = self.config.max_position_embeddings
+        for name in ("decoder_input_ids", "labels"):
+            value = inputs.get(name)
+            if value is not None and np.ndim(value) >= 2 and np.shape(value)[-1] > limit:
+                raise ValueError(f"{name} length {np.shape(value)[-1]} exceeds max_position_embeddings={limit} "
+                                 "of this model")
+
+    def get_input_embeddings(self):
+        """The encoder's token table (``shared`` where both stacks share one)."""
+        base = self.params if self.is_base_model else self.params[self.base_model_prefix]
+        if ENCODER not in base:  # the decoder-only causal LM
+            return base[DECODER]["embed_tokens"]["embedding"]
+        return token_tables(base)[0]["embedding"]
+
+
+class Seq2SeqModel(Seq2SeqPreTrainedModel):
+    """The bare encoder-decoder: the decoder's last hidden states, and the encoder's."""
+
+    is_base_model = True
+
+    @classmethod
+    def param_specs(cls, config):
+        return model_specs(config)
+
+    @classmethod
+    def forward(cls, params, config, input_ids=None, attention_mask=None, decoder_input_ids=None,
+                decoder_attention_mask=None, encoder_outputs=None, output_hidden_states=False, output_attentions=False,
+                dropout_rng=None):
+        return seq2seq_forward(params, config, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask,
+                               encoder_outputs, output_hidden_states, output_attentions, dropout_rng,
+                               class_name=cls.__name__)
+
+
+def _lm_head_specs(config, vocab: int) -> dict:
+    return {"kernel": ParamSpec((config.d_model, vocab), ("embed", "vocab"), "normal", config.init_std)}
+
+
+class Seq2SeqForConditionalGeneration(Seq2SeqPreTrainedModel):
+    """The encoder-decoder with its LM head (tied to the decoder's token table when configured) and
+    ``final_logits_bias`` (a buffer in Hugging Face: loaded and saved, never trained, so its gradient is
+    stopped here); the loss is the mean cross entropy over ``labels`` != -100, from which the decoder
+    inputs are built (shifted right) when none are given."""
+
+    saves_static_weights = False  # Hugging Face's MarianMTModel leaves its position tables out when saving
+
+    @classmethod
+    def head_specs(cls, config):
+        vocab = config.target_vocab_size
+        specs = {"final_logits_bias": ParamSpec((1, vocab), (None, "vocab"), "zeros")}
+        if not config.tie_word_embeddings:
+            specs["lm_head"] = _lm_head_specs(config, vocab)
+        return specs
+
+    @classmethod
+    def tied_weights(cls, config):
+        tied = dict(super().tied_weights(config))
+        if config.tie_word_embeddings:
+            table = "model.shared.weight" if config.share_embeddings else "model.decoder.embed_tokens.weight"
+            tied[cls.checkpoint_name("lm_head.weight")] = cls.checkpoint_name(table)
+        return tied
+
+    @classmethod
+    def lm_logits(cls, params, config, hidden):
+        if "lm_head" in params:
+            logits = L.dense(params["lm_head"], hidden)
+        else:
+            logits = L.tied_logits(token_tables(params[cls.base_model_prefix])[1]["embedding"], hidden)
+        logits = logits + jax.lax.stop_gradient(params["final_logits_bias"][0]).astype(logits.dtype)
+        return constrain(logits, ("batch", "length", "act_vocab"))
+
+    @classmethod
+    def forward(cls, params, config, input_ids=None, attention_mask=None, decoder_input_ids=None,
+                decoder_attention_mask=None, encoder_outputs=None, labels=None, output_hidden_states=False,
+                output_attentions=False, dropout_rng=None):
+        if labels is not None and decoder_input_ids is None:
+            decoder_input_ids = config.decoder_inputs_from_labels(labels)
+        out = cls._base(params, config, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask,
+                        encoder_outputs, output_hidden_states, output_attentions, dropout_rng)
+        logits = cls.lm_logits(params, config, out.last_hidden_state)
+        loss = cross_entropy(logits, labels) if labels is not None else None
+        return Seq2SeqLMOutput(loss=loss, logits=logits, **_seq2seq_extras(out))
+
+
+class Seq2SeqForSequenceClassification(Seq2SeqPreTrainedModel):
+    """The encoder-decoder with ``classification_head`` (dropout, dense, tanh, dropout, out_proj) over the
+    decoder's hidden state at each row's last ``eos_token_id`` of ``input_ids``; every row must hold the
+    same number of eos tokens, at least one (as Hugging Face requires)."""
+
+    @classmethod
+    def head_specs(cls, config):
+        d, std = config.d_model, config.init_std
+        return {"classification_head": {"dense": dense_spec(d, d, "embed", "embed_out", True, std),
+                                        "out_proj": dense_spec(d, config.num_labels, "embed", None, True, std)}}
+
+    def check_inputs(self, inputs: dict) -> None:
+        super().check_inputs(inputs)
+        ids = inputs.get("input_ids")
+        if ids is None:
+            raise ValueError(f"{type(self).__name__} needs input_ids (it pools at their eos tokens)")
+        counts = (np.asarray(ids) == self.config.eos_token_id).sum(-1).reshape(-1)
+        if len(set(counts.tolist())) > 1:
+            raise ValueError("All examples must have the same number of <eos> tokens "
+                             f"(eos_token_id={self.config.eos_token_id}; counts per row: {counts.tolist()})")
+        if counts.size and counts[0] < 1:
+            raise ValueError(f"Each example must contain at least one <eos> token (eos_token_id={self.config.eos_token_id})")
+
+    @classmethod
+    def forward(cls, params, config, input_ids=None, attention_mask=None, decoder_input_ids=None,
+                decoder_attention_mask=None, encoder_outputs=None, labels=None, output_hidden_states=False,
+                output_attentions=False, dropout_rng=None):
+        out = cls._base(params, config, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask,
+                        encoder_outputs, output_hidden_states, output_attentions, dropout_rng)
+        hidden = out.last_hidden_state
+        length = input_ids.shape[1]
+        last_eos = jnp.argmax(jnp.where(input_ids == config.eos_token_id, jnp.arange(length)[None], -1), axis=-1)
+        pooled = hidden[jnp.arange(hidden.shape[0]), last_eos]  # [B, D]
+        head = params["classification_head"]
+        keys = (None, None) if dropout_rng is None else L.split_key(_head_rng(dropout_rng), 2)
+        x = jnp.tanh(L.dense(head["dense"], L.dropout(pooled, config.classifier_dropout, keys[0])))
+        logits = L.dense(head["out_proj"], L.dropout(x, config.classifier_dropout, keys[1]))
+        loss = sequence_classification_loss(logits, labels, config) if labels is not None else None
+        return Seq2SeqSequenceClassifierOutput(loss=loss, logits=logits, **_seq2seq_extras(out))
+
+
+class Seq2SeqForQuestionAnswering(Seq2SeqPreTrainedModel):
+    """The encoder-decoder with a span head (``qa_outputs``) over the decoder's hidden states."""
+
+    @classmethod
+    def head_specs(cls, config):
+        return {"qa_outputs": dense_spec(config.d_model, 2, "embed", None, True, config.init_std)}
+
+    @classmethod
+    def forward(cls, params, config, input_ids=None, attention_mask=None, decoder_input_ids=None,
+                decoder_attention_mask=None, encoder_outputs=None, start_positions=None, end_positions=None,
+                output_hidden_states=False, output_attentions=False, dropout_rng=None):
+        out = cls._base(params, config, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask,
+                        encoder_outputs, output_hidden_states, output_attentions, dropout_rng)
+        logits = L.dense(params["qa_outputs"], out.last_hidden_state)
+        start, end = logits[..., 0], logits[..., 1]
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = span_loss(start, end, start_positions, end_positions)
+        return Seq2SeqQuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end, **_seq2seq_extras(out))
+
+
+class Seq2SeqForCausalLM(Seq2SeqPreTrainedModel):
+    """The decoder alone (``model.decoder``, with its own token table) and an LM head tied to that table
+    when configured; cross-attention runs when ``encoder_hidden_states`` are given. The labels are not
+    shifted (``labels[:, t]`` is the target of ``logits[:, t]``), as in Hugging Face."""
+
+    static_stacks = (DECODER,)
+
+    @classmethod
+    def base_specs(cls, config):
+        if config.tie_word_embeddings and config.target_vocab_size != config.vocab_size:
+            raise ValueError(f"{cls.__name__}: a tied LM head needs decoder_vocab_size ({config.target_vocab_size}) "
+                             f"equal to vocab_size ({config.vocab_size})")
+        return {DECODER: stack_specs_of(config, DECODER, own_embeddings=True)}
+
+    @classmethod
+    def head_specs(cls, config):
+        return {} if config.tie_word_embeddings else {"lm_head": _lm_head_specs(config, config.vocab_size)}
+
+    @classmethod
+    def tied_weights(cls, config):
+        if not config.tie_word_embeddings:
+            return {}
+        return {cls.checkpoint_name("lm_head.weight"): cls.checkpoint_name("model.decoder.embed_tokens.weight")}
+
+    @classmethod
+    def forward(cls, params, config, input_ids, attention_mask=None, encoder_hidden_states=None,
+                encoder_attention_mask=None, labels=None, output_hidden_states=False, output_attentions=False,
+                dropout_rng=None):
+        decoder = params[cls.base_model_prefix][DECODER]
+        out, cross = stack_forward(decoder, config, DECODER, decoder["embed_tokens"], input_ids, attention_mask,
+                                   encoder_hidden_states, encoder_attention_mask, output_hidden_states,
+                                   output_attentions, dropout_rng)
+        hidden = out.last_hidden_state
+        if "lm_head" in params:
+            logits = L.dense(params["lm_head"], hidden)
+        else:
+            logits = L.tied_logits(decoder["embed_tokens"]["embedding"], hidden)
+        logits = constrain(logits, ("batch", "length", "act_vocab"))
+        loss = cross_entropy(logits, labels) if labels is not None else None
+        return CausalLMOutputWithCrossAttentions(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                                 attentions=out.attentions, cross_attentions=cross)
+
+
+HEADS = {
+    "base": ("Model", Seq2SeqModel),
+    "seq2seq_lm": ("ForConditionalGeneration", Seq2SeqForConditionalGeneration),
+    "sequence_classification": ("ForSequenceClassification", Seq2SeqForSequenceClassification),
+    "question_answering": ("ForQuestionAnswering", Seq2SeqForQuestionAnswering),
+    "causal_lm": ("ForCausalLM", Seq2SeqForCausalLM),
+}
+
+
+def build_seq2seq_family(prefix: str, config_class: type, module: str, tasks=tuple(HEADS),
+                         class_names: dict | None = None, **class_attributes) -> dict[str, type]:
+    """The classes of an encoder-decoder family named as Hugging Face names them (``{prefix}Model``,
+    ``{prefix}ForConditionalGeneration``, ...; ``class_names`` ({task: name}) for others, as Marian's
+    ``MarianMTModel``), over a shared ``{prefix}PreTrainedModel`` with ``class_attributes``;
+    registered with the Auto classes. Returns {class name: class}."""
+    from transformers_jax.models.auto import register
+
+    pretrained = type(f"{prefix}PreTrainedModel", (Seq2SeqPreTrainedModel,),
+                      {"config_class": config_class, "__module__": module, **class_attributes})
+    classes = {pretrained.__name__: pretrained}
+    by_task = {}
+    for task in tasks:
+        suffix, head = HEADS[task]
+        name = (class_names or {}).get(task, f"{prefix}{suffix}")
+        cls = type(name, (head, pretrained), {"__module__": module, "__doc__": head.__doc__, "__qualname__": name})
+        classes[name] = by_task[task] = cls
+    register(config_class, **by_task)
+    return classes
