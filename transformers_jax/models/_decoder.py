@@ -551,21 +551,9 @@ def build_family(prefix: str, config_class: type[DecoderConfig], module: str, ta
     ({task: name}) gives heads whose base model HF stores under another name (Llama's and Qwen's
     question answering keep it under ``transformer``). ``class_names`` ({task: name}) gives heads HF
     names otherwise (Gemma 3's ``Gemma3TextModel``, GPT-2's ``GPT2LMHeadModel``). Returns {class name: class}."""
-    from transformers_jax.models.auto import register
+    from transformers_jax.models._family import build_classes
 
-    pretrained = type(f"{prefix}PreTrainedModel", (base,),
-                      {"config_class": config_class, "__module__": module, **class_attributes})
-    classes = {pretrained.__name__: pretrained}
-    by_task = {}
-    for task in tasks:
-        suffix, head = HEADS[task]
-        name = (class_names or {}).get(task, f"{prefix}{suffix}")
-        attributes = {"__module__": module, "__doc__": head.__doc__, "__qualname__": name}
-        if task in (head_prefixes or {}):
-            attributes["base_model_prefix"] = head_prefixes[task]
-        cls = type(name, (head, pretrained), attributes)
-        classes[cls.__name__] = by_task[task] = cls
-    if "causal_lm" in by_task:
-        by_task["pretraining"] = by_task["causal_lm"]
-    register(config_class, **by_task)
-    return classes
+    head_attributes = {task: {"base_model_prefix": name} for task, name in (head_prefixes or {}).items()}
+    return build_classes(prefix, config_class, module, HEADS, tasks, base, class_attributes, class_names=class_names,
+                         head_attributes=head_attributes,
+                         register_tasks={"pretraining": "causal_lm"} if "causal_lm" in tasks else None)

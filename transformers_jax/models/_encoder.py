@@ -584,21 +584,7 @@ def build_encoder_family(prefix: str, config_class: type, module: str, tasks=tup
     (BERT's pre-training and next-sentence heads); ``head_attributes`` ({task: {name: value}}) sets
     attributes on one head (its own renames). All are registered with the Auto classes
     (``register_tasks`` adds extra task names: {auto task: task}). Returns {class name: class}."""
-    from transformers_jax.models.auto import register
+    from transformers_jax.models._family import build_classes
 
-    table = {**HEADS, **(heads or {})}
-    pretrained = type(f"{prefix}PreTrainedModel", (base,),
-                      {"config_class": config_class, "__module__": module, **class_attributes})
-    classes = {pretrained.__name__: pretrained}
-    by_task = {}
-    for task in tasks:
-        suffix, head = table[task]
-        name = f"{prefix}{suffix}"
-        attributes = {"__module__": module, "__doc__": head.__doc__, "__qualname__": name,
-                      **(head_attributes or {}).get(task, {})}
-        cls = type(name, (head, pretrained), attributes)
-        classes[name] = by_task[task] = cls
-    for auto_task, task in (register_tasks or {}).items():
-        by_task[auto_task] = by_task[task]
-    register(config_class, **by_task)
-    return classes
+    return build_classes(prefix, config_class, module, {**HEADS, **(heads or {})}, tasks, base, class_attributes,
+                         head_attributes=head_attributes, register_tasks=register_tasks)

@@ -688,16 +688,7 @@ def build_seq2seq_family(prefix: str, config_class: type, module: str, tasks=tup
     ``{prefix}ForConditionalGeneration``, ...; ``class_names`` ({task: name}) for others, as Marian's
     ``MarianMTModel``), over a shared ``{prefix}PreTrainedModel`` with ``class_attributes``;
     registered with the Auto classes. Returns {class name: class}."""
-    from transformers_jax.models.auto import register
+    from transformers_jax.models._family import build_classes
 
-    pretrained = type(f"{prefix}PreTrainedModel", (Seq2SeqPreTrainedModel,),
-                      {"config_class": config_class, "__module__": module, **class_attributes})
-    classes = {pretrained.__name__: pretrained}
-    by_task = {}
-    for task in tasks:
-        suffix, head = HEADS[task]
-        name = (class_names or {}).get(task, f"{prefix}{suffix}")
-        cls = type(name, (head, pretrained), {"__module__": module, "__doc__": head.__doc__, "__qualname__": name})
-        classes[name] = by_task[task] = cls
-    register(config_class, **by_task)
-    return classes
+    return build_classes(prefix, config_class, module, HEADS, tasks, Seq2SeqPreTrainedModel, class_attributes,
+                         class_names=class_names)
