@@ -117,8 +117,11 @@ class Seq2SeqArchitecture:
         """Extra params of a stack (T5's relative attention bias table); none by default."""
         return {}
 
-    def self_attention_bias(self, stack_params: dict, side: str, query_len: int, key_len: int):
-        """An additive self-attention bias [1, H, T, S] shared by the stack's layers (T5), or None."""
+    def self_attention_bias(self, stack_params: dict, layer_params: dict, side: str, query_positions, key_positions):
+        """An additive self-attention bias [B or 1, H, T, S] for one layer (T5: from the stack's relative
+        bias table, shared by its layers; umT5: from the layer's own table), or None. ``query_positions``
+        [B or 1, T] and ``key_positions`` [B or 1, S] are int32 positions in the sequence (traced while
+        decoding with a cache, where the query is one new token and the keys are the cache slots)."""
         return None
 
     def check_architecture(self) -> None:
@@ -314,7 +317,7 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
         x = _norm(stack_params["layernorm_embedding"], x, config)
     x = constrain(L.dropout(x, config.dropout, embed_rng), ("batch", "length", "act_embed"))
     self_mask = L.padding_mask(attention_mask) if side == ENCODER else L.causal_padding_mask(attention_mask, length, 0)
-    self_bias = config.self_attention_bias(stack_params, side, length, length)
+    sequence_positions = jnp.arange(length, dtype=jnp.int32)[None]  # [1, T]
     cross = encoder_hidden is not None
     if cross:
         if encoder_mask is None:
@@ -335,6 +338,7 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
         probs = {}
 
         def self_block(h):
+            self_bias = config.self_attention_bias(stack_params, p, side, sequence_positions, sequence_positions)
             out, probs["self"] = _attention(p["self_attn"], config, side, h, h, self_mask, self_bias, keys[0],
                                             attention_scale)
             return L.dropout(out, config.dropout, keys[1])
