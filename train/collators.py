@@ -484,15 +484,29 @@ class DataCollatorForT5MLM:
             input_length, self.noise_density, self.mean_noise_span_length)
         self.config = _model_config(model)
         self.first_sentinel = len(tokenizer) - 1
-        if self.first_sentinel - self.tokens_length < 0:
-            raise ValueError(f"the tokenizer's {len(tokenizer)} ids leave no room for the sentinels of "
-                             f"{self.tokens_length}-token rows")
+        noise, spans = self.noise_counts(self.tokens_length)
+        made = (self.tokens_length - noise + spans + 1, noise + spans + 1)
+        if made != (self.input_length, self.target_length):
+            # rows too short for the formula: it rounds the noise (or its spans) to none where the mask keeps one
+            raise ValueError(f"DataCollatorForT5MLM: input_length={input_length} with noise_density={noise_density} "
+                             f"and mean_noise_span_length={mean_noise_span_length} gives {self.tokens_length}-token "
+                             f"rows whose {spans} noise span(s) corrupt to {made[0]} input and {made[1]} target "
+                             f"tokens, not the {self.input_length} and {self.target_length} the lengths formula "
+                             "computes; use a longer input_length")
+        if spans > self.first_sentinel:
+            raise ValueError(f"DataCollatorForT5MLM: the tokenizer's {len(tokenizer)} ids leave no room for "
+                             f"{spans} sentinels")
+
+    def noise_counts(self, length: int) -> tuple[int, int]:
+        """(noise tokens, noise spans) of a row of ``length`` tokens: ``round(length * noise_density)`` and
+        ``round(noise / mean_noise_span_length)``, each at least 1 (and at most what leaves every run non-empty)."""
+        noise = min(max(int(np.round(length * self.noise_density)), 1), length - 1)
+        spans = max(int(np.round(noise / self.mean_noise_span_length)), 1)
+        return noise, min(spans, noise, length - noise)
 
     def noise_mask(self, length: int, rng: np.random.Generator) -> np.ndarray:
         """bool [length]: which tokens of a row are noise (T5's ``random_spans_noise_mask``)."""
-        noise = min(max(int(np.round(length * self.noise_density)), 1), length - 1)
-        spans = max(int(np.round(noise / self.mean_noise_span_length)), 1)
-        spans = min(spans, noise, length - noise)  # every run non-empty
+        noise, spans = self.noise_counts(length)
 
         def run_lengths(items: int) -> np.ndarray:  # a uniformly random split of `items` into `spans` runs
             cuts = rng.permutation(np.arange(items - 1) < spans - 1)
