@@ -378,3 +378,58 @@ def test_rouge_and_bleu_helpers_equal_the_reference_packages(tokenizer_dirs):
     assert metrics["rouge1"] == pytest.approx(ours["rouge1"]) and "bleu" in metrics and metrics["gen_len"] > 3
     with pytest.raises(ValueError, match=r"unknown metric\(s\) \['meteor'\]"):
         Seq2SeqMetrics(tok, ("meteor",))
+
+
+# ----------------------------------------------------------------------------- predict_with_generate, for real
+def test_predict_with_generate_metrics_equal_rouge_and_bleu_of_generate(tokenizer_dirs, tmp_path):
+    """Seq2SeqTrainer.evaluate with predict_with_generate on a tiny BART: its predictions are model.generate's ids
+    on the same batch, and its ROUGE/BLEU equal rouge_metrics/bleu_metric of those generations decoded, against
+    targets made to overlap them (so the scores are neither 0 nor 1)."""
+    import jax.numpy as jnp
+
+    tok = tj.AutoTokenizer.from_pretrained(tokenizer_dirs["bart"])
+    config = tj.BartConfig.from_dict(dict(BART, vocab_size=len(tok), max_position_embeddings=64))
+    params = perturb_params(tj.BartForConditionalGeneration(config, seed=1).params, 0, scale=0.3)
+    # favour the word pieces (" the", " and", ...) so that the generations decode to words ROUGE can count
+    words = [i for t, i in tok.get_vocab().items() if t.startswith("Ġ") and t[1:].isascii() and t[1:].isalpha()]
+    bias = np.zeros((1, len(tok)), np.float32)
+    bias[0, words] = 6.0
+    params["final_logits_bias"] = jnp.asarray(bias)
+    model = tj.BartForConditionalGeneration(config, params)
+    collator = DataCollatorForSeq2Seq(tok, model=model, padding="max_length", max_length=24)
+    sources = SOURCES + ["a dog and a fox"]
+    inputs = tok(sources)
+    rows = [{"input_ids": list(inputs["input_ids"][i]), "attention_mask": list(inputs["attention_mask"][i])}
+            for i in range(len(sources))]
+
+    # generate directly on the batch the trainer will form (8 rows on one device: the 5 rows, then row 0 again)
+    batch = collator(rows + [rows[0]] * 3)
+    generated = np.asarray(model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], max_length=12,
+                                          num_beams=2, params=model.params))[:5]
+    texts = decode_ids(tok, generated)
+    assert all(any(c.isalpha() for c in text) for text in texts), texts
+    first_word = texts[1].split()[0]
+    targets = [texts[0], f"{first_word} quick brown {first_word} fox", "nothing in common", "x", "a dog and a fox"]
+    labels = tok(text_target=targets)["input_ids"]
+    data = [{**row, "labels": list(label)} for row, label in zip(rows, labels)]
+
+    args = args_for(tmp_path, Seq2SeqTrainingArguments, per_device_eval_batch_size=8, predict_with_generate=True,
+                    generation_max_length=12, generation_num_beams=2)
+    trainer = Seq2SeqTrainer(model, args, eval_dataset=data, data_collator=collator,
+                             compute_metrics=Seq2SeqMetrics(tok, ("rouge", "bleu")), processing_class=tok,
+                             mesh=one_device_mesh())
+    output = trainer.predict(data, metric_key_prefix="eval")
+    np.testing.assert_array_equal(output.predictions, generated)  # already max_length wide: nothing padded
+    references = decode_ids(tok, output.label_ids)
+    assert references == [t.strip() for t in targets]
+    expected = {**rouge_metrics(texts, references), **bleu_metric(texts, references)}
+    for name, value in expected.items():
+        assert output.metrics[f"eval_{name}"] == pytest.approx(value, abs=1e-12), name
+    assert 0 < output.metrics["eval_rouge1"] < 1 and 0 < output.metrics["eval_bleu"] < 100
+    assert np.isfinite(output.metrics["eval_loss"])
+    # evaluate() gives the same numbers (and greedy search, asked for by the call, others)
+    assert trainer.evaluate()["eval_rouge1"] == output.metrics["eval_rouge1"]
+    greedy = trainer.predict(data, num_beams=1)
+    direct = np.asarray(model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], max_length=12,
+                                       num_beams=1))[:5]
+    np.testing.assert_array_equal(greedy.predictions, direct)

@@ -13,10 +13,10 @@ which ``Seq2SeqTrainingArguments.generation_config`` replaces when the trainer i
 
 Padding of the predictions: each batch's generated ids are padded at the end with the pad id (the tokenizer's, or
 its EOS, else the model config's) to the generation's length budget (``max_new_tokens + 1`` when
-``max_new_tokens`` is set, else ``max_length``), and so are labels shorter than that; batches still of different
-widths are then padded with -100 when concatenated. Hugging Face pads to the *model's* generation-config
-``max_length`` even when a ``max_length`` argument asks for another; here the padding follows the length actually
-asked for, so every batch has the same width.
+``max_new_tokens`` is set, else ``max_length``, else 21: Hugging Face v5's 20 new tokens), and so are labels
+shorter than that; batches still of different widths are then padded with -100 when concatenated. Hugging Face
+pads to the *model's* generation-config ``max_length`` even when a ``max_length`` argument asks for another; here
+the padding follows the length actually asked for, so every batch has the same width.
 """
 from __future__ import annotations
 
@@ -112,21 +112,22 @@ class Seq2SeqTrainer(Trainer):
         return int(pad)
 
     def _generated_width(self, kwargs: dict) -> int:
-        """The length budget of the generation: ``max_new_tokens + 1`` (the start token) or ``max_length``, from the
-        call's settings over the model's generation config over Hugging Face's default (20)."""
+        """The decoder length the generation may reach, as ``generate`` resolves it: ``max_new_tokens + 1`` (the
+        start token) when ``max_new_tokens`` is set (call arguments over the model's generation config), else
+        ``max_length``, else Hugging Face v5's default of 20 new tokens (21)."""
         from transformers_jax.generation.configuration_utils import GLOBAL_DEFAULTS
 
         model_config = getattr(self.model, "generation_config", None)
 
         def setting(name):
-            if kwargs.get(name) is not None:
-                return kwargs[name]
-            return getattr(model_config, name, None)
+            value = kwargs.get(name)
+            return value if value is not None else getattr(model_config, name, None)
 
-        if kwargs.get("max_new_tokens") is not None or (kwargs.get("max_length") is None
-                                                         and setting("max_new_tokens") is not None):
+        if setting("max_new_tokens") is not None:
             return int(setting("max_new_tokens")) + 1
-        return int(setting("max_length") or GLOBAL_DEFAULTS["max_length"])
+        if setting("max_length") is not None:
+            return int(setting("max_length"))
+        return int(GLOBAL_DEFAULTS["max_length"]) + 1
 
     def _prediction_step(self, params, batch: dict, valid: np.ndarray, row_labels):
         if not self.predict_with_generate:
