@@ -173,6 +173,46 @@ def test_label_smoothing_factor_is_checked_and_refused_where_it_cannot_apply(tmp
         trainer.evaluate()
 
 
+def test_trainer_smooths_a_causal_lm_loss_on_shifted_labels(tmp_path):
+    """For a causal LM the smoothed loss scores logits[t] against labels[t + 1] (HF's shift_labels=True)."""
+    config = tj.LlamaConfig(vocab_size=48, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32)
+    model = tj.LlamaForCausalLM(config, seed=0)
+    rng = np.random.RandomState(0)
+    ids = rng.randint(3, 48, (4, 10)).astype(np.int32)
+    labels = ids.copy()
+    labels[1, 6:] = labels[3, 8:] = -100
+    data = [{"input_ids": ids[i], "labels": labels[i]} for i in range(4)]
+    trainer = Trainer(model, args_for(tmp_path, per_device_eval_batch_size=4, label_smoothing_factor=0.2),
+                      eval_dataset=data, mesh=one_device_mesh())
+    loss = trainer.evaluate()["eval_loss"]
+    logits = model(ids).logits
+    assert loss == pytest.approx(float(label_smoothed_loss(logits, labels, 0.2, shift_labels=True)), rel=1e-5)
+    assert abs(loss - float(label_smoothed_loss(logits, labels, 0.2))) > 1e-3  # the shift matters
+
+
+def test_label_smoothed_accumulation_equals_a_big_batch(tmp_path):
+    """Two accumulated micro-batches of ragged label counts give the update of one batch of both (the smoothed
+    loss is a mean over all the step's labels)."""
+    from parity import assert_same_up_to_rounding, assert_trees_same_up_to_rounding
+
+    config = tj.BartConfig.from_dict(BART)
+    tok = type("Tok", (), {"pad_token_id": 1, "padding_side": "right"})()
+    data = seq2seq_rows(8, seed=4)
+    runs = []
+    for rows, steps in ((2, 2), (4, 1)):
+        trainer = Trainer(tj.BartForConditionalGeneration(config, seed=5),
+                          args_for(tmp_path / f"{rows}", max_steps=2, per_device_train_batch_size=rows,
+                                   gradient_accumulation_steps=steps, optim="sgd", learning_rate=0.1,
+                                   label_smoothing_factor=0.1),
+                          train_dataset=data, data_collator=DataCollatorForSeq2Seq(tok), mesh=one_device_mesh())
+        trainer.train()
+        runs.append((trainer, [r["loss"] for r in trainer.state.log_history if "loss" in r]))
+    (accumulated, l1), (big, l2) = runs
+    assert_same_up_to_rounding(l1, l2, ulps=16, name="losses")
+    assert_trees_same_up_to_rounding(accumulated.model.params, big.model.params, ulps=16, floor=0.1)
+
+
 # ----------------------------------------------------------------------------- three steps against PyTorch
 ADAM_EPS = 1e-3
 LR = 1e-3
