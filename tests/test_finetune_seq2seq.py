@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import transformers_jax as tj
+from test_scripts import last_json, run_script
 from test_tokenization_seq2seq import _bart
 from train import cli, finetune, finetune_seq2seq
 from train.training_args import Seq2SeqTrainingArguments
@@ -43,17 +44,20 @@ def write_pairs(path: Path, rows: int, seed: int) -> Path:
 
 
 def test_summarization_recipe_end_to_end(tmp_path, tiny_bart_dir):
+    """scripts/finetune.py with the recipe, as a user runs it (a subprocess on 8 simulated devices)."""
     train_file = write_pairs(tmp_path / "train.jsonl", 32, seed=0)
     eval_file = write_pairs(tmp_path / "eval.jsonl", 6, seed=1)
-    metrics = finetune.main([
-        "--config", str(RECIPE), *FAST, "--output_dir", str(tmp_path / "out"), "--max_steps", "4",
+    result = run_script(
+        "finetune.py", "--config", str(RECIPE), *FAST, "--output_dir", str(tmp_path / "out"), "--max_steps", "4",
         "--set", f"model.name_or_path={tiny_bart_dir}", "--set", f"data.train_file={train_file}",
         "--set", f"data.eval_file={eval_file}", "--set", "data.max_source_length=24",
         "--set", "data.max_target_length=8", "--set", "training.per_device_train_batch_size=1",
         "--set", "training.per_device_eval_batch_size=1", "--set", "training.generation_num_beams=2",
         "--set", "training.learning_rate=1e-3", "--set", "training.label_smoothing_factor=0.1",
         "--set", "training.eval_strategy=no", "--set", "training.save_strategy=no", "--set", "training.logging_steps=1",
-    ])
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = last_json(result.stdout)
     assert metrics["global_step"] == 4 and np.isfinite(metrics["train_loss"]) and np.isfinite(metrics["eval_loss"])
     for name in ("eval_rouge1", "eval_rouge2", "eval_rougeL", "eval_rougeLsum"):
         assert 0.0 <= metrics[name] <= 1.0, name
