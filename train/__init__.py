@@ -3,7 +3,10 @@ loaders, orbax checkpoints, metrics logging."""
 from train.checkpointing import CheckpointManager, export_to_hf  # noqa: F401
 from train.collators import (  # noqa: F401
     DataCollatorForLanguageModeling,
+    DataCollatorForSeq2Seq,
+    DataCollatorForT5MLM,
     DataCollatorWithPadding,
+    compute_input_and_target_lengths,
     default_data_collator,
     pack_sequences,
 )
@@ -24,4 +27,5 @@ from train.trainer import (  # noqa: F401
     TrainerState,
     TrainOutput,
 )
-from train.training_args import TrainingArguments  # noqa: F401
+from train.trainer_seq2seq import Seq2SeqTrainer  # noqa: F401
+from train.training_args import Seq2SeqTrainingArguments, TrainingArguments  # noqa: F401

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from train.training_args import TrainingArguments, yaml_load  # noqa: F401 (re-exported)
+from train.training_args import SEQ2SEQ_FIELDS, Seq2SeqTrainingArguments, TrainingArguments, yaml_load  # noqa: F401
 from transformers_jax import compilation_cache
 
 SECTIONS = ("model", "data", "training")
@@ -147,13 +147,15 @@ def load_recipe(path: str | Path | None, sets: Sequence[str] = (), data_defaults
 
 
 def training_arguments(section: Mapping[str, Any]) -> TrainingArguments:
-    """TrainingArguments from the ``training`` section; errors name the section."""
+    """TrainingArguments from the ``training`` section (Seq2SeqTrainingArguments when it sets one of their
+    generation fields, e.g. ``predict_with_generate``); errors name the section."""
     values = dict(section)
     if "output_dir" not in values or values["output_dir"] in (None, ""):
         raise RecipeError("training.output_dir is required (in the recipe, --output_dir or --set training.output_dir=)")
     values["output_dir"] = str(values["output_dir"])
+    kind = Seq2SeqTrainingArguments if any(k in SEQ2SEQ_FIELDS for k in values) else TrainingArguments
     try:
-        return TrainingArguments.from_dict(values)
+        return kind.from_dict(values)
     except (TypeError, ValueError) as err:
         raise RecipeError(f"training: {err}") from None
 

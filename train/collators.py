@@ -11,6 +11,10 @@ labels. The trainer places them on devices.
 Also here: :func:`pack_sequences`, which packs tokenized documents into fixed-length rows for causal-LM
 pretraining (document ids in ``attention_mask``), and :func:`default_data_collator`, which stacks rows that already
 have equal shapes (packed rows, :class:`~train.data.TokenFileDataset` items).
+
+Sequence-to-sequence: :class:`DataCollatorForSeq2Seq` (fine-tuning: pads inputs and labels, builds
+``decoder_input_ids`` as the model does) and :class:`DataCollatorForT5MLM` (T5's span-corruption pretraining
+objective, with :func:`compute_input_and_target_lengths`).
 """
 from __future__ import annotations
 
@@ -22,8 +26,12 @@ import numpy as np
 __all__ = [
     "IGNORE_INDEX",
     "DataCollatorForLanguageModeling",
+    "DataCollatorForSeq2Seq",
+    "DataCollatorForT5MLM",
     "DataCollatorWithPadding",
+    "compute_input_and_target_lengths",
     "default_data_collator",
+    "group_texts",
     "pack_sequences",
 ]
 
@@ -280,6 +288,280 @@ class DataCollatorForLanguageModeling:
         inputs = np.where(chosen & (roll < 0.8), self.tokenizer.mask_token_id, input_ids)
         inputs = np.where(chosen & (roll >= 0.8) & (roll < 0.9), random_ids, inputs)
         return inputs.astype(np.int32), labels
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# sequence to sequence
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _model_config(model):
+    """The config a collator reads decoder settings from: ``model.config``, or ``model`` when it is a config."""
+    if model is None:
+        return None
+    return getattr(model, "config", model)
+
+
+def _decoder_inputs_from_labels(config, labels: np.ndarray, who: str) -> np.ndarray | None:
+    """``decoder_input_ids`` [B, T] int32 built from ``labels`` [B, T] by the config's own rule (the rule its model's
+    forward applies: BART's shift right behind ``decoder_start_token_id``, mBART's wrap of the last token); None
+    when the config has no such rule (a decoder-only model, as Hugging Face's collator skips it)."""
+    build = getattr(config, "decoder_inputs_from_labels", None)
+    if config is None or build is None:
+        return None
+    import jax
+
+    try:
+        with jax.default_device(jax.devices("cpu")[0]):  # a few integers: no trip to an accelerator
+            decoder_input_ids = build(np.asarray(labels))
+    except ValueError as err:
+        raise ValueError(f"{who}: cannot build decoder_input_ids from the labels: {err}") from None
+    return np.asarray(decoder_input_ids).astype(np.int32)
+
+
+class DataCollatorForSeq2Seq:
+    """Pad a batch of sequence-to-sequence features, like Hugging Face's ``DataCollatorForSeq2Seq``.
+
+    Inputs (``input_ids``, ``attention_mask`` (built when absent), ``token_type_ids``, ``special_tokens_mask``) are
+    padded with the tokenizer's rules (its ``pad_token_id``, on ``tokenizer.padding_side``). ``labels`` (or
+    ``label``) are padded with ``label_pad_token_id`` on the same side, to their own longest row (or to
+    ``max_length`` with ``padding='max_length'``, rounded up to ``pad_to_multiple_of``). When ``model`` (a model or
+    its config) is given and has a rule for it, ``decoder_input_ids`` are built from the padded labels exactly as
+    the model's forward builds them (``config.decoder_inputs_from_labels``): label smoothing, which scores the
+    logits itself, needs them in the batch in Hugging Face, and they are what the decoder reads here too. Other
+    keys are stacked. Arrays are numpy, ``int32`` for ids and labels.
+
+    Args:
+        tokenizer: gives ``pad_token_id`` and ``padding_side``.
+        model: a model or config whose ``decoder_inputs_from_labels`` builds ``decoder_input_ids``; None: no
+            decoder inputs (the model builds them from ``labels`` itself).
+        padding: ``True`` / ``'longest'``, ``'max_length'``, or ``False`` / ``'do_not_pad'`` (every row must then
+            have the same length: arrays cannot be ragged).
+        max_length: the padded length for ``'max_length'`` (inputs and labels).
+        pad_to_multiple_of: round padded lengths up to a multiple of this.
+        label_pad_token_id: the label of padding positions (-100: ignored by the loss).
+        return_tensors: ``'np'`` (the only kind here: the trainer places numpy batches on devices).
+    """
+
+    def __init__(self, tokenizer, model=None, padding: bool | str = True, max_length: int | None = None,
+                 pad_to_multiple_of: int | None = None, label_pad_token_id: int = IGNORE_INDEX,
+                 return_tensors: str = "np"):
+        if return_tensors != "np":
+            raise ValueError(f"DataCollatorForSeq2Seq: return_tensors={return_tensors!r} is not supported; batches "
+                             "here are numpy arrays (return_tensors='np')")
+        if not isinstance(label_pad_token_id, (int, np.integer)) or isinstance(label_pad_token_id, bool):
+            raise ValueError(f"DataCollatorForSeq2Seq: label_pad_token_id must be an integer, got {label_pad_token_id!r}")
+        self.tokenizer = tokenizer
+        self.model = model
+        self.config = _model_config(model)
+        self.pad_rows = padding not in (False, "do_not_pad")
+        self.padding = _check_padding(padding, max_length, pad_to_multiple_of) if self.pad_rows else "do_not_pad"
+        self.max_length = max_length
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.label_pad_token_id = int(label_pad_token_id)
+        self.return_tensors = return_tensors
+
+    def _padded_length(self, lengths: list[int], what: str) -> int:
+        if not self.pad_rows:
+            if len(set(lengths)) > 1:
+                row = next(i for i, n in enumerate(lengths) if n != lengths[0])
+                raise ValueError(f"DataCollatorForSeq2Seq(padding=False): {what} of feature {row} has {lengths[row]} "
+                                 f"tokens but feature 0 has {lengths[0]}; rows of a batch must have equal lengths "
+                                 "without padding (use padding=True)")
+            return lengths[0]
+        if self.padding == "max_length" and max(lengths) > self.max_length:
+            row = int(np.argmax(lengths))
+            raise ValueError(f"DataCollatorForSeq2Seq: {what} of feature {row} has {lengths[row]} tokens, more than "
+                             f"max_length={self.max_length}; truncate when tokenizing")
+        return _target_length(lengths, self.padding, self.max_length, self.pad_to_multiple_of)
+
+    def __call__(self, features: list[Mapping], rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """Collate ``features`` into {"input_ids": [B, T], "attention_mask": [B, T], ..., "labels": [B, L],
+        "decoder_input_ids": [B, L] (with a model)}."""
+        who = type(self).__name__
+        features = _check_features(features, who)
+        label_name = "label" if "label" in features[0] else "labels"
+        labels = [f.get(label_name) for f in features] if label_name in features[0] else None
+        if labels is not None and all(label is None for label in labels):
+            labels = None
+        if labels is not None and any(label is None for label in labels):
+            missing = next(i for i, label in enumerate(labels) if label is None)
+            raise KeyError(f"{who}: feature {missing} has no '{label_name}' but feature 0 has them")
+        inputs = [{k: v for k, v in f.items() if k != label_name} for f in features]
+
+        if self.pad_rows:
+            batch = _pad_inputs(inputs, self.tokenizer, self.padding, self.max_length, self.pad_to_multiple_of)
+        else:
+            self._padded_length([len(f["input_ids"]) for f in inputs], "input_ids")
+            batch = _pad_inputs(inputs, self.tokenizer, "longest", None, None)  # equal rows: nothing to pad
+        for key in inputs[0]:
+            if key in batch:
+                continue
+            missing = [i for i, f in enumerate(inputs) if key not in f]
+            if missing:
+                raise KeyError(f"{who}: feature {missing[0]} has no '{key}' but feature 0 has it")
+            batch[key] = _stack_values([f[key] for f in inputs], key)
+
+        if labels is None:
+            return batch
+        rows = [_int_row(f, label_name, i) for i, f in enumerate(features)]
+        length = self._padded_length([len(row) for row in rows], label_name)
+        side = getattr(self.tokenizer, "padding_side", "right")
+        batch["labels"] = _pad_rows(rows, self.label_pad_token_id, length, side)
+        decoder_input_ids = _decoder_inputs_from_labels(self.config, batch["labels"], who)
+        if decoder_input_ids is not None:
+            batch["decoder_input_ids"] = decoder_input_ids
+        return batch
+
+
+def compute_input_and_target_lengths(inputs_length: int, noise_density: float,
+                                     mean_noise_span_length: float) -> tuple[int, int]:
+    """``(tokens_length, targets_length)`` of T5 span corruption without padding (T5's ``random_spans_helper``, as
+    Hugging Face's Flax example ``run_t5_mlm_flax.py`` computes them).
+
+    ``tokens_length`` is the longest raw row whose corrupted input (non-noise tokens, one sentinel per noise span,
+    EOS) still fits ``inputs_length``; ``targets_length`` the length of its targets (noise tokens, one sentinel per
+    span, EOS). With ``round`` as Python's (half to even):
+
+        noise = round(tokens * noise_density); spans = round(noise / mean_noise_span_length)
+        inputs = tokens - noise + spans + 1;   targets = noise + spans + 1
+
+    At ``noise_density == 0.5`` one token less is taken when the targets would come out longer than the inputs.
+    """
+    if not isinstance(inputs_length, (int, np.integer)) or inputs_length < 2:
+        raise ValueError(f"inputs_length must be an integer >= 2, got {inputs_length!r}")
+    if not 0.0 < float(noise_density) < 1.0:
+        raise ValueError(f"noise_density must be in (0, 1), got {noise_density!r}")
+    if not float(mean_noise_span_length) >= 1.0:
+        raise ValueError(f"mean_noise_span_length must be >= 1, got {mean_noise_span_length!r}")
+
+    def lengths(tokens: int) -> tuple[int, int]:
+        noise = int(round(tokens * noise_density))
+        spans = int(round(noise / mean_noise_span_length))
+        return tokens - noise + spans + 1, noise + spans + 1
+
+    tokens = int(inputs_length)
+    while lengths(tokens + 1)[0] <= inputs_length:
+        tokens += 1
+    inputs, targets = lengths(tokens)
+    if noise_density == 0.5 and targets > inputs:
+        tokens -= 1
+        targets -= 1
+    return tokens, targets
+
+
+class DataCollatorForT5MLM:
+    """T5's span-corruption pretraining batches (Hugging Face's Flax ``FlaxDataCollatorForT5MLM``).
+
+    Each feature's ``input_ids`` must hold exactly :attr:`tokens_length` tokens (documents concatenated and cut into
+    rows of that length, as ``group_texts`` does; ``train.pretrain`` does it for ``objective: span_corruption``);
+    other keys are dropped. Per row, ``round(tokens_length * noise_density)`` tokens are noise, in
+    ``round(noise / mean_noise_span_length)`` spans; the spans and the non-noise runs between them have uniformly
+    random lengths (every split equally likely), starting with a non-noise run. Then:
+
+    * ``input_ids`` [B, input_length]: the non-noise tokens, each noise span replaced by one sentinel, then EOS;
+    * ``labels`` [B, target_length]: each non-noise run replaced by one sentinel, the noise tokens, then EOS;
+    * ``decoder_input_ids`` [B, target_length] when ``model`` (a model or its config) is given: the labels shifted
+      by the model's own rule.
+
+    Sentinels count down from the tokenizer's last id: the k-th span (k = 1, 2, ...) is ``len(tokenizer) - k``
+    (T5's ``<extra_id_0>``, ``<extra_id_1>``, ...), the same id for a span in the inputs and its run in the targets.
+    So splicing each input sentinel's target tokens back in gives the original row. Lengths come from
+    :func:`compute_input_and_target_lengths`; the batch has no padding and no ``attention_mask``. All randomness is
+    drawn from ``rng`` (a ``numpy.random.Generator``; the DataLoader passes one per batch).
+    """
+
+    def __init__(self, tokenizer, noise_density: float = 0.15, mean_noise_span_length: float = 3.0,
+                 input_length: int = 512, model=None):
+        if tokenizer.eos_token_id is None:
+            raise ValueError("DataCollatorForT5MLM appends EOS to inputs and targets, but the tokenizer has no "
+                             "eos_token_id")
+        self.tokenizer = tokenizer
+        self.noise_density = float(noise_density)
+        self.mean_noise_span_length = float(mean_noise_span_length)
+        self.input_length = int(input_length)
+        self.tokens_length, self.target_length = compute_input_and_target_lengths(
+            input_length, self.noise_density, self.mean_noise_span_length)
+        self.config = _model_config(model)
+        self.first_sentinel = len(tokenizer) - 1
+        noise, spans = self.noise_counts(self.tokens_length)
+        made = (self.tokens_length - noise + spans + 1, noise + spans + 1)
+        if made != (self.input_length, self.target_length):
+            # rows too short for the formula: it rounds the noise (or its spans) to none where the mask keeps one
+            raise ValueError(f"DataCollatorForT5MLM: input_length={input_length} with noise_density={noise_density} "
+                             f"and mean_noise_span_length={mean_noise_span_length} gives {self.tokens_length}-token "
+                             f"rows whose {spans} noise span(s) corrupt to {made[0]} input and {made[1]} target "
+                             f"tokens, not the {self.input_length} and {self.target_length} the lengths formula "
+                             "computes; use a longer input_length")
+        if spans > self.first_sentinel:
+            raise ValueError(f"DataCollatorForT5MLM: the tokenizer's {len(tokenizer)} ids leave no room for "
+                             f"{spans} sentinels")
+
+    def noise_counts(self, length: int) -> tuple[int, int]:
+        """(noise tokens, noise spans) of a row of ``length`` tokens: ``round(length * noise_density)`` and
+        ``round(noise / mean_noise_span_length)``, each at least 1 (and at most what leaves every run non-empty)."""
+        noise = min(max(int(np.round(length * self.noise_density)), 1), length - 1)
+        spans = max(int(np.round(noise / self.mean_noise_span_length)), 1)
+        return noise, min(spans, noise, length - noise)
+
+    def noise_mask(self, length: int, rng: np.random.Generator) -> np.ndarray:
+        """bool [length]: which tokens of a row are noise (T5's ``random_spans_noise_mask``)."""
+        noise, spans = self.noise_counts(length)
+
+        def run_lengths(items: int) -> np.ndarray:  # a uniformly random split of `items` into `spans` runs
+            cuts = rng.permutation(np.arange(items - 1) < spans - 1)
+            return np.bincount(np.cumsum(np.concatenate([[False], cuts])), minlength=spans)
+
+        interleaved = np.stack([run_lengths(length - noise), run_lengths(noise)], axis=1).reshape(-1)
+        starts = np.zeros(length, np.int64)
+        starts[np.cumsum(interleaved)[:-1]] = 1
+        return np.cumsum(starts) % 2 == 1
+
+    def _corrupt(self, ids: np.ndarray, drop: np.ndarray) -> np.ndarray:
+        """``ids`` with each run of ``drop`` replaced by the next sentinel (counting down), then EOS."""
+        starts = drop & ~np.concatenate([[False], drop[:-1]])
+        sentinels = self.first_sentinel + 1 - np.cumsum(starts)
+        kept = np.where(starts, sentinels, ids)[~drop | starts]
+        return np.append(kept, self.tokenizer.eos_token_id)
+
+    def __call__(self, features: list[Mapping], rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """Corrupt ``features``; returns ``input_ids``, ``labels`` (and ``decoder_input_ids``), int32."""
+        who = type(self).__name__
+        features = _check_features(features, who)
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"{who} draws random spans and needs rng=numpy.random.Generator (got "
+                             f"{type(rng).__name__}); the DataLoader passes one derived from (seed, epoch, batch)")
+        inputs, targets = [], []
+        for index, feature in enumerate(features):
+            ids = _int_row(feature, "input_ids", index)
+            if len(ids) != self.tokens_length:
+                raise ValueError(f"{who}: feature {index} has {len(ids)} input_ids; span corruption to "
+                                 f"input_length={self.input_length} needs rows of exactly tokens_length="
+                                 f"{self.tokens_length} tokens (concatenate the documents and cut them into rows "
+                                 "of that length)")
+            noise = self.noise_mask(len(ids), rng)
+            inputs.append(self._corrupt(ids, noise))
+            targets.append(self._corrupt(ids, ~noise))
+        batch = {"input_ids": np.stack(inputs).astype(np.int32), "labels": np.stack(targets).astype(np.int32)}
+        for key, expected in (("input_ids", self.input_length), ("labels", self.target_length)):
+            if batch[key].shape[1] != expected:  # the lengths formula and the mask disagree: a bug, never data
+                raise AssertionError(f"{who}: {key} came out {batch[key].shape[1]} long, expected {expected}")
+        decoder_input_ids = _decoder_inputs_from_labels(self.config, batch["labels"], who)
+        if decoder_input_ids is not None:
+            batch["decoder_input_ids"] = decoder_input_ids
+        return batch
+
+
+def group_texts(token_lists: Iterable[Sequence[int]], length: int) -> np.ndarray:
+    """All documents concatenated and cut into rows of ``length`` tokens, the remainder dropped (Hugging Face's
+    ``group_texts``); int32 [rows, length]. Fewer than ``length`` tokens in all is an error."""
+    if not isinstance(length, (int, np.integer)) or length < 1:
+        raise ValueError(f"length must be a positive integer, got {length!r}")
+    tokens = np.concatenate([np.asarray(t, np.int64).reshape(-1) for t in token_lists] or [np.zeros(0, np.int64)])
+    rows = len(tokens) // length
+    if rows == 0:
+        raise ValueError(f"the documents hold {len(tokens)} tokens in all, fewer than one row of {length}")
+    return tokens[: rows * length].reshape(rows, length).astype(np.int32)
 
 
 # --------------------------------------------------------------------------------------------------------------------

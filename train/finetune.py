@@ -1,4 +1,5 @@
-"""Fine-tune a sequence classifier on a CSV or JSON-lines file.
+"""Fine-tune a sequence classifier, or a sequence-to-sequence model (data.task: seq2seq), on a CSV or
+JSON-lines file.
 
     transformers-jax finetune --config configs/finetune_minilm.yaml \\
         --set data.train_file=train.csv --set data.eval_file=dev.csv [--parallelism jit|pmap] \\
@@ -8,6 +9,10 @@ Labels are integers, or strings mapped to ids in sorted order (written into the 
 id2label/label2id). Rows are padded to data.max_length, so the train step compiles once. At the
 end the model is evaluated (metrics printed as one JSON line) and written with its tokenizer to
 OUTPUT_DIR/final as a Hugging Face directory.
+
+data.task: seq2seq (or any recipe that sets data.target_field) fine-tunes an AutoModelForSeq2SeqLM on
+source/target text pairs instead, with generation-based ROUGE/BLEU evaluation: see
+train/finetune_seq2seq.py and configs/finetune_t5_summarize.yaml.
 """
 from __future__ import annotations
 
@@ -18,8 +23,13 @@ from train import cli
 
 DATA_DEFAULTS = {
     "train_file": None, "eval_file": None, "text_field": "text", "text_pair_field": None, "label_field": "label",
-    "max_length": 128, "max_train_samples": None, "max_eval_samples": None,
+    "max_length": 128, "max_train_samples": None, "max_eval_samples": None, "task": None,
+    # data.task: seq2seq (defaults in train/finetune_seq2seq.py)
+    "source_field": None, "target_field": None, "source_prefix": None, "max_source_length": None,
+    "max_target_length": None, "metrics": None,
 }
+TASKS = ("classification", "seq2seq")
+CLASSIFICATION_DEFAULTS = {k: DATA_DEFAULTS[k] for k in ("text_field", "text_pair_field", "label_field", "max_length")}
 _INT = re.compile(r"^[+-]?\d+$")
 
 
@@ -95,8 +105,25 @@ def compute_metrics(prediction) -> dict:
     return metrics
 
 
+def task_of(data: dict) -> str:
+    """data.task, or "seq2seq" when the recipe sets data.target_field, else "classification"."""
+    task = data["task"] or ("seq2seq" if data["target_field"] is not None else "classification")
+    if task not in TASKS:
+        raise cli.RecipeError(f"data.task={task!r} is not one of {list(TASKS)}")
+    if task == "classification":
+        seq2seq_only = [k for k in ("source_field", "target_field", "source_prefix", "max_source_length",
+                                    "max_target_length", "metrics") if data[k] is not None]
+        if seq2seq_only:
+            raise cli.RecipeError(f"data.{seq2seq_only[0]} applies to data.task: seq2seq, not classification")
+    return task
+
+
 def run(recipe: cli.Recipe, resume=None) -> dict:
     """Train, evaluate and export; returns the final eval metrics."""
+    if task_of(recipe.data) == "seq2seq":
+        from train import finetune_seq2seq
+
+        return finetune_seq2seq.run(recipe, CLASSIFICATION_DEFAULTS, resume=resume)
     import transformers_jax as tj
     from train.data import DataCollatorWithPadding
     from train.trainer import Trainer

@@ -53,8 +53,14 @@ def _path(path) -> str:
 
 
 def decay_mask(params):
-    """True where weight decay applies: every param but biases and norm scales (HF's default)."""
-    return jax.tree_util.tree_map_with_path(lambda p, _: _path(p).rsplit("/", 1)[-1] not in ("bias", "scale"), params)
+    """True where weight decay applies: every param but norm scales and those whose path contains "bias" (biases,
+    BART's ``final_logits_bias``, T5's ``relative_attention_bias``), as Hugging Face Trainer's
+    ``get_decay_parameter_names`` excludes names containing "bias" and LayerNorm/RMSNorm weights."""
+    def decays(path) -> bool:
+        name = _path(path)
+        return "bias" not in name and name.rsplit("/", 1)[-1] != "scale"
+
+    return jax.tree_util.tree_map_with_path(lambda p, _: decays(p), params)
 
 
 def trainable_mask(params, freeze: Sequence[str] = ()):

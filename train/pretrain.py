@@ -1,4 +1,4 @@
-"""Pre-train a language model: masked LM for BERT, causal LM for Llama.
+"""Pre-train a language model: masked LM for BERT, causal LM for Llama, span corruption for T5/BART.
 
     transformers-jax pretrain --config configs/cpu_smoke.yaml --set data.train_file=corpus.txt \\
         [--output_dir DIR] [--max_steps N] [--set training.learning_rate=1e-3] [--resume]
@@ -10,6 +10,14 @@ truncated and padded. Every batch has data.max_length columns, so the step compi
 model is fresh from model.config or loaded from model.name_or_path; the tokenizer comes from
 data.tokenizer (a directory or "minilm") or the model directory. Prints the final metrics as one
 JSON line and writes OUTPUT_DIR/final as a Hugging Face directory.
+
+data.objective picks the objective: "clm", "mlm" or "span_corruption"; unset, it follows the
+model (span corruption for encoder-decoders, causal LM where the model has a causal-LM head, else
+masked LM). Span corruption (T5's; Hugging Face's run_t5_mlm_flax.py) concatenates the documents,
+cuts them into rows that corrupt to exactly data.max_length encoder tokens (noise density
+data.noise_density, mean span length data.mean_noise_span_length; the target length follows), and
+replaces each noise span by a sentinel id counting down from the tokenizer's last id (T5's
+<extra_id_0>, <extra_id_1>, ...). data.token_file rows work for it too.
 """
 from __future__ import annotations
 
@@ -20,19 +28,32 @@ from train import cli
 DATA_DEFAULTS = {
     "train_file": None, "eval_file": None, "text_field": "text", "tokenizer": None, "max_length": 128,
     "packing": False, "token_file": None, "eval_token_file": None, "dtype": None, "mlm_probability": 0.15,
-    "max_train_samples": None,
+    "max_train_samples": None, "objective": None, "noise_density": 0.15, "mean_noise_span_length": 3.0,
 }
+# objective: the model task (Auto class registry) it trains
+OBJECTIVES = {"clm": "causal_lm", "mlm": "masked_lm", "span_corruption": "seq2seq_lm"}
 
 
-def objective(config) -> str:
-    """"mlm" for models with a masked-LM head and no causal one (BERT), else "clm"."""
+def objective(config, requested: str | None = None) -> str:
+    """The objective of the run: ``requested`` (data.objective) when set, after checking the model has its head;
+    else "span_corruption" for encoder-decoders with a seq2seq LM head (T5, BART), "clm" for models with a
+    causal-LM head (Llama), "mlm" for models with a masked-LM head only (BERT)."""
     from transformers_jax.models.auto import MODEL_MAPPING
 
+    if requested is not None:
+        if requested not in OBJECTIVES:
+            raise cli.RecipeError(f"data.objective={requested!r} is not one of {sorted(OBJECTIVES)}")
+        if config.model_type not in MODEL_MAPPING[OBJECTIVES[requested]]:
+            raise cli.RecipeError(f"data.objective={requested!r} needs a {OBJECTIVES[requested]} head, which "
+                                  f"model_type {config.model_type!r} does not have")
+        return requested
+    if getattr(config, "is_encoder_decoder", False) and config.model_type in MODEL_MAPPING["seq2seq_lm"]:
+        return "span_corruption"
     if config.model_type in MODEL_MAPPING["causal_lm"]:
         return "clm"
     if config.model_type in MODEL_MAPPING["masked_lm"]:
         return "mlm"
-    raise cli.RecipeError(f"model_type {config.model_type!r} has neither a causal-LM nor a masked-LM head")
+    raise cli.RecipeError(f"model_type {config.model_type!r} has neither a causal-LM, a masked-LM nor a seq2seq-LM head")
 
 
 def token_lists(data: dict, key: str, tokenizer, truncate: bool) -> list[list[int]] | None:
@@ -67,10 +88,50 @@ def token_file_dataset(data: dict, key: str):
         raise cli.RecipeError(f"data.{key}: {err}") from None
 
 
-def datasets(data: dict, tokenizer, task: str):
+def span_corruption_datasets(data: dict, tokenizer, config):
+    """(train dataset, eval dataset or None, collator) of T5 span corruption: rows of ``collator.tokens_length``
+    tokens (documents concatenated, or token-file rows) that the collator corrupts to ``data.max_length``."""
+    from train.collators import DataCollatorForT5MLM, group_texts
+
+    if tokenizer is None:
+        raise cli.RecipeError("span corruption needs a tokenizer (its EOS id and its sentinel ids): set data.tokenizer")
+    try:
+        collator = DataCollatorForT5MLM(tokenizer, noise_density=data["noise_density"],
+                                        mean_noise_span_length=data["mean_noise_span_length"],
+                                        input_length=data["max_length"], model=config)
+    except ValueError as err:
+        raise cli.RecipeError(f"data: {err}") from None
+    if data["packing"]:
+        raise cli.RecipeError("data.packing applies to causal LM only; span corruption concatenates the documents "
+                              "itself")
+    if data["token_file"] is not None or data["eval_token_file"] is not None:
+        train = token_file_dataset({**data, "max_length": collator.tokens_length}, "token_file")
+        if train is None:
+            raise cli.RecipeError("data.eval_token_file needs data.token_file for training")
+        return train, token_file_dataset({**data, "max_length": collator.tokens_length}, "eval_token_file"), collator
+    if data["train_file"] is None:
+        raise cli.RecipeError("data.train_file is required (or data.token_file for a pre-tokenized corpus)")
+    splits = []
+    for key in ("train_file", "eval_file"):
+        documents = token_lists(data, key, tokenizer, truncate=False)
+        if documents is None:
+            splits.append(None)
+            continue
+        try:
+            rows = group_texts(documents, collator.tokens_length)
+        except ValueError as err:
+            raise cli.RecipeError(f"data.{key}: {err} (span corruption to data.max_length={data['max_length']} "
+                                  f"reads rows of {collator.tokens_length} tokens)") from None
+        splits.append([{"input_ids": row} for row in rows])
+    return splits[0], splits[1], collator
+
+
+def datasets(data: dict, tokenizer, task: str, config=None):
     """(train dataset, eval dataset or None, collator) for the objective ``task``."""
     from train.data import ArrayDataset, DataCollatorForLanguageModeling, default_data_collator, pack_sequences
 
+    if task == "span_corruption":
+        return span_corruption_datasets(data, tokenizer, config)
     if data["token_file"] is not None or data["eval_token_file"] is not None:
         if task != "clm":
             raise cli.RecipeError("data.token_file serves causal-LM rows; masked LM needs text files")
@@ -110,13 +171,15 @@ def run(recipe: cli.Recipe, resume=None) -> dict:
     from train.trainer import Trainer
 
     config = cli.build_config(recipe.model)
-    task = objective(config)
     data = recipe.data
+    task = objective(config, data["objective"])
     has_tokenizer = data["tokenizer"] is not None or recipe.model.get("name_or_path") is not None
-    tokenizer = cli.load_tokenizer(data, recipe.model) if has_tokenizer or data["token_file"] is None else None
+    needs_tokenizer = data["token_file"] is None or task == "span_corruption"
+    tokenizer = cli.load_tokenizer(data, recipe.model) if has_tokenizer or needs_tokenizer else None
     check_vocab(config, tokenizer)
-    train_set, eval_set, collator = datasets(data, tokenizer, task)
-    auto = tj.AutoModelForCausalLM if task == "clm" else tj.AutoModelForMaskedLM
+    train_set, eval_set, collator = datasets(data, tokenizer, task, config)
+    auto = {"clm": tj.AutoModelForCausalLM, "mlm": tj.AutoModelForMaskedLM,
+            "span_corruption": tj.AutoModelForSeq2SeqLM}[task]
     model = cli.load_model(auto, recipe.model)
     trainer = Trainer(model, recipe.training, train_dataset=train_set, eval_dataset=eval_set, data_collator=collator,
                       processing_class=tokenizer)

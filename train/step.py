@@ -7,30 +7,73 @@ update. The loss of a step is the mean over every counted label item of the whol
 for LM losses, rows for classification), so k accumulated micro-batches give the same update as
 one k-times larger batch. A ``pmap`` variant (data parallel over local devices) shares the same
 gradient code.
+
+``label_smoothing`` (``TrainingArguments.label_smoothing_factor``) replaces the model's own loss by
+:func:`~transformers_jax.losses.label_smoothed_loss` of its logits, in training and evaluation, as
+Hugging Face's Trainer does with its ``LabelSmoother``: labels are shifted for the causal-LM classes
+(those registered with ``AutoModelForCausalLM``) and not for the others (seq2seq LMs, whose decoder
+inputs are the labels shifted right, masked LMs, classifiers). Unlike Hugging Face, which pops
+``labels`` before the forward (so an encoder-decoder batch without ``decoder_input_ids`` decodes from
+``input_ids``), the forward still receives ``labels`` and builds its decoder inputs from them.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-from transformers_jax.losses import IGNORE_INDEX
+from transformers_jax.losses import IGNORE_INDEX, label_smoothed_loss
 from transformers_jax.partitioning import constrain, logical_sharding
 
 
-
-def label_count(model_class, batch) -> jax.Array:
+def label_count(model_class, batch, label_smoothing: float = 0.0) -> jax.Array:
     """How many items the model's loss averages over in ``batch`` (float32 scalar).
 
     Integer ``labels`` count the entries other than -100 (for causal LMs, after the shift by one);
     anything else (float labels, span positions, a loss that is not one mean over labels) counts rows.
+    With ``label_smoothing`` the loss is the smoothed loss, a mean over the labels (shifted by
+    :func:`smoothing_shifts_labels`'s rule).
     """
     labels = batch.get("labels")
     rows = jax.tree.leaves(batch)[0].shape[0]
-    if labels is None or not jnp.issubdtype(labels.dtype, jnp.integer) or not model_class.loss_averages_labels:
+    if labels is None or not jnp.issubdtype(labels.dtype, jnp.integer):
         return jnp.float32(rows)
-    if getattr(model_class, "is_causal_lm", False):
+    if label_smoothing:
+        shift = smoothing_shifts_labels(model_class)
+    elif not model_class.loss_averages_labels:
+        return jnp.float32(rows)
+    else:
+        shift = getattr(model_class, "is_causal_lm", False)
+    if shift:
         labels = labels[:, 1:]
     return jnp.sum(labels != IGNORE_INDEX).astype(jnp.float32)
+
+
+def smoothing_shifts_labels(model_class) -> bool:
+    """Hugging Face's rule for its ``LabelSmoother``: labels are shifted for the classes of
+    ``AutoModelForCausalLM`` (``MODEL_FOR_CAUSAL_LM_MAPPING_NAMES``), not for any other class."""
+    if getattr(model_class, "is_causal_lm", False):
+        return True
+    from transformers_jax.models.auto import MODEL_MAPPING
+
+    return any(cls is model_class for cls in MODEL_MAPPING["causal_lm"].values())
+
+
+def model_loss(model_class, config, params, batch: dict, dropout_rng=None, label_smoothing: float = 0.0):
+    """``(loss, output)`` of the forward on ``batch``: the model's own loss, or with ``label_smoothing`` > 0
+    and ``labels`` in the batch, the label-smoothed loss of its ``logits`` (Hugging Face's ``LabelSmoother``)."""
+    out = model_class.forward(params, config, **batch, dropout_rng=dropout_rng)
+    labels = batch.get("labels")
+    if not label_smoothing or labels is None:
+        return out.loss, out
+    logits = getattr(out, "logits", None)
+    if logits is None:
+        raise ValueError(f"label_smoothing_factor={label_smoothing} needs a model whose output has logits scored "
+                         f"against labels; {model_class.__name__} returns {type(out).__name__}")
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(f"label_smoothing_factor={label_smoothing} needs integer class labels, got labels of dtype "
+                         f"{labels.dtype} (regression and multi-label targets cannot be smoothed)")
+    loss = label_smoothed_loss(logits, labels, label_smoothing, shift_labels=smoothing_shifts_labels(model_class))
+    return loss, out
 
 
 def model_inputs(model_class, batch: dict) -> dict:
@@ -42,7 +85,8 @@ def model_inputs(model_class, batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k in names}
 
 
-def loss_sum_and_grads(model_class, config, params, batch, rng, accumulation_steps: int, trainable=None):
+def loss_sum_and_grads(model_class, config, params, batch, rng, accumulation_steps: int, trainable=None,
+                       label_smoothing: float = 0.0):
     """Sum over micro-batches of (loss x label count), its gradient, and the total count.
 
     ``batch`` leaves are [accumulation_steps * B, ...]; micro-batch ``a`` takes rows
@@ -53,12 +97,12 @@ def loss_sum_and_grads(model_class, config, params, batch, rng, accumulation_ste
         return constrain(x, (None, "batch") + (None,) * (x.ndim - 2))
 
     micro = jax.tree.map(split, batch)
-    counts = jax.vmap(lambda b: label_count(model_class, b))(micro)  # [A]
+    counts = jax.vmap(lambda b: label_count(model_class, b, label_smoothing))(micro)  # [A]
 
     def micro_loss(p, mb, count, key):
         if trainable is not None:
             p = jax.tree.map(lambda w, t: w if t else jax.lax.stop_gradient(w), p, trainable)
-        loss = model_class.forward(p, config, **mb, dropout_rng=key).loss
+        loss, _ = model_loss(model_class, config, p, mb, key, label_smoothing)
         return jnp.where(count > 0, loss.astype(jnp.float32) * count, 0.0)
 
     grad_fn = jax.value_and_grad(micro_loss)
@@ -103,13 +147,15 @@ def step_rng(state, use_dropout: bool):
 
 
 def make_train_step(model_class, config, optimizer, schedule, *, mesh, rules, state_shardings, batch_shardings,
-                    accumulation_steps: int = 1, use_dropout: bool = True, trainable=None):
+                    accumulation_steps: int = 1, use_dropout: bool = True, trainable=None,
+                    label_smoothing: float = 0.0):
     """``train_step(state, batch) -> (state, metrics)`` compiled with shardings; state donated."""
     def train_step(state, batch):
         with logical_sharding(mesh, rules):
             inputs = model_inputs(model_class, batch)
             loss_sum, grads, count = loss_sum_and_grads(
-                model_class, config, state["params"], inputs, step_rng(state, use_dropout), accumulation_steps, trainable
+                model_class, config, state["params"], inputs, step_rng(state, use_dropout), accumulation_steps, trainable,
+                label_smoothing
             )
             return _apply(state, grads, loss_sum, count, optimizer, schedule)
 
@@ -119,7 +165,8 @@ def make_train_step(model_class, config, optimizer, schedule, *, mesh, rules, st
 
 
 def make_pmap_train_step(model_class, config, optimizer, schedule, *, accumulation_steps: int = 1,
-                         use_dropout: bool = True, trainable=None, axis_name: str = "batch"):
+                         use_dropout: bool = True, trainable=None, axis_name: str = "batch",
+                         label_smoothing: float = 0.0):
     """The data-parallel ``pmap`` step: state replicated on every local device, batch leaves
     [devices, rows, ...]; gradients, losses and counts are summed across devices before the update."""
     def train_step(state, batch):
@@ -128,7 +175,7 @@ def make_pmap_train_step(model_class, config, optimizer, schedule, *, accumulati
         if rng is not None:
             rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
         loss_sum, grads, count = loss_sum_and_grads(
-            model_class, config, state["params"], inputs, rng, accumulation_steps, trainable
+            model_class, config, state["params"], inputs, rng, accumulation_steps, trainable, label_smoothing
         )
         loss_sum, grads, count = jax.lax.psum((loss_sum, grads, count), axis_name)
         return _apply(state, grads, loss_sum, count, optimizer, schedule)
@@ -136,15 +183,18 @@ def make_pmap_train_step(model_class, config, optimizer, schedule, *, accumulati
     return jax.pmap(train_step, axis_name=axis_name, donate_argnums=0)
 
 
-def make_eval_step(model_class, config, *, mesh, rules, params_shardings, batch_shardings):
-    """``eval_step(params, batch) -> (loss x count, count, logits)`` without dropout."""
+def make_eval_step(model_class, config, *, mesh, rules, params_shardings, batch_shardings,
+                   label_smoothing: float = 0.0, return_predictions: bool = True):
+    """``eval_step(params, batch) -> (loss x count, count, logits)`` without dropout (``None`` in place of
+    the logits when not ``return_predictions``: nothing of size [B, T, V] leaves the device)."""
     def eval_step(params, batch):
         with logical_sharding(mesh, rules):
             inputs = model_inputs(model_class, batch)
-            out = model_class.forward(params, config, **inputs)
-            count = label_count(model_class, inputs) if "labels" in inputs or out.loss is not None else jnp.float32(0)
-            loss_sum = jnp.float32(0) if out.loss is None else jnp.where(count > 0, out.loss * count, 0.0)
-            return loss_sum, count, _prediction(out)
+            loss, out = model_loss(model_class, config, params, inputs, None, label_smoothing)
+            count = (label_count(model_class, inputs, label_smoothing) if "labels" in inputs or loss is not None
+                     else jnp.float32(0))
+            loss_sum = jnp.float32(0) if loss is None else jnp.where(count > 0, loss * count, 0.0)
+            return loss_sum, count, _prediction(out) if return_predictions else None
 
     return jax.jit(eval_step, in_shardings=(params_shardings, batch_shardings))
 

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -125,10 +126,22 @@ class Trainer:
         self.specs = self.model_class.param_specs(self.config)
         check_rules(self.rules, self.mesh, self.specs)
         self.params_shardings = param_shardings(self.specs, self.mesh, self.rules)
+        self.label_smoothing = self._label_smoothing(args, config)
         self._train_state = None
         self._eval_steps: dict = {}  # compiled eval steps by batch layout
         self._prepared: dict = {}  # column handling done per dataset (logged once)
         self._check_max_steps(train_dataset)
+
+    @staticmethod
+    def _label_smoothing(args, config) -> float:
+        """``args.label_smoothing_factor``, except for multi-label classification, where Hugging Face turns it off
+        with a warning (as here)."""
+        factor = float(getattr(args, "label_smoothing_factor", 0.0))
+        if factor and getattr(config, "problem_type", None) == "multi_label_classification":
+            warnings.warn("Label smoothing is not compatible with multi-label classification. Disabling label "
+                          "smoothing for this training run.", UserWarning, stacklevel=3)
+            return 0.0
+        return factor
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -248,7 +261,7 @@ class Trainer:
         if args.parallelism == "pmap":
             step_fn = steps.make_pmap_train_step(self.model_class, self.config, optimizer, schedule,
                                                  accumulation_steps=args.gradient_accumulation_steps,
-                                                 trainable=trainable)
+                                                 trainable=trainable, label_smoothing=self.label_smoothing)
             devices = jax.local_device_count()  # one copy per device along a new leading axis
             state = jax.tree.map(lambda x: np.broadcast_to(x, (devices, *np.shape(x))), jax.device_get(state))
         else:
@@ -258,7 +271,7 @@ class Trainer:
                                             rules=self.rules, state_shardings=shardings,
                                             batch_shardings=batch_shardings,
                                             accumulation_steps=args.gradient_accumulation_steps,
-                                            trainable=trainable)
+                                            trainable=trainable, label_smoothing=self.label_smoothing)
 
         loader.load_state_dict(start)
         batches = iter(loader)
@@ -415,29 +428,27 @@ class Trainer:
         return metrics
 
     def _run_eval(self, dataset, params, prefix: str) -> PredictionOutput:
+        """Evaluate ``params`` (the model's when None) on ``dataset``: loss, predictions of the real rows (batches
+        of different widths padded with -100), label ids, and ``compute_metrics`` under ``prefix``."""
         loader = self._loader(dataset, self.eval_batch_size, train=False,
                               description="evaluation" if prefix == "eval" else prefix)
         params = self._eval_params() if params is None else params
         loss_sum, count, predictions, labels = 0.0, 0.0, [], []
-        float_labels = False
         start = time.perf_counter()
         for batch in loader.iter_epoch(0):
-            eval_step = self._eval_step(batch)
             valid = np.asarray(batch.pop("_valid", np.ones(len(next(iter(batch.values()))), bool)))
+            row_labels = None
             if "labels" in batch:
                 batch["labels"], row_labels = _mask_padded_labels(batch["labels"], valid)
-                labels.append(row_labels)
-                float_labels = not np.issubdtype(batch["labels"].dtype, np.integer)
-            b_loss, b_count, preds = eval_step(params, place_batch(batch, self.mesh, self.rules))
-            preds = jax.tree.map(lambda p: _gather(p)[valid], preds)
+            b_loss, b_count, preds, row_labels = self._prediction_step(params, batch, valid, row_labels)
             predictions.append(preds)
-            if float_labels and not valid.all():
-                b_loss, b_count = self._float_label_loss(preds, row_labels)
+            if row_labels is not None:
+                labels.append(row_labels)
             loss_sum += float(b_loss)
             count += float(b_count)
         runtime = time.perf_counter() - start
-        predictions = jax.tree.map(lambda *p: np.concatenate(p), *predictions)
-        label_ids = np.concatenate(labels) if labels else None
+        predictions = jax.tree.map(lambda *p: concat_padded(p), *predictions)
+        label_ids = concat_padded(labels) if labels else None
         metrics = {}
         if count > 0:
             metrics[f"{prefix}_loss"] = loss_sum / count
@@ -448,16 +459,27 @@ class Trainer:
         metrics[f"{prefix}_samples_per_second"] = loader.num_rows / max(runtime, 1e-9)
         return PredictionOutput(predictions, label_ids, metrics)
 
-    def _eval_step(self, batch: dict):
+    def _prediction_step(self, params, batch: dict, valid: np.ndarray, row_labels):
+        """One eval batch (padding rows marked False in ``valid``, their integer labels already -100):
+        ``(loss x count, count, predictions of the real rows, labels of the real rows)``."""
+        b_loss, b_count, preds = self._eval_step(batch)(params, place_batch(batch, self.mesh, self.rules))
+        preds = jax.tree.map(lambda p: _gather(p)[valid], preds)
+        if row_labels is not None and not np.issubdtype(batch["labels"].dtype, np.integer) and not valid.all():
+            b_loss, b_count = self._float_label_loss(preds, row_labels)
+        return b_loss, b_count, preds, row_labels
+
+    def _eval_step(self, batch: dict, return_predictions: bool = True):
         """The compiled eval step for batches laid out like ``batch``, built once per layout (each
         evaluation during training reuses it)."""
         layout = tuple(sorted((k, np.ndim(v)) for k, v in batch.items() if not k.startswith("_")))
-        if layout not in self._eval_steps:
+        key = (layout, return_predictions)
+        if key not in self._eval_steps:
             batch_shardings = {k: batch_sharding(self.mesh, self.rules, ndim) for k, ndim in layout}
-            self._eval_steps[layout] = steps.make_eval_step(
+            self._eval_steps[key] = steps.make_eval_step(
                 self.model_class, self.config, mesh=self.mesh, rules=self.rules,
-                params_shardings=self.params_shardings, batch_shardings=batch_shardings)
-        return self._eval_steps[layout]
+                params_shardings=self.params_shardings, batch_shardings=batch_shardings,
+                label_smoothing=self.label_smoothing, return_predictions=return_predictions)
+        return self._eval_steps[key]
 
     def _float_label_loss(self, logits, labels):
         """Loss of a padded batch with float labels: only its real rows (regression, multi-label)."""
@@ -496,6 +518,25 @@ def _gather(x) -> np.ndarray:
 
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(jax.device_get(x))
+
+
+def concat_padded(arrays, padding_index: int = IGNORE_INDEX) -> np.ndarray:
+    """Concatenate per-batch arrays along the rows; where their later axes differ (labels, logits or generated
+    ids of batches padded to their own longest row), each is padded at the end of those axes with
+    ``padding_index`` to the largest size first: Hugging Face's ``nested_concat(..., padding_index=-100)``."""
+    arrays = [np.asarray(a) for a in arrays]
+    if len({a.shape[1:] for a in arrays}) <= 1:
+        return np.concatenate(arrays)
+    if len({a.ndim for a in arrays}) != 1:
+        raise ValueError(f"cannot concatenate batches of different ranks: {[a.shape for a in arrays]}")
+    tail = tuple(max(sizes) for sizes in zip(*(a.shape[1:] for a in arrays)))
+    dtype = np.result_type(*arrays)
+    out = np.full((sum(len(a) for a in arrays), *tail), padding_index, dtype)
+    row = 0
+    for a in arrays:
+        out[(slice(row, row + len(a)), *(slice(0, n) for n in a.shape[1:]))] = a
+        row += len(a)
+    return out
 
 
 def _mask_padded_labels(labels: np.ndarray, valid: np.ndarray):

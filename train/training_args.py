@@ -69,6 +69,7 @@ class TrainingArguments:
     data_seed: int | None = None
     remove_unused_columns: bool = True  # drop dataset columns the model's forward does not take (labels kept)
     train_sampling_strategy: str = "random"  # or "sequential"; a streamed dataset keeps its own order
+    label_smoothing_factor: float = 0.0  # HF's LabelSmoother on the loss (0: the model's own loss)
     bf16: bool = False
     report_to: tuple = ("jsonl", "tensorboard")
     disable_tqdm: bool = False
@@ -105,6 +106,10 @@ class TrainingArguments:
             raise ValueError("set max_steps > 0 or num_train_epochs > 0")
         if self.learning_rate < 0 or self.weight_decay < 0:
             raise ValueError("learning_rate and weight_decay must be >= 0")
+        if not isinstance(self.label_smoothing_factor, (int, float)) or not 0.0 <= self.label_smoothing_factor < 1.0:
+            raise ValueError(f"TrainingArguments.label_smoothing_factor must be in [0, 1), got "
+                             f"{self.label_smoothing_factor!r}")
+        self.label_smoothing_factor = float(self.label_smoothing_factor)
         if self.save_total_limit is not None and self.save_total_limit < 1:
             raise ValueError(f"save_total_limit must be >= 1 or None, got {self.save_total_limit}")
         if self.eval_strategy == "steps" and self.eval_steps is None:
@@ -139,3 +144,46 @@ class TrainingArguments:
         data = dict(data.get("training", data))
         data.update(overrides)
         return cls.from_dict(data)
+
+
+@dataclasses.dataclass
+class Seq2SeqTrainingArguments(TrainingArguments):
+    """:class:`TrainingArguments` plus Hugging Face's generation settings for evaluation
+    (:class:`~train.trainer_seq2seq.Seq2SeqTrainer`).
+
+    * ``predict_with_generate``: ``evaluate`` / ``predict`` run ``model.generate`` on each batch and hand the
+      generated ids to ``compute_metrics`` as predictions (instead of logits).
+    * ``generation_max_length`` / ``generation_num_beams``: the ``max_length`` / ``num_beams`` of those calls
+      when ``evaluate`` / ``predict`` are not given their own (else the model's generation config decides).
+    * ``generation_config``: a ``GenerationConfig``, or the path (file or directory) or hub id of a
+      ``generation_config.json``; it replaces the model's generation config when the trainer is built.
+    """
+
+    predict_with_generate: bool = False
+    generation_max_length: int | None = None
+    generation_num_beams: int | None = None
+    generation_config: Any = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("generation_max_length", "generation_num_beams"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"Seq2SeqTrainingArguments.{name} must be a positive integer or None, got {value!r}")
+        if not isinstance(self.predict_with_generate, bool):
+            raise ValueError(f"Seq2SeqTrainingArguments.predict_with_generate must be true or false, got "
+                             f"{self.predict_with_generate!r}")
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        config = self.generation_config
+        if config is not None and not isinstance(config, (str, Path)):
+            out["generation_config"] = config.to_dict() if hasattr(config, "to_dict") else str(config)
+        elif isinstance(config, Path):
+            out["generation_config"] = str(config)
+        return out
+
+
+#: Fields that only :class:`Seq2SeqTrainingArguments` has (a recipe naming one gets that class).
+SEQ2SEQ_FIELDS = tuple(f.name for f in dataclasses.fields(Seq2SeqTrainingArguments)
+                       if f.name not in {g.name for g in dataclasses.fields(TrainingArguments)})

@@ -57,3 +57,31 @@ def span_loss(start_logits, end_logits, start_positions, end_positions) -> jax.A
     start_loss = cross_entropy(start_logits, start, ignore_index=length)
     end_loss = cross_entropy(end_logits, end, ignore_index=length)
     return (start_loss + end_loss) / 2
+
+
+def label_smoothed_loss(logits: jax.Array, labels: jax.Array, epsilon: float, ignore_index: int = IGNORE_INDEX,
+                        shift_labels: bool = False) -> jax.Array:
+    """Hugging Face's ``LabelSmoother``: ``(1 - epsilon) * nll + epsilon * smooth`` over labels != ``ignore_index``.
+
+    ``nll`` is the mean negative log-likelihood of the labels and ``smooth`` the mean over the same positions of
+    ``-sum(log_softmax(logits))`` divided by the vocabulary size (the cross entropy against a uniform target), so
+    ``epsilon = 0`` gives :func:`cross_entropy`. ``logits`` [..., V] (float32 math), ``labels`` [...] integer ids.
+    ``shift_labels`` (causal LMs, where ``labels`` are the unshifted input ids) scores ``logits[:, t]`` against
+    ``labels[:, t + 1]``. No counted label gives nan (0/0), as in torch.
+    """
+    if not 0.0 <= float(epsilon) < 1.0:
+        raise ValueError(f"label smoothing epsilon must be in [0, 1), got {epsilon!r}")
+    if labels.ndim != logits.ndim - 1 or labels.shape != logits.shape[:-1]:
+        raise ValueError(f"labels {labels.shape} must be the logits' shape {logits.shape} without the last axis")
+    if shift_labels:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    logits = logits.astype(jnp.float32)
+    valid = labels != ignore_index
+    safe = jnp.where(valid, labels, 0)
+    log_z = jax.nn.logsumexp(logits, axis=-1)  # [...]
+    nll = log_z - jnp.take_along_axis(logits, safe[..., None], axis=-1)[..., 0]
+    smooth = jnp.sum(log_z[..., None] - logits, axis=-1)  # -sum_v log_softmax(logits)_v (one fused reduction)
+    count = jnp.sum(valid)
+    nll = jnp.sum(jnp.where(valid, nll, 0.0)) / count
+    smooth = jnp.sum(jnp.where(valid, smooth, 0.0)) / (count * logits.shape[-1])
+    return (1.0 - epsilon) * nll + epsilon * smooth
