@@ -18,7 +18,7 @@ from transformers_jax.pipelines.base import ChunkPipeline, KeyDataset, Pipeline,
 logger = logging.getLogger("transformers_jax")
 
 # Hugging Face's defaults (transformers.pipelines.SUPPORTED_TASKS[task]["default"]); question answering,
-# which transformers 5 dropped, keeps the default of transformers 4.57.
+# summarization, translation and text2text-generation, which transformers 5 dropped, keep those of transformers 4.57.
 SUPPORTED_TASKS: dict[str, dict] = {
     "feature-extraction": {
         "impl": "feature_extraction:FeatureExtractionPipeline",
@@ -62,6 +62,29 @@ SUPPORTED_TASKS: dict[str, dict] = {
         "default": {"model": ("distilbert/distilbert-base-cased-distilled-squad", "564e9b5")},
         "type": "text",
     },
+    "summarization": {
+        "impl": "text2text_generation:SummarizationPipeline",
+        "auto_model": "AutoModelForSeq2SeqLM",
+        "default": {"model": ("sshleifer/distilbart-cnn-12-6", "a4f8f3e")},
+        "type": "text",
+    },
+    # Parametrized by the languages: "translation_xx_to_yy" (see check_task); its defaults are per language pair.
+    "translation": {
+        "impl": "text2text_generation:TranslationPipeline",
+        "auto_model": "AutoModelForSeq2SeqLM",
+        "default": {
+            ("en", "fr"): {"model": ("google-t5/t5-base", "a9723ea")},
+            ("en", "de"): {"model": ("google-t5/t5-base", "a9723ea")},
+            ("en", "ro"): {"model": ("google-t5/t5-base", "a9723ea")},
+        },
+        "type": "text",
+    },
+    "text2text-generation": {
+        "impl": "text2text_generation:Text2TextGenerationPipeline",
+        "auto_model": "AutoModelForSeq2SeqLM",
+        "default": {"model": ("google-t5/t5-base", "a9723ea")},
+        "type": "text",
+    },
 }
 TASK_ALIASES: dict[str, str] = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
 # The task a model class is for when pipeline() is given a model but no task (by its Auto class).
@@ -71,8 +94,10 @@ _TASK_OF_AUTO_MODEL = {
     "AutoModelForTokenClassification": "token-classification",
     "AutoModelForQuestionAnswering": "question-answering",
     "AutoModelForCausalLM": "text-generation",
+    "AutoModelForSeq2SeqLM": "text2text-generation",
     "AutoModel": "feature-extraction",
 }
+PARAMETRIZED_TASKS = ("translation_XX_to_YY",)  # task names accepted besides SUPPORTED_TASKS and TASK_ALIASES
 
 
 def register_pipeline(task: str, impl: str | type, auto_model: str, default: dict | None = None,
@@ -91,13 +116,42 @@ def get_supported_tasks() -> list[str]:
 
 
 def check_task(task: str) -> tuple[str, dict]:
-    """(the task's normalized name, its registry entry); a ValueError listing the known tasks otherwise."""
+    """(the task's normalized name, its registry entry); ``"translation_xx_to_yy"`` normalizes to
+    ``"translation"`` (:func:`task_options` gives its languages). A ValueError listing the known tasks otherwise."""
     if not isinstance(task, str):
         raise TypeError(f"task must be a string, got {type(task).__name__}")
     name = TASK_ALIASES.get(task, task)
+    if name not in SUPPORTED_TASKS and name.startswith("translation") and "translation" in SUPPORTED_TASKS:
+        task_options(name)  # a malformed translation task is an error that says so
+        name = "translation"
     if name not in SUPPORTED_TASKS:
-        raise ValueError(f"Unknown task {task!r}; available tasks are {get_supported_tasks()}")
+        raise ValueError(f"Unknown task {task!r}; available tasks are {get_supported_tasks() + list(PARAMETRIZED_TASKS)}")
     return name, SUPPORTED_TASKS[name]
+
+
+def task_options(task: str) -> tuple[str, str] | None:
+    """The (source, target) languages of ``"translation_xx_to_yy"``, None for any other task; a ValueError for a
+    malformed ``translation...`` name (as Hugging Face's check_task, which raises a KeyError)."""
+    if not task.startswith("translation") or task == "translation":
+        return None
+    parts = task.split("_")
+    if len(parts) == 4 and parts[0] == "translation" and parts[2] == "to" and parts[1] and parts[3]:
+        return parts[1], parts[3]
+    raise ValueError(f"Invalid translation task {task}, use 'translation_XX_to_YY' format")
+
+
+def _task_default(task: str, entry: dict, options) -> dict:
+    """The registry entry whose ``default`` is the one for ``options`` (a translation's language pair)."""
+    defaults = entry.get("default")
+    if defaults is None or "model" in defaults:
+        return entry
+    if options is None:
+        raise ValueError(f"The task defaults can't be correctly selected. You probably meant \"{task}_xx_to_yy\": "
+                         f"the {task!r} task has default models for the language pairs {sorted(defaults)} only")
+    if options not in defaults:
+        raise ValueError(f"The task does not provide any default models for options {options}: the {task!r} task "
+                         f"has default models for {sorted(defaults)}; pass model=")
+    return {**entry, "default": defaults[options]}
 
 
 def get_pipeline_class(task: str) -> type[Pipeline]:
@@ -199,8 +253,9 @@ def pipeline(task: str | None = None, model=None, config=None, tokenizer=None, r
     Args:
         task: a task name or alias (``"text-classification"``/``"sentiment-analysis"``, ``"fill-mask"``,
             ``"feature-extraction"``, ``"zero-shot-classification"``, ``"token-classification"``/``"ner"``,
-            ``"question-answering"``, ``"text-generation"``). When None, it is read from the model (its class, or the
-            ``architectures`` in its config.json).
+            ``"question-answering"``, ``"text-generation"``, ``"summarization"``, ``"translation"`` /
+            ``"translation_xx_to_yy"``, ``"text2text-generation"``). When None, it is read from the model (its
+            class, or the ``architectures`` in its config.json).
         model: a local directory or hub repo id (loaded with the Auto class the task needs), or a model
             object of this library (whose head must fit the task). None: the task's default checkpoint
             (Hugging Face's, at its pinned revision), read through the hub cache.
@@ -251,7 +306,13 @@ def pipeline(task: str | None = None, model=None, config=None, tokenizer=None, r
             model_kwargs.setdefault(key, kwargs.pop(key))
     if task is None:
         task = _infer_task(model, hub_kwargs, model_kwargs)
+    requested_task = TASK_ALIASES.get(task, task) if isinstance(task, str) else task
     task, entry = check_task(task)
+    options = task_options(requested_task) if task == "translation" else None
+    if model is None:
+        entry = _task_default(task, entry, options)
+    if task == "translation":  # the pipeline gets "translation_xx_to_yy" itself: its languages and prefix
+        task = requested_task
     impl = pipeline_class or get_pipeline_class(task)
     auto = _auto_class(entry["auto_model"])
 
@@ -313,6 +374,7 @@ __all__ = [
     "PipelineException",
     "check_task",
     "get_supported_tasks",
+    "task_options",
     "pipeline",
     "get_pipeline_class",
     "register_pipeline",
