@@ -105,12 +105,14 @@ def _bart_tokenizer(directory: Path, workdir: Path) -> hf.BartTokenizerFast:
 
 def _t5_tokenizer(directory: Path, workdir: Path) -> hf.T5TokenizerFast:
     """A SentencePiece Unigram model trained on CORPUS (identity normalisation: a small file), saved as T5's fast
-    tokenizer with 3 sentinels (``<pad>``=0, ``</s>``=1, ``<unk>``=2)."""
+    tokenizer with 3 sentinels (``<pad>``=0, ``</s>``=1, ``<unk>``=2). ``add_prefix_space=True`` makes 4.57 write
+    the "always" Metaspace of real T5 tokenizer.json files (without it, 4.57 converts a bare spiece.model with
+    "never" and then tokenizes unlike transformers 5 and this library)."""
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(CORPUS * 4), model_writer=model, vocab_size=200, model_type="unigram",
-        normalization_rule_name="identity", add_dummy_prefix=True, remove_extra_whitespaces=True, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2,
-        pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>")
+        normalization_rule_name="identity", add_dummy_prefix=True, remove_extra_whitespaces=True, pad_id=0, eos_id=1,
+        unk_id=2, bos_id=-1, minloglevel=2, pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>")
     (workdir / "spiece.model").write_bytes(model.getvalue())
     tokenizer = hf.T5TokenizerFast(vocab_file=str(workdir / "spiece.model"), extra_ids=3, model_max_length=512,
                                    add_prefix_space=True)

@@ -146,8 +146,11 @@ def test_prefix_argument_replaces_the_configs():
     case = CASES["t5_translation_en_to_de"]
     german = build(case)
     assert build(case, prefix="translate English to German: ")(*case["args"]) == case["expected"]
-    assert german(*case["args"], prefix="summarize: ", **GREEDY) == \
-        tj.pipeline("summarization", model=str(FIXTURES / "t5"))(*case["args"], **GREEDY)
+    text2text = tj.pipeline("text2text-generation", model=str(FIXTURES / "t5"))  # no task_specific_params entry
+    assert text2text.prefix is None
+    summarized = text2text("summarize: " + case["args"][0], **GREEDY)[0]["generated_text"]
+    assert german(*case["args"], prefix="summarize: ", **GREEDY) == [{"translation_text": summarized}]
+    assert german(*case["args"], **GREEDY) != [{"translation_text": summarized}]
 
 
 def test_generator_input_streams_record_lists():
@@ -196,6 +199,22 @@ def test_batches_are_padded_right_and_match_single_inputs():
         assert b["summary_token_ids"] == ids + [1] * (width - len(ids))
 
 
+def test_batches_reuse_compiled_programs():
+    from parity import count_compiles
+
+    pipe = tj.pipeline("summarization", model=str(FIXTURES / "bart"), batch_size=2)
+    # A config of its own (an unused field changed): the jit caches of other tests do not serve this one.
+    pipe.model = type(pipe.model)(pipe.model.config.replace(init_std=0.0123), pipe.model.params)
+    texts = ["How old are you?", "The house is wonderful.", "A cat.", "The cat sat.", "The dog runs."]
+    assert max(len(pipe.tokenizer(t)["input_ids"]) for t in texts) <= 16
+    with count_compiles("jit(_decode_loop)") as compiles:
+        first = pipe(texts[:4], **GREEDY)  # two batches of two, encoder inputs in the 16 bucket
+        assert len(compiles) == 1, compiles
+        pipe(texts[2:], num_beams=1, max_new_tokens=6)  # another budget in the same bucket; 2 + (1 + a filler row)
+        assert len(compiles) == 1, compiles
+    assert first == [pipe(t, **GREEDY)[0] for t in texts[:4]]
+
+
 # ----------------------------------------------------------------------------- the task summary's snippets
 def test_task_summary_summarization(capsys):
     summarizer = tj.pipeline(task="summarization", model=str(FIXTURES / "bart"))
@@ -227,6 +246,58 @@ def test_docstring_snippets():
     text2text_generator = tj.pipeline("text2text-generation", model=str(FIXTURES / "t5"))
     assert text2text_generator("question: What is 42 ? context: 42 is the answer to life, the universe and "
                                "everything") == CASES["t5_text2text"]["expected"]
+
+
+# ----------------------------------------------------------------------------- languages as tokens (mBART)
+@pytest.fixture(scope="module")
+def mbart_dir(tmp_path_factory):
+    """A tiny HF mBART (noisy weights) with an mBART tokenizer (language codes as special tokens), saved by HF."""
+    import torch
+    import transformers as hf
+    from parity import perturb_torch
+    from test_tokenization_families import _train_unigram
+    from transformers_jax.tokenization.backends import MBART_LANGUAGE_CODES
+
+    path = tmp_path_factory.mktemp("mbart_translation")
+    vocab = _train_unigram(["<s>", "<pad>", "</s>", "<unk>"], "<unk>")
+    vocab += [(code, 0.0) for code in MBART_LANGUAGE_CODES] + [("<mask>", 0.0)]
+    tokenizer = hf.MBartTokenizer(vocab=vocab, src_lang="en_XX")
+    tokenizer.save_pretrained(path)
+    config = hf.MBartConfig(vocab_size=len(tokenizer), d_model=16, encoder_layers=2, decoder_layers=2,
+                            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                            decoder_ffn_dim=32, max_position_embeddings=64, decoder_start_token_id=2)
+    torch.manual_seed(0)
+    perturb_torch(hf.MBartForConditionalGeneration(config), seed=1, scale=0.5).eval().save_pretrained(path)
+    return path
+
+
+def test_language_codes_follow_src_and_tgt_lang_like_hf(mbart_dir):
+    """HF 4.57's _build_translation_inputs: the input encoded as src_lang, generation forced to start with the
+    tgt_lang code; compared with HF's generate given the same."""
+    import torch
+    import transformers as hf
+
+    text, kwargs = "The house is wonderful.", {"num_beams": 2, "max_new_tokens": 8}
+    translator = tj.pipeline("translation", model=str(mbart_dir))
+    ours = translator(text, src_lang="de_DE", tgt_lang="fr_XX", return_tensors=True, **kwargs)[0]
+    hf_tokenizer = hf.AutoTokenizer.from_pretrained(mbart_dir)
+    hf_tokenizer.src_lang = "de_DE"
+    encoded = hf_tokenizer(text, return_tensors="pt")
+    assert encoded["input_ids"][0, -1] == hf_tokenizer.convert_tokens_to_ids("de_DE")
+    with torch.no_grad():
+        theirs = hf.MBartForConditionalGeneration.from_pretrained(mbart_dir).generate(
+            **encoded, forced_bos_token_id=hf_tokenizer.convert_tokens_to_ids("fr_XX"), **kwargs)
+    assert ours["translation_token_ids"] == theirs[0].tolist()
+    assert ours["translation_token_ids"][1] == hf_tokenizer.convert_tokens_to_ids("fr_XX")
+    assert translator.tokenizer.src_lang == "de_DE"  # set, as HF sets it
+    romanian = translator(text, src_lang="de_DE", tgt_lang="ro_RO", return_tensors=True, **kwargs)[0]
+    assert romanian["translation_token_ids"][1] == hf_tokenizer.convert_tokens_to_ids("ro_RO")
+    with pytest.raises(ValueError, match="Translation requires a `src_lang` and a `tgt_lang`"):
+        translator(text, tgt_lang="fr_XX")
+    with pytest.raises(ValueError, match="src_lang='en' is not a language code of this tokenizer"):
+        tj.pipeline("translation_en_to_fr", model=str(mbart_dir))(text)
+    with pytest.raises(ValueError, match="tgt_lang='fr' is not a language code of this tokenizer"):
+        translator(text, src_lang="en_XX", tgt_lang="fr")
 
 
 # ----------------------------------------------------------------------------- errors

@@ -125,7 +125,8 @@ def check_task(task: str) -> tuple[str, dict]:
         task_options(name)  # a malformed translation task is an error that says so
         name = "translation"
     if name not in SUPPORTED_TASKS:
-        raise ValueError(f"Unknown task {task!r}; available tasks are {get_supported_tasks() + list(PARAMETRIZED_TASKS)}")
+        known = get_supported_tasks() + list(PARAMETRIZED_TASKS)
+        raise ValueError(f"Unknown task {task!r}; available tasks are {known}")
     return name, SUPPORTED_TASKS[name]
 
 

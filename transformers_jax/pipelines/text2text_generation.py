@@ -31,9 +31,10 @@ generation start with the ``tgt_lang`` code (``forced_bos_token_id``); other mod
 error; pass ``prefix=`` (``""`` for none) to run it anyway.
 
 Batching: inputs are taken in order, ``batch_size`` at a time (as Hugging Face batches them, so that token ids
-come back padded exactly as there), right padded to a length bucket (padding is masked, and the positions of a
-right-padded input are its own), and a batch short of ``batch_size`` is completed with copies of its first input,
-whose outputs are dropped; ``generate`` buckets its own lengths, so repeated calls reuse its compiled programs.
+come back padded exactly as there), right padded to the longest of the batch (padding is masked, and the positions
+of a right-padded input are its own), and a batch short of ``batch_size`` is completed with copies of its first
+input, whose outputs are dropped; ``generate`` pads the encoder input and the output budget to length buckets, so
+batches that fall into the same buckets reuse its compiled programs.
 """
 from __future__ import annotations
 
@@ -209,6 +210,9 @@ class Text2TextGenerationPipeline(Pipeline):
     def _padding_side(self) -> str:
         return "right"  # the encoder's positions are then each input's own (left padding would shift BART's)
 
+    def _bucket(self, length: int) -> int:
+        return length  # inputs are padded to the batch's longest here; generate pads that to its length bucket
+
     def _effective(self, name: str, forward_params: dict):
         """The value of a length setting for the input checks: the call's, else the pipeline config's, else HF's
         global default."""
@@ -338,13 +342,14 @@ class TranslationPipeline(Text2TextGenerationPipeline):
                             f"{type(inputs).__name__}: {inputs!r}")
         if src_lang is None or tgt_lang is None:
             raise ValueError("Translation requires a `src_lang` and a `tgt_lang` for this model")
-        vocab = self.tokenizer.get_vocab()
+        codes = self.tokenizer.added_tokens_encoder  # language codes are added special tokens
         for name, code in (("src_lang", src_lang), ("tgt_lang", tgt_lang)):
-            if code not in vocab:
-                raise ValueError(f"{name}={code!r} is not a language code of this tokenizer (e.g. 'en_XX', 'ro_RO')")
+            if code not in codes:
+                raise ValueError(f"{name}={code!r} is not a language code of this tokenizer (e.g. 'en_XX', 'ro_RO'); "
+                                 f"pass src_lang= and tgt_lang=")
         self.tokenizer.src_lang = src_lang  # as Hugging Face's _build_translation_inputs
         example = self._encode((self.prefix or "") if prefix is None else prefix, inputs, truncation)
-        example["forced_bos_token_id"] = int(vocab[tgt_lang])
+        example["forced_bos_token_id"] = int(codes[tgt_lang])
         return example
 
     def check_inputs(self, input_length: int, min_length: int, max_length: int) -> None:
