@@ -205,15 +205,24 @@ def test_auto_model_for_seq2seq_lm(hf_case):
                                                                      num_hidden_layers=1, intermediate_size=8))
 
 
-def test_unsupported_t5_switches_are_refused():
+def test_unsupported_switches_are_refused():
     import dataclasses
 
     @dataclasses.dataclass(frozen=True, eq=False)
-    class RmsConfig(tj.BartConfig):
-        norm_type = "rms"
+    class GroupNormConfig(tj.BartConfig):
+        norm_type = "group"
 
-    with pytest.raises(ValueError, match="norm_type='rms' is not supported"):
-        RmsConfig()
+    with pytest.raises(ValueError, match="norm_type='group' is not supported"):
+        GroupNormConfig()
+
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class RotaryConfig(tj.BartConfig):
+        position_type = "rotary"
+
+    with pytest.raises(ValueError, match="position_type='rotary' is not supported"):
+        RotaryConfig()
+    with pytest.raises(ValueError, match=r"d_model \(32\) is not a multiple of encoder_attention_heads \(5\)"):
+        tj.BartConfig.from_dict(dict(FAMILIES["bart"].configs["base"], encoder_attention_heads=5))
 
 
 # ----------------------------------------------------------------------------- training
