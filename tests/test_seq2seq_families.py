@@ -5,8 +5,9 @@ gives HF's outputs (logits, loss, every encoder and decoder hidden state, self-a
 cross-attention map) on right-padded batches, and our ``save_pretrained`` loads in ``transformers``
 with the same key set and the same outputs. Then the seq2seq specifics: decoder inputs built from
 labels or input_ids (and the errors when they cannot be), ``encoder_outputs=``, eos pooling,
-Marian's fixed position tables, the Auto class, and three Trainer steps of
-BartForConditionalGeneration on one device against ``fsdp_tp`` on 8 simulated devices.
+Marian's fixed position tables, T5's relative position bias at any (traced) positions, its config
+parsing and LM-head tying, checkpoints read across T5's classes, the Auto classes, and three Trainer
+steps of BartForConditionalGeneration on one device against ``fsdp_tp`` on 8 simulated devices.
 """
 import logging
 
@@ -25,20 +26,32 @@ B, T, TD = 3, 11, 7  # rows, encoder length, decoder length
 NUM_LABELS = 3
 
 
+ENCODER_ONLY = ("EncoderModel", "ForTokenClassification")  # T5's heads over the encoder alone
+
+
 def head_kind(class_name: str) -> str:
     for suffix in ("ForConditionalGeneration", "MTModel", "ForSequenceClassification", "ForQuestionAnswering",
-                   "ForCausalLM"):
+                   "ForCausalLM", "ForTokenClassification", "EncoderModel"):
         if class_name.endswith(suffix):
             return "ForConditionalGeneration" if suffix == "MTModel" else suffix
     return "Model"
 
 
 def overrides(class_name: str) -> dict:
-    return {"num_labels": NUM_LABELS} if head_kind(class_name) == "ForSequenceClassification" else {}
+    labelled = ("ForSequenceClassification", "ForTokenClassification")
+    return {"num_labels": NUM_LABELS} if head_kind(class_name) in labelled else {}
+
+
+def stack_layers(cfg) -> tuple[int, int]:
+    """(encoder layers, decoder layers) of a Hugging Face config, under BART's names or T5's."""
+    if hasattr(cfg, "encoder_layers"):
+        return cfg.encoder_layers, cfg.decoder_layers
+    return cfg.num_layers, cfg.num_decoder_layers
 
 
 def padded(rng, cfg, rows, length, lengths, vocab=None):
-    """Right-padded ids in [3, vocab) (never eos 2 or pad 1) and their mask."""
+    """Right-padded ids in [3, vocab) (never a special id: every case keeps pad and eos below 3) and their mask."""
+    assert cfg["pad_token_id"] < 3 and cfg["eos_token_id"] < 3
     mask = (np.arange(length)[None] < np.asarray(lengths)[:, None]).astype(np.int64)
     ids = rng.randint(3, vocab or cfg["vocab_size"], (rows, length))
     ids[mask == 0] = cfg["pad_token_id"]
@@ -69,6 +82,8 @@ def make_inputs(family, class_name: str, config_name: str, seed: int = 0) -> dic
     elif kind == "ForQuestionAnswering":
         inputs["start_positions"] = rng.randint(0, T, B)
         inputs["end_positions"] = rng.randint(0, T, B)
+    elif kind == "ForTokenClassification":
+        inputs["labels"] = np.where(mask == 1, rng.randint(0, NUM_LABELS, (B, T)), -100)
     return inputs
 
 
@@ -92,14 +107,17 @@ def test_hf_checkpoint_matches_hf_outputs(hf_case, family_name, class_name, conf
     assert not [r for r in caplog.records if r.name.startswith("transformers_jax")], caplog.text
     inputs = make_inputs(family, class_name, config_name)
     want = compare_with_hf(run_ours(ours, inputs, **FLAGS), hf_model, inputs, **FLAGS)
-    cfg = hf_model.config
-    if head_kind(class_name) == "ForCausalLM":
-        assert len(want.hidden_states) == cfg.decoder_layers + 1 and len(want.attentions) == cfg.decoder_layers
+    encoder_layers, decoder_layers = stack_layers(hf_model.config)
+    kind = head_kind(class_name)
+    if kind == "ForCausalLM":
+        assert len(want.hidden_states) == decoder_layers + 1 and len(want.attentions) == decoder_layers
+    elif kind in ENCODER_ONLY:
+        assert len(want.hidden_states) == encoder_layers + 1 and len(want.attentions) == encoder_layers
     else:
-        assert len(want.encoder_hidden_states) == cfg.encoder_layers + 1
-        assert len(want.decoder_hidden_states) == cfg.decoder_layers + 1
-        assert len(want.cross_attentions) == cfg.decoder_layers and want.cross_attentions[0].shape[-1] == T
-    if head_kind(class_name) != "Model":
+        assert len(want.encoder_hidden_states) == encoder_layers + 1
+        assert len(want.decoder_hidden_states) == decoder_layers + 1
+        assert len(want.cross_attentions) == decoder_layers and want.cross_attentions[0].shape[-1] == T
+    if kind not in ("Model", "EncoderModel"):
         assert np.isfinite(float(want.loss)) and float(want.loss) > 0
 
 
@@ -197,7 +215,9 @@ def test_marian_positions_are_fixed_tables(hf_case, tmp_path):
 
 
 def test_auto_model_for_seq2seq_lm(hf_case):
-    for family_name, class_name in (("bart", "BartForConditionalGeneration"), ("marian", "MarianMTModel")):
+    for family_name, class_name in (("bart", "BartForConditionalGeneration"), ("marian", "MarianMTModel"),
+                                    ("t5", "T5ForConditionalGeneration"), ("mt5", "MT5ForConditionalGeneration"),
+                                    ("umt5", "UMT5ForConditionalGeneration")):
         _, path, _ = hf_case(FAMILIES[family_name], class_name, "base")
         assert type(tj.AutoModelForSeq2SeqLM.from_pretrained(path)).__name__ == class_name
     with pytest.raises(ValueError, match="AutoModelForSeq2SeqLM does not support model_type 'llama'"):
@@ -298,7 +318,8 @@ def test_checkpoints_that_write_tied_copies_load(hf_case, tmp_path, caplog):
                                       np.asarray(cls.from_pretrained(path)(**inputs).logits))
 
 
-@pytest.mark.parametrize("family_name,class_name", [("bart", "BartForConditionalGeneration"), ("mbart", "MBartModel")])
+@pytest.mark.parametrize("family_name,class_name", [("bart", "BartForConditionalGeneration"), ("mbart", "MBartModel"),
+                                                     ("t5", "T5ForConditionalGeneration"), ("umt5", "UMT5Model")])
 def test_unrolled_layers_equal_the_scan(family_name, class_name):
     """``scan_layers=False`` (a Python loop over the layers) gives the scan's numbers."""
     scanned = _tiny(family_name, class_name)
