@@ -25,7 +25,7 @@ Hugging Face's BART module names: ``model.shared``, ``model.encoder.layers.N.sel
 
 T5 (``models/t5``, mT5, umT5) joins through further switches and hooks: ``norm_type`` ("rms": no
 bias, no mean), ``mlp_type`` ("gated": ``fc2(act(fc1_0(x)) * fc1_1(x))``), ``projection_bias``
-(False: no biases), :meth:`~Seq2SeqArchitecture.head_dim` (T5's ``d_kv``: the attention's inner width
+(False: no biases), :meth:`~Seq2SeqArchitecture.stack_head_dim` (T5's ``d_kv``: the attention's inner width
 ``heads * head_dim`` need not be ``d_model``), :meth:`~Seq2SeqArchitecture.attention_scale` (T5 does
 not scale q.k), ``position_type="relative"`` with :meth:`~Seq2SeqArchitecture.self_attention_bias`
 and :meth:`~Seq2SeqArchitecture.stack_extra_specs` (a relative position bias owned by the stack,
@@ -107,7 +107,7 @@ class Seq2SeqArchitecture:
     def stack_ffn_dim(self, side: str) -> int:
         return self.encoder_ffn_dim if side == ENCODER else self.decoder_ffn_dim
 
-    def head_dim(self, side: str) -> int:
+    def stack_head_dim(self, side: str) -> int:
         """The width of one attention head: ``d_model // heads`` (BART); T5's ``d_kv``."""
         heads = self.stack_heads(side)
         if self.d_model % heads:
@@ -130,7 +130,7 @@ class Seq2SeqArchitecture:
     # -- hooks (T5) ------------------------------------------------------------------------------
     def attention_scale(self, side: str) -> float:
         """The factor on q.k (``head_dim ** -0.5``; T5 uses 1)."""
-        return self.head_dim(side) ** -0.5
+        return self.stack_head_dim(side) ** -0.5
 
     def param_std(self, name: str) -> float:
         """The initialiser's standard deviation of the weights named ``name`` (``shared``, ``q_proj``,
@@ -167,7 +167,7 @@ class Seq2SeqArchitecture:
                 raise ValueError(f"{type(self).__name__}: {name}={value!r} is not supported by the shared "
                                  f"encoder-decoder (supported: {supported})")
         for side in (ENCODER, DECODER):
-            self.head_dim(side)  # raises when the heads do not divide the width
+            self.stack_head_dim(side)  # raises when the heads do not divide the width
 
     # -- decoder inputs --------------------------------------------------------------------------
     def decoder_inputs_from_labels(self, labels):
@@ -238,7 +238,7 @@ class Seq2SeqConfig(Seq2SeqArchitecture, PretrainedConfig):
 # ----------------------------------------------------------------------------- specs
 def _attention_specs(config, side: str) -> dict:
     """q/k/v projections [d_model, heads * head_dim] and the output projection back to d_model."""
-    d, inner, bias = config.d_model, config.stack_heads(side) * config.head_dim(side), config.projection_bias
+    d, inner, bias = config.d_model, config.stack_heads(side) * config.stack_head_dim(side), config.projection_bias
     std = config.param_std
     return {"q_proj": dense_spec(d, inner, "embed", "heads", bias, std("q_proj")),
             "k_proj": dense_spec(d, inner, "embed", "heads", bias, std("k_proj")),

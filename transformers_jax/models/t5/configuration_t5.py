@@ -136,7 +136,7 @@ class T5ArchitectureConfig(Seq2SeqArchitecture, PretrainedConfig):
     def stack_ffn_dim(self, side: str) -> int:
         return self.d_ff
 
-    def head_dim(self, side: str) -> int:
+    def stack_head_dim(self, side: str) -> int:
         return self.d_kv
 
     def embedding_scale(self) -> float:
