@@ -419,6 +419,27 @@ def test_t5_bare_model_and_lm_need_decoder_inputs():
     assert _tiny("t5", "T5ForQuestionAnswering")(input_ids=ids).start_logits.shape == (1, 4)
 
 
+def test_t5_trains_with_dropout():
+    """With a dropout key (dropout everywhere HF has it, after the final norms too) the loss moves with the
+    key, and every gradient is finite; both stacks' relative bias tables get one."""
+    import jax.numpy as jnp
+
+    model = _tiny("t5", "T5ForConditionalGeneration")
+    inputs = {k: jnp.asarray(v) for k, v in make_inputs(FAMILIES["t5"], "T5ForConditionalGeneration", "base").items()}
+
+    def loss(params, rng):
+        return type(model).forward(params, model.config, **inputs, dropout_rng=rng).loss
+
+    step = jax.jit(jax.value_and_grad(loss))
+    (first, grads), (second, _) = step(model.params, jax.random.PRNGKey(0)), step(model.params, jax.random.PRNGKey(1))
+    plain = float(model(**inputs).loss)
+    assert len({float(first), float(second), plain}) == 3
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+    tables = [g for path, g in jax.tree_util.tree_leaves_with_path(grads)
+              if "relative_attention_bias" in jax.tree_util.keystr(path)]
+    assert len(tables) == 2 and all(float(jnp.abs(g).max()) > 0 for g in tables)
+
+
 def test_t5_untied_lm_head_checkpoints(hf_case, tmp_path, caplog):
     """A v1.1 LM head of its own loads untied from both forms: FLAN-T5's config.json (tie_word_embeddings
     false) and HF v5's re-save (tie_word_embeddings true, scale_decoder_outputs false, with a warning as
