@@ -385,7 +385,8 @@ def run_batch(
     ``IterableDataset`` in any format, or an iterable of dicts; see :func:`parse_rows`).
 
     ``model`` needs ``generate(input_ids, attention_mask=..., prng_key=..., **settings)`` returning prompt + new
-    tokens (``generate_fn`` replaces it); ``tokenizer`` is a ``transformers_jax`` tokenizer. ``max_new_tokens`` is
+    tokens (``generate_fn`` replaces it), or, for an encoder-decoder (``config.is_encoder_decoder``), the
+    decoder's start token + new tokens, the prompt going to the encoder; ``tokenizer`` is a ``transformers_jax`` tokenizer. ``max_new_tokens`` is
     the default for lines that do not set their own; ``seed`` is the run seed used for sampled lines without a
     ``seed``. ``on_batch_committed(batch_index, records)`` is called after each batch is durably committed.
     Returns a :class:`BatchRunSummary`.
@@ -405,6 +406,7 @@ def run_batch(
 
     # Tokenize and check lengths: errors found here are input errors too (they depend on the input alone).
     limit = getattr(model.config, "max_position_embeddings", None)
+    encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
     valid: list[Request] = []
     for request in requests:
         try:
@@ -416,7 +418,11 @@ def run_batch(
         if not request.input_ids:
             errors.append(error_record(request.source, request.line, request.id,
                                         "the prompt is empty after tokenization"))
-        elif limit is not None and len(request.input_ids) + budget > limit:
+        elif encoder_decoder and limit is not None and max(len(request.input_ids), budget + 1) > limit:
+            errors.append(error_record(request.source, request.line, request.id, (
+                f"{len(request.input_ids)} input tokens or {budget} new tokens (after the decoder's start token) "
+                f"exceed the model's {limit} positions")))
+        elif not encoder_decoder and limit is not None and len(request.input_ids) + budget > limit:
             errors.append(error_record(request.source, request.line, request.id, (
                 f"{len(request.input_ids)} prompt tokens + {budget} new tokens exceed the model's {limit} positions")))
         else:
@@ -457,14 +463,16 @@ def run_batch(
                 width = max(len(r.input_ids) for r in rows)
                 input_ids = np.full((len(rows), width), pad_id, dtype=np.int32)
                 attention_mask = np.zeros((len(rows), width), dtype=np.int32)
-                for row, r in enumerate(rows):
-                    input_ids[row, width - len(r.input_ids):] = r.input_ids
-                    attention_mask[row, width - len(r.input_ids):] = 1
+                for row, r in enumerate(rows):  # a decoder's prompt is left padded, an encoder's input right padded
+                    first = 0 if encoder_decoder else width - len(r.input_ids)
+                    input_ids[row, first:first + len(r.input_ids)] = r.input_ids
+                    attention_mask[row, first:first + len(r.input_ids)] = 1
                 prng_key = jax.random.PRNGKey(_request_seed(members[0], seed)) if settings["do_sample"] else None
                 sequences = _call_generate(generate, input_ids, attention_mask, settings, prng_key, eos_ids, pad_id)
+                first_new = 1 if encoder_decoder else width  # an encoder-decoder returns the decoder's start token first
                 records = []
                 for row, r in enumerate(members):
-                    text, n_new, reason = _finish(sequences[row, width:], eos, tokenizer)
+                    text, n_new, reason = _finish(sequences[row, first_new:], eos, tokenizer)
                     new_tokens += n_new
                     records.append({"id": r.id, "text": text, "num_prompt_tokens": len(r.input_ids),
                                     "num_new_tokens": n_new, "finish_reason": reason})

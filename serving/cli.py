@@ -49,7 +49,8 @@ def shipped_smollm2_gguf() -> Path:
 
 def load_model_and_tokenizer(model: str, gguf_file: str | None = None, revision: str | None = None,
                              dtype: str | None = None):
-    """(causal LM, tokenizer, display name) for a --model argument."""
+    """(generating model, tokenizer, display name) for a --model argument: a causal LM, or an encoder-decoder
+    (``AutoModelForSeq2SeqLM``) when the checkpoint's config says ``is_encoder_decoder``."""
     import transformers_jax as tj
 
     model_path = str(model)
@@ -59,10 +60,13 @@ def load_model_and_tokenizer(model: str, gguf_file: str | None = None, revision:
     files = {"gguf_file": gguf_file} if gguf_file else {}
     if revision:
         files["revision"] = revision
-    causal_lm = tj.AutoModelForCausalLM.from_pretrained(model_path, **files, **({"dtype": dtype} if dtype else {}))
+    auto = tj.AutoModelForCausalLM
+    if not gguf_file and getattr(tj.AutoConfig.from_pretrained(model_path, **files), "is_encoder_decoder", False):
+        auto = tj.AutoModelForSeq2SeqLM
+    model = auto.from_pretrained(model_path, **files, **({"dtype": dtype} if dtype else {}))
     tokenizer = tj.AutoTokenizer.from_pretrained(model_path, **files)
     name = Path(gguf_file).stem if gguf_file else Path(model_path).name
-    return causal_lm, tokenizer, name
+    return model, tokenizer, name
 
 
 # ----------------------------------------------------------------------------- serve

@@ -308,6 +308,9 @@ class Engine:
         if num_slots < 1 or max_length < 2 or chunk_steps < 1 or max_queue < 0:
             raise ValueError(f"bad engine sizes: num_slots={num_slots}, max_length={max_length}, "
                              f"chunk_steps={chunk_steps}, max_queue={max_queue}")
+        if getattr(model.config, "is_encoder_decoder", False):
+            raise ValueError(f"the serving engine runs causal LMs; {type(model).__name__} is an encoder-decoder: "
+                             "use model.generate, the batch runner (transformers-jax generate) or a pipeline")
         self.model = model
         self.config = model.config
         self.params = model.params if params is None else params

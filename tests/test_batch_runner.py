@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import transformers_jax as tj
-from parity import tiny_bpe_tokenizer
+from parity import perturb_params, tiny_bpe_tokenizer
 from serving.jsonl_store import ResultStore, id_key
 from serving.batch import run_batch
 
@@ -291,3 +292,48 @@ def test_cli_sigkill_then_resume(tmp_path, model_dir):
     assert out.read_bytes() == full.read_bytes()
     ids = [r["id"] for r in _read(out)]
     assert ids == list(range(2 * len(PROMPTS)))
+
+
+def test_encoder_decoder_model(tmp_path, capsys):
+    """A BART checkpoint through the CLI's loader and the runner: encoder inputs right padded in batches, every
+    result equal to ``generate`` on that input alone (the new tokens after the decoder's start token)."""
+    from serving.cli import generate_main, load_model_and_tokenizer
+
+    tokenizer = _tokenizer()
+    config = tj.BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2,
+                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48,
+                           max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id, bos_token_id=1,
+                           eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=None)
+    model_dir = tmp_path / "bart"
+    bart = tj.BartForConditionalGeneration(config, seed=0)
+    bart.params = perturb_params(bart.params, seed=1, scale=0.3)  # a prompt-dependent, not uniform, distribution
+    bart.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    model, loaded_tokenizer, _ = load_model_and_tokenizer(str(model_dir))
+    started = time.perf_counter()
+    assert type(model).__name__ == "BartForConditionalGeneration"
+
+    rows = [{"id": i, "prompt": p} for i, p in enumerate(PROMPTS)]
+    rows[2]["max_new_tokens"] = 3
+    out = tmp_path / "out.jsonl"
+    assert generate_main(["--model", str(model_dir), "--input", str(_write(tmp_path / "in.jsonl", rows)),
+                          "--output", str(out), "--batch-size", "3", "--max-new-tokens", "7", "--no-progress"]) == 0
+    seconds = float(re.search(r"new tokens in ([0-9.]+) s", capsys.readouterr().err).group(1))
+    assert 0 < seconds < time.perf_counter() - started  # the reported wall time is the run's
+    results = _read(out)
+    assert [r["id"] for r in results] == [r["id"] for r in rows]
+    for row, result in zip(rows, results):
+        ids = loaded_tokenizer(row["prompt"])["input_ids"]
+        budget = row.get("max_new_tokens", 7)
+        alone = np.asarray(model.generate(np.asarray([ids], np.int32), max_new_tokens=budget,
+                                          pad_token_id=tokenizer.pad_token_id))
+        new = [int(t) for t in alone[0, 1:]]
+        if 2 in new:
+            new = new[: new.index(2) + 1]
+        assert result["text"] == loaded_tokenizer.decode(new, skip_special_tokens=True)
+        assert result["num_prompt_tokens"] == len(ids) and result["num_new_tokens"] == len(new)
+    assert results[2]["num_new_tokens"] == 3
+    assert len({r["text"] for r in results}) > 3
+    with pytest.raises(ValueError, match="serving engine runs causal LMs"):
+        from serving.engine import Engine
+        Engine(model)

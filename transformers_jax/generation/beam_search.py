@@ -40,7 +40,7 @@ import numpy as np
 from transformers_jax.generation.utils import decoding_params
 from transformers_jax.layers import kv_cache
 from transformers_jax.generation import logits_process as lp_
-from transformers_jax.generation.buckets import bucket_size, pad_left
+from transformers_jax.generation.buckets import MIN_BUCKET, bucket_size, pad_left
 from transformers_jax.generation.configuration_utils import token_ids
 from transformers_jax.generation.sampling import validate_sampling_args
 
@@ -64,14 +64,17 @@ def _gather_beams(x, index):
 
 
 @functools.partial(jax.jit, static_argnames=("decode", "init_cache", "config", "num_beams", "early_stopping",
-                                               "use_repetition_penalty", "no_repeat_ngram_size"))
+                                               "use_repetition_penalty", "no_repeat_ngram_size", "use_forced_bos",
+                                               "use_forced_eos"))
 def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids, penalty, max_new_tokens,
-                         min_new_tokens, fill_value, use_max_length_heuristic, repetition_penalty, *, decode,
-                         init_cache, config, num_beams, early_stopping, use_repetition_penalty,
-                         no_repeat_ngram_size):
+                         min_new_tokens, fill_value, use_max_length_heuristic, repetition_penalty, context,
+                         forced_bos_id, forced_eos_ids, *, decode, init_cache, config, num_beams, early_stopping,
+                         use_repetition_penalty, no_repeat_ngram_size, use_forced_bos, use_forced_eos):
     """prompt_ids/prompt_mask: [B, P] (left padded to the bucket; the caller's prompt starts at slot
     ``prompt_start``); eos_ids: [E]; penalty: [N + 1] float32 with penalty[t] = t ** length_penalty;
-    N (= penalty.size - 1) is the bucketed budget.
+    N (= penalty.size - 1) is the bucketed budget. ``context``: extra cache entries of the prompt rows
+    (an encoder-decoder's cross-attention keys and values; ``{}`` for causal LMs). ``forced_bos_id``
+    (int32) and ``forced_eos_ids`` [F]: HF's forced first and last tokens, when switched on.
 
     Returns the finished pool: tokens [B, K, N], lengths [B, K] (generated tokens), scores [B, K].
     """
@@ -87,7 +90,7 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
     positions = jnp.maximum(jnp.cumsum(prompt_mask, axis=-1) - 1, 0)
     n_valid = prompt_mask.sum(-1)  # [B]
     prefill_mask = jnp.concatenate([prompt_mask, jnp.zeros((batch, budget), jnp.int32)], axis=1)
-    cache = init_cache(config, batch, cache_len)
+    cache = {**init_cache(config, batch, cache_len), **context}
     logits, cache = decode(params, config, prompt_ids, positions, prefill_mask, cache, 0)
     logits = jnp.repeat(logits[:, -1].astype(jnp.float32), k, axis=0)  # [B*K, V]
     cache = kv_cache.repeat_rows(cache, k)
@@ -137,6 +140,12 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
                                                 no_repeat_ngram_size)
         # min_new_tokens: EOS is impossible while fewer tokens have been generated
         log_probs = jnp.where(eos_vocab[None] & (i < min_new_tokens), -jnp.inf, log_probs)
+        if use_forced_bos:  # HF: the first token after a one-token prompt
+            log_probs = jnp.where(prompt_len - prompt_start + i == 1,
+                                  jnp.where(jnp.arange(vocab) == forced_bos_id, 0.0, -jnp.inf)[None], log_probs)
+        if use_forced_eos:  # HF: the last token the length budget allows
+            forced = jnp.zeros((vocab,), bool).at[forced_eos_ids].set(True, mode="drop")
+            log_probs = jnp.where(i == max_new_tokens - 1, jnp.where(forced, 0.0, -jnp.inf)[None], log_probs)
         acc = log_probs.reshape(batch, k, vocab) + s["run_scores"][:, :, None]
         top_scores, top_index = jax.lax.top_k(acc.reshape(batch, k * vocab), keep)  # [B, 2K]
         source = top_index // vocab
@@ -177,7 +186,7 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
 
         # reorder the cache by source beam and run the chosen tokens
         flat_source = (run_source + row_offset).reshape(-1)
-        cache = kv_cache.take_rows(s["cache"], flat_source)
+        cache = kv_cache.reorder_beams(s["cache"], flat_source)
         new_tokens = run_tokens[:, :, i].reshape(batch * k, 1)
         gen_mask = jnp.broadcast_to((jnp.arange(budget) <= i).astype(jnp.int32), (batch * k, budget))
         step_mask = jnp.concatenate([beam_prompt_mask, gen_mask], axis=1)
@@ -194,7 +203,8 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
 def beam_search(model, input_ids, attention_mask=None, generation_config=None, *, num_beams=None,
                 max_new_tokens=None, length_penalty=None, early_stopping=None, num_return_sequences=None,
                 eos_token_id=None, pad_token_id=None, min_new_tokens=None, min_length=None,
-                repetition_penalty=None, no_repeat_ngram_size=None, params=None, prng_key=None,
+                repetition_penalty=None, no_repeat_ngram_size=None, forced_bos_token_id=None,
+                forced_eos_token_id=None, params=None, prng_key=None, context=None, bucket_minimum=None,
                 return_scores=False):
     """Beam-search decoding, token-identical to Hugging Face ``generate(num_beams=..., do_sample=False)``.
 
@@ -205,6 +215,9 @@ def beam_search(model, input_ids, attention_mask=None, generation_config=None, *
     the prompt as given, then the best hypotheses of each row in order of score, shorter ones padded.
     With ``return_scores=True`` also returns their length-penalised scores [B * num_return_sequences].
     ``prng_key`` is accepted for ``generate``'s sake and unused (beam sampling is not supported).
+    ``context``: extra cache entries per prompt row (an encoder-decoder's cross-attention entries, from
+    ``generate``); ``bucket_minimum``: the smallest prompt bucket (``generate`` passes 1 for a decoder's
+    one-token prompt).
     """
     gc = generation_config
 
@@ -227,6 +240,8 @@ def beam_search(model, input_ids, attention_mask=None, generation_config=None, *
     min_length = int(setting(min_length, "min_length", 0))
     repetition_penalty = float(setting(repetition_penalty, "repetition_penalty", 1.0))
     no_repeat_ngram_size = int(setting(no_repeat_ngram_size, "no_repeat_ngram_size", 0))
+    forced_bos_token_id = setting(forced_bos_token_id, "forced_bos_token_id", None)
+    forced_eos = list(token_ids(setting(forced_eos_token_id, "forced_eos_token_id", None)))
 
     input_ids = np.asarray(input_ids)
     if input_ids.ndim != 2:
@@ -251,7 +266,8 @@ def beam_search(model, input_ids, attention_mask=None, generation_config=None, *
     # HF's MinLength processor counts the (padded) prompt; MinNewTokensLength only new tokens
     min_new = max(min_new_tokens, min_length - prompt_len, 0)
 
-    padded_len, budget = bucket_size(prompt_len), bucket_size(max_new_tokens)
+    padded_len = bucket_size(prompt_len, minimum=bucket_minimum or MIN_BUCKET)
+    budget = bucket_size(max_new_tokens)
     ids, full_mask = pad_left(input_ids, mask, padded_len, fill=0)  # bucket padding: masked out, but a valid id
 
     lengths = np.arange(budget + 1, dtype=np.float64)
@@ -261,10 +277,12 @@ def beam_search(model, input_ids, attention_mask=None, generation_config=None, *
     tokens, gen_lengths, scores = _beam_search_program(
         model.params if params is None else params, ids, full_mask, np.int32(padded_len - prompt_len),
         np.asarray(eos, np.int32), penalty, np.int32(max_new_tokens), np.int32(min_new), np.int32(fill),
-        np.bool_(use_max_length), np.float32(repetition_penalty),
+        np.bool_(use_max_length), np.float32(repetition_penalty), {} if context is None else context,
+        np.int32(forced_bos_token_id if forced_bos_token_id is not None else -1), np.asarray(forced_eos or [0], np.int32),
         decode=model.decode, init_cache=model.init_cache, config=model.config, num_beams=num_beams,
         early_stopping=early_stopping, use_repetition_penalty=repetition_penalty != 1.0,
-        no_repeat_ngram_size=no_repeat_ngram_size)
+        no_repeat_ngram_size=no_repeat_ngram_size, use_forced_bos=forced_bos_token_id is not None,
+        use_forced_eos=bool(forced_eos))
     tokens = np.asarray(tokens)[:, :num_return_sequences]
     gen_lengths = np.asarray(gen_lengths)[:, :num_return_sequences]
     generated = int(gen_lengths.max())

@@ -60,11 +60,15 @@ class GenerationConfig:
     eos_token_id: int | tuple | None = None
     pad_token_id: int | None = None
     bos_token_id: int | None = None
+    decoder_start_token_id: int | tuple | None = None
+    forced_bos_token_id: int | None = None
+    forced_eos_token_id: int | tuple | None = None
     extra: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
-        if isinstance(self.eos_token_id, list):
-            object.__setattr__(self, "eos_token_id", tuple(self.eos_token_id))
+        for name in ("eos_token_id", "forced_eos_token_id", "decoder_start_token_id"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -54,6 +54,13 @@ def suppress_eos(logits, eos_token_ids: tuple[int, ...], active):
     return jnp.where(active & eos[None, :], NEG_INF, logits)
 
 
+def force_tokens(logits, token_ids: tuple[int, ...], active):
+    """HF's ForcedBOSToken / ForcedEOSToken processors: while ``active``, every score is -inf except
+    those of ``token_ids``, which become 0."""
+    forced = jnp.zeros(logits.shape[-1], bool).at[jnp.asarray(token_ids)].set(True)
+    return jnp.where(active, jnp.where(forced[None, :], 0.0, NEG_INF), logits)
+
+
 def _per_row(x):
     """A scalar stays a scalar; a [B] array of per-row settings becomes [B, 1] (broadcasts over V)."""
     x = jnp.asarray(x)
@@ -106,4 +113,4 @@ def sample(key, logits):
     return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
 
-__all__ = ["repetition_penalty", "no_repeat_ngram", "suppress_eos", "temperature", "top_k", "top_p", "warp", "sample"]
+__all__ = ["repetition_penalty", "no_repeat_ngram", "suppress_eos", "force_tokens", "temperature", "top_k", "top_p", "warp", "sample"]

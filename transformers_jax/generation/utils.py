@@ -28,7 +28,7 @@ import numpy as np
 from transformers_jax.layers import kv_cache
 from transformers_jax.generation import logits_process as lp
 from transformers_jax.generation.buckets import MIN_BUCKET, bucket_size, pad_left
-from transformers_jax.generation.configuration_utils import GenerationConfig
+from transformers_jax.generation.configuration_utils import GenerationConfig, token_ids
 from transformers_jax.generation.sampling import choose_tokens, validate_sampling_args
 
 
@@ -43,6 +43,8 @@ class StaticOptions(NamedTuple):
     use_top_p: bool
     eos_token_ids: tuple
     pad_token_id: int
+    forced_bos_token_id: int | None = None
+    forced_eos_token_ids: tuple = ()
 
 
 def decoding_params(decode, params):
@@ -88,6 +90,10 @@ def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config
         if eos is not None:
             too_short = (scalars["prompt_length"] + step < scalars["min_length"]) | (step < scalars["min_new_tokens"])
             scores = lp.suppress_eos(scores, static.eos_token_ids, too_short)
+        if static.forced_bos_token_id is not None:  # HF: the first token after a one-token prompt
+            scores = lp.force_tokens(scores, (static.forced_bos_token_id,), scalars["prompt_length"] + step == 1)
+        if static.forced_eos_token_ids:  # HF: the last token the length budget allows
+            scores = lp.force_tokens(scores, static.forced_eos_token_ids, step == scalars["max_new_tokens"] - 1)
         sub = None
         if static.do_sample:
             key, sub = jax.random.split(key)
@@ -160,52 +166,53 @@ class GenerationMixin:
         base = generation_config if generation_config is not None else GenerationConfig()
         return base.resolve(self.generation_config, **kwargs)
 
-    def _beam_search(self, ids, mask, gc, max_new_tokens, pad, params, prng_key):
-        return _beam_search_dispatch(self, ids, mask, gc, max_new_tokens, pad, params, prng_key)
-
-    def generate(self, input_ids, attention_mask=None, generation_config: GenerationConfig | None = None,
+    def generate(self, input_ids=None, attention_mask=None, generation_config: GenerationConfig | None = None,
                  prng_key=None, *, params=None, **kwargs):
-        """Generate continuations of ``input_ids`` ([B, T] or [T], left padded; a BatchEncoding or
-        the dict ``apply_chat_template(..., return_dict=True)`` returns is accepted too).
+        """Generate continuations of ``input_ids`` ([B, T] or [T]; a BatchEncoding or the dict
+        ``apply_chat_template(..., return_dict=True)`` returns is accepted too).
+
+        Causal LMs: the prompt is left padded; returns a [B * num_return_sequences, T + n] int32 array,
+        the prompt as given plus the new tokens. Encoder-decoders: ``input_ids`` go to the encoder (run
+        once; or pass ``encoder_outputs=`` with ``attention_mask``), the decoder starts from
+        ``decoder_start_token_id`` (or continues ``decoder_input_ids=``), and the result is the decoder's
+        sequence: the start token (or the decoder prompt) plus the new tokens, as Hugging Face returns it.
 
         Settings: ``generation_config`` (else the model's), unset fields filled from the model's
-        generation config and HF's defaults, keyword arguments (HF names) on top. Returns a
-        [B * num_return_sequences, T + n] int32 array: the prompt as given plus the new tokens.
+        generation config and HF's defaults, keyword arguments (HF names) on top.
         """
+        seq2seq_inputs = {name: kwargs.pop(name) for name in SEQ2SEQ_INPUTS if name in kwargs}
+        encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
+        if seq2seq_inputs and not encoder_decoder:
+            raise TypeError(f"{', '.join(seq2seq_inputs)}: only encoder-decoder models take these generate arguments")
+        default_max_length = (kwargs.get("max_length") is None and kwargs.get("max_new_tokens") is None
+                              and all(getattr(c, "max_length", None) is None for c in (generation_config, self.generation_config)))
         gc = self._resolve_generation_config(generation_config, kwargs)
-        ids, mask = _to_numpy_ids(input_ids, attention_mask)
-        batch, prompt_length = ids.shape
-        if prompt_length == 0:
-            raise ValueError("generate needs a non-empty prompt (input_ids has length 0)")
-        self.check_inputs({"input_ids": ids})
-
+        params = self.params if params is None else params
         eos = gc.eos_token_ids
         pad = gc.pad_token_id
         if pad is None and eos:
             pad = eos[0]  # HF: "Setting pad_token_id to eos_token_id for open-end generation"
-        if mask is None:
-            if pad is not None and np.isin(ids, [pad]).any() and not np.isin(eos, [pad]).any():
-                mask = (ids != pad).astype(np.int32)
-            else:
-                mask = np.ones_like(ids)
-        if not np.all(mask.any(axis=-1)):
-            raise ValueError("every prompt needs at least one attended token (a row of attention_mask is all zeros)")
-        if (mask == 0).any() and pad is None:
-            raise ValueError(
-                "the batch is padded (attention_mask has zeros) but no pad_token_id is known: set "
-                "generation_config.pad_token_id (or an eos_token_id) to pad finished and padded sequences"
-            )
+        if encoder_decoder:
+            ids, mask, context = self._encoder_decoder_prompt(input_ids, attention_mask, gc, pad, params, **seq2seq_inputs)
+        else:
+            ids, mask, context = *self._causal_prompt(input_ids, attention_mask, eos, pad), {}
+        batch, prompt_length = ids.shape
 
         if gc.max_new_tokens is not None:
             validate_sampling_args(max_new_tokens=gc.max_new_tokens)
             max_new_tokens = int(gc.max_new_tokens)
+        elif default_max_length:  # HF v5: with no length set anywhere, 20 new tokens (within the position table)
+            max_new_tokens = int(gc.max_length)
+            limit = getattr(self.config, "max_position_embeddings", None)
+            if limit is not None:
+                max_new_tokens = min(max_new_tokens, limit - prompt_length)
         else:
             max_new_tokens = int(gc.max_length) - prompt_length
-            if max_new_tokens <= 0:
-                raise ValueError(
-                    f"max_length={gc.max_length} leaves no room for new tokens after a prompt of length "
-                    f"{prompt_length}: max_new_tokens would be {max_new_tokens}; pass max_new_tokens instead"
-                )
+        if max_new_tokens <= 0:
+            raise ValueError(
+                f"max_length={gc.max_length} leaves no room for new tokens after a prompt of length "
+                f"{prompt_length}: max_new_tokens would be {max_new_tokens}; pass max_new_tokens instead"
+            )
         limit = getattr(self.config, "max_position_embeddings", None)
         if limit is not None and prompt_length + max_new_tokens > limit:
             raise ValueError(
@@ -223,15 +230,17 @@ class GenerationMixin:
             )
         validate_sampling_args(do_sample=gc.do_sample, temperature=gc.temperature, top_k=gc.top_k, top_p=gc.top_p,
                                repetition_penalty=gc.repetition_penalty)
-
-        params = self.params if params is None else params
+        # an encoder-decoder's decoder prompt is usually one token: its buckets start at 1, not at 16
+        bucket_minimum = 1 if encoder_decoder else MIN_BUCKET
         if num_beams > 1:
-            return self._beam_search(ids, mask, gc, max_new_tokens, pad, params, prng_key)
+            return _beam_search_dispatch(self, ids, mask, gc, max_new_tokens, pad, params, context, bucket_minimum)
 
         if num_return > 1:
             ids, mask = np.repeat(ids, num_return, axis=0), np.repeat(mask, num_return, axis=0)
+            context = kv_cache.repeat_rows(context, num_return)
             batch = ids.shape[0]
-        prompt_bucket, budget_bucket = bucket_size(prompt_length), bucket_size(max_new_tokens)
+        prompt_bucket = bucket_size(prompt_length, minimum=bucket_minimum)
+        budget_bucket = bucket_size(max_new_tokens)
         extra = prompt_bucket - prompt_length
         fill = pad if pad is not None else 0
         padded_ids, padded_mask = pad_left(ids, mask, prompt_bucket, fill)
@@ -246,6 +255,8 @@ class GenerationMixin:
             use_top_p=do_sample and gc.top_p is not None and gc.top_p < 1.0,
             eos_token_ids=eos,
             pad_token_id=int(fill),
+            forced_bos_token_id=None if gc.forced_bos_token_id is None else int(gc.forced_bos_token_id),
+            forced_eos_token_ids=token_ids(gc.forced_eos_token_id),
         )
         scalars = {
             "max_new_tokens": np.int32(max_new_tokens),
@@ -259,7 +270,7 @@ class GenerationMixin:
         }
         if prng_key is None:
             prng_key = jax.random.PRNGKey(0)
-        cache = type(self).init_cache(self.config, batch, prompt_bucket + budget_bucket)
+        cache = {**type(self).init_cache(self.config, batch, prompt_bucket + budget_bucket), **context}
         tokens, steps, _ = _compiled_loop()(
             params, cache, padded_ids, padded_mask, prng_key, scalars,
             decode=type(self).decode, config=self.config, static=static,
@@ -268,13 +279,113 @@ class GenerationMixin:
         steps = int(steps)
         return jax.device_put(np.ascontiguousarray(tokens[:, extra : prompt_bucket + steps]))
 
+    def _causal_prompt(self, input_ids, attention_mask, eos, pad):
+        """A causal LM's prompt and its mask (inferred from the pad id as Hugging Face does), checked."""
+        if input_ids is None:
+            raise ValueError("generate needs input_ids (the prompt)")
+        ids, mask = _to_numpy_ids(input_ids, attention_mask)
+        if ids.shape[1] == 0:
+            raise ValueError("generate needs a non-empty prompt (input_ids has length 0)")
+        self.check_inputs({"input_ids": ids})
+        mask = _infer_mask(ids, mask, eos, pad)
+        if not np.all(mask.any(axis=-1)):
+            raise ValueError("every prompt needs at least one attended token (a row of attention_mask is all zeros)")
+        if (mask == 0).any() and pad is None:
+            raise ValueError(
+                "the batch is padded (attention_mask has zeros) but no pad_token_id is known: set "
+                "generation_config.pad_token_id (or an eos_token_id) to pad finished and padded sequences"
+            )
+        return ids, mask
 
-def _beam_search_dispatch(model, ids, mask, gc: GenerationConfig, max_new_tokens: int, pad, params, prng_key):
+    def _encoder_decoder_prompt(self, input_ids, attention_mask, gc, pad, params, encoder_outputs=None,
+                                decoder_input_ids=None, decoder_attention_mask=None):
+        """An encoder-decoder's decoder prompt [B, T] (the start token, or ``decoder_input_ids`` behind it),
+        its mask, and the cross-attention entries of the cache: the encoder runs here, once (or its given
+        ``encoder_outputs`` are used), padded on the right to a length bucket."""
+        if encoder_outputs is not None:
+            hidden = encoder_outputs if hasattr(encoder_outputs, "ndim") else (
+                encoder_outputs.last_hidden_state if hasattr(encoder_outputs, "last_hidden_state") else encoder_outputs[0])
+            hidden = np.asarray(hidden)
+            if hidden.ndim != 3:
+                raise ValueError(f"encoder_outputs must hold a last hidden state [batch, length, d_model], got shape "
+                                 f"{hidden.shape}")
+            batch, length = hidden.shape[:2]
+            mask = np.ones((batch, length), np.int32) if attention_mask is None else np.asarray(attention_mask, np.int32)
+            if mask.shape != (batch, length):
+                raise ValueError(f"attention_mask shape {mask.shape} does not match encoder_outputs {hidden.shape[:2]}")
+            bucket = bucket_size(length)
+            hidden = np.pad(hidden, ((0, 0), (0, bucket - length), (0, 0)))
+            mask = np.pad(mask, ((0, 0), (0, bucket - length)))
+            context = _cross_program(params, hidden, mask, model_class=type(self), config=self.config)
+        else:
+            if input_ids is None:
+                raise ValueError("generate needs input_ids (the encoder's input) or encoder_outputs")
+            ids, mask = _to_numpy_ids(input_ids, attention_mask)
+            if ids.shape[1] == 0:
+                raise ValueError("generate needs a non-empty encoder input (input_ids has length 0)")
+            self.check_inputs({"input_ids": ids})
+            mask = _infer_mask(ids, mask, gc.eos_token_ids, pad)
+            batch, length = ids.shape
+            bucket = bucket_size(length)
+            fill = self.config.pad_token_id if self.config.pad_token_id is not None else 0
+            ids = np.pad(ids, ((0, 0), (0, bucket - length)), constant_values=fill)
+            mask = np.pad(mask, ((0, 0), (0, bucket - length)))
+            context = _encoder_program(params, ids, mask, model_class=type(self), config=self.config)
+
+        start = gc.decoder_start_token_id if gc.decoder_start_token_id is not None else gc.bos_token_id
+        if start is None:
+            raise ValueError("decoder_start_token_id or bos_token_id has to be defined for encoder-decoder generation "
+                             "(set it in the model config or the generation config)")
+        start = np.asarray(token_ids(start), np.int32)
+        if start.size not in (1, batch):
+            raise ValueError(f"decoder_start_token_id has {start.size} ids; expected one, or one per row ({batch})")
+        start = np.broadcast_to(start.reshape(-1, 1), (batch, 1))
+        if decoder_input_ids is None:
+            return start.astype(np.int32), np.ones((batch, 1), np.int32), context
+        dec_ids, dec_mask = _to_numpy_ids(decoder_input_ids, decoder_attention_mask)
+        if dec_ids.shape[0] != batch:
+            raise ValueError(f"decoder_input_ids has {dec_ids.shape[0]} rows; the encoder input has {batch}")
+        if dec_mask is None:
+            dec_mask = np.ones_like(dec_ids)
+        if dec_ids.shape[1] == 0 or (dec_ids[:, 0] != start[:, 0]).all():  # HF prepends the start token
+            dec_ids = np.concatenate([start, dec_ids], axis=1).astype(np.int32)
+            dec_mask = np.concatenate([np.ones((batch, 1), np.int32), dec_mask], axis=1)
+        return dec_ids, dec_mask, context
+
+
+SEQ2SEQ_INPUTS = ("encoder_outputs", "decoder_input_ids", "decoder_attention_mask")
+
+
+def _infer_mask(ids, mask, eos, pad):
+    """The attention mask as Hugging Face infers it when none is given: padding where ``ids`` hold the pad
+    id, unless the pad id is an EOS id (then nothing is padding)."""
+    if mask is not None:
+        return mask
+    if pad is not None and np.isin(ids, [pad]).any() and not np.isin(eos, [pad]).any():
+        return (ids != pad).astype(np.int32)
+    return np.ones_like(ids)
+
+
+@functools.partial(jax.jit, static_argnames=("model_class", "config"))
+def _encoder_program(params, input_ids, attention_mask, *, model_class, config):
+    """Run an encoder-decoder's encoder once and return the cache's cross-attention entries."""
+    hidden = model_class.encode(params, config, input_ids, attention_mask)
+    return model_class.cross_attention_cache(params, config, hidden, attention_mask)
+
+
+@functools.partial(jax.jit, static_argnames=("model_class", "config"))
+def _cross_program(params, encoder_hidden, attention_mask, *, model_class, config):
+    """The cache's cross-attention entries from given encoder outputs."""
+    return model_class.cross_attention_cache(params, config, encoder_hidden, attention_mask)
+
+
+def _beam_search_dispatch(model, ids, mask, gc: GenerationConfig, max_new_tokens: int, pad, params, context,
+                          bucket_minimum: int):
     """num_beams > 1: hand the resolved config to ``generation.beam_search.beam_search``."""
     from transformers_jax.generation.beam_search import beam_search
 
     resolved = gc.replace(max_new_tokens=max_new_tokens, pad_token_id=pad)
-    out = beam_search(model, ids, mask, resolved, params=params, prng_key=prng_key)
+    out = beam_search(model, ids, mask, resolved, params=params, context=context, bucket_minimum=bucket_minimum)
     return jax.device_put(np.asarray(out, np.int32))
 
 

@@ -1,8 +1,11 @@
 """The KV cache: one place that knows its layout.
 
 A cache is ``{"k": [L, B, S, K, D], "v": [L, B, S, K, D]}`` (layers, rows, slots, kv heads, head
-dim); a cross-attention cache adds entries of the same layout under other names. Generation, beam
-search and the serving engine go through these functions only.
+dim). An encoder-decoder's cache adds the cross-attention entries of :func:`cross_entries`:
+``cross_k`` / ``cross_v`` [L, B, S_enc, H, D], the encoder output's keys and values computed once
+per generation, and ``cross_mask`` [1, B, S_enc], the encoder's padding (the row axis is axis 1
+everywhere, so the row operations below treat every entry alike). Generation, beam search and the
+serving engine go through these functions only.
 """
 from __future__ import annotations
 
@@ -18,9 +21,28 @@ def init_cache(num_layers: int, batch: int, length: int, num_kv_heads: int, head
     return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
 
+CROSS_PREFIX = "cross_"
+
+
 def cache_length(cache: dict) -> int:
-    """Slots per row."""
-    return jax.tree.leaves(cache)[0].shape[SLOT_AXIS]
+    """Self-attention slots per row."""
+    return cache["k"].shape[SLOT_AXIS]
+
+
+def cross_entries(k, v, encoder_mask) -> dict:
+    """The cross-attention entries of a cache: ``k``, ``v`` [L, B, S, H, D] of the encoder output under
+    every decoder layer, and its [B, S] padding mask (stored as [1, B, S])."""
+    return {"cross_k": k, "cross_v": v, "cross_mask": jnp.asarray(encoder_mask, jnp.int32)[None]}
+
+
+def cross_mask(cache: dict) -> jax.Array:
+    """The encoder padding of a cache with cross entries, as an attention mask [B, 1, 1, S_enc]."""
+    return cache["cross_mask"][0].astype(bool)[:, None, None, :]
+
+
+def self_entries(cache: dict) -> dict:
+    """The self-attention part of a cache (``k``, ``v``)."""
+    return {name: value for name, value in cache.items() if not name.startswith(CROSS_PREFIX)}
 
 
 def cache_rows(cache: dict) -> int:
@@ -58,6 +80,14 @@ def repeat_rows(cache: dict, times: int) -> dict:
 def take_rows(cache: dict, rows: jax.Array) -> dict:
     """The cache of rows ``rows`` [B'] (beam search reorders its beams this way)."""
     return jax.tree.map(lambda c: jnp.take(c, rows, axis=ROW_AXIS), cache)
+
+
+def reorder_beams(cache: dict, rows: jax.Array) -> dict:
+    """Beam search's reordering: the self-attention rows taken from ``rows`` [B*K] (each beam's
+    source beam, always a beam of the same prompt). The cross entries are left as they are: every
+    beam of a prompt holds the same encoder keys and values, so gathering them would copy them to
+    themselves."""
+    return {**cache, **take_rows(self_entries(cache), rows)}
 
 
 def write_row(cache: dict, row_cache: dict, row) -> dict:

@@ -51,6 +51,7 @@ import numpy as np
 
 from transformers_jax import layers as L
 from transformers_jax.configuration_utils import PretrainedConfig
+from transformers_jax.generation.utils import GenerationMixin
 from transformers_jax.losses import cross_entropy, sequence_classification_loss, span_loss
 from transformers_jax.modeling_outputs import (
     BaseModelOutput,
@@ -334,27 +335,50 @@ def _mlp_block(p, config, h, act, keys):
     return L.dropout(L.dense(p["fc2"], hidden), config.dropout, keys[1])  # [B, T, D]
 
 
-def _attention(p, config, side, h, kv, mask, bias, key, scale):
-    """One attention block: projections of the queries ``h`` [B, T, D] and the keys/values ``kv``
-    [B, S, D] (``h`` itself for self-attention, the encoder output for cross-attention), then the
-    output projection. Returns (output [B, T, D], probabilities [B, H, T, S])."""
-    heads = config.stack_heads(side)
-    q = L.split_heads(L.dense(p["q_proj"], h), heads)
-    k = L.split_heads(L.dense(p["k_proj"], kv), heads)
-    v = L.split_heads(L.dense(p["v_proj"], kv), heads)
+def _keys_values(p, heads: int, kv):
+    """The keys and values [B, S, H, Dh] of ``kv`` [B, S, D] under one attention block's params."""
+    return L.split_heads(L.dense(p["k_proj"], kv), heads), L.split_heads(L.dense(p["v_proj"], kv), heads)
+
+
+def _attention(p, config, side, h, k, v, mask, bias, key, scale):
+    """One attention block: the queries of ``h`` [B, T, D] over keys/values ``k``, ``v`` [B, S, H, Dh]
+    (from :func:`_keys_values`, or read from a cache), then the output projection. Returns (output
+    [B, T, D], probabilities [B, H, T, S])."""
+    q = L.split_heads(L.dense(p["q_proj"], h), config.stack_heads(side))
     out, probs = L.dot_product_attention(q, k, v, mask, scale=scale, bias=bias, dropout_rate=config.attention_dropout,
                                          dropout_rng=key)
     return L.dense(p["out_proj"], L.merge_heads(out)), probs
 
 
+def cross_attention_cache(decoder_params: dict, config, encoder_hidden, encoder_mask) -> dict:
+    """The cross-attention entries of a decoding cache (``layers.kv_cache``), computed once per
+    generation: every decoder layer's keys and values of the encoder output ``encoder_hidden``
+    [B, S, D] ([L, B, S, H, Dh] under ``cross_k`` / ``cross_v``) and the encoder's padding mask."""
+    heads = config.stack_heads(DECODER)
+    layers = decoder_params["layers"]
+    if isinstance(layers, tuple):  # unstacked (decode_params): one tree per layer
+        k, v = zip(*(_keys_values(p["encoder_attn"], heads, encoder_hidden) for p in layers))
+        k, v = jnp.stack(k), jnp.stack(v)
+    else:
+        k, v = jax.vmap(lambda p: _keys_values(p["encoder_attn"], heads, encoder_hidden))(layers)
+    dtype = jnp.dtype(config.compute_dtype)
+    return L.kv_cache.cross_entries(k.astype(dtype), v.astype(dtype), encoder_mask)
+
+
 def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids, attention_mask,
                   encoder_hidden=None, encoder_mask=None, output_hidden_states=False, output_attentions=False,
-                  dropout_rng=None) -> BaseModelOutput:
+                  dropout_rng=None, cache=None, cache_index=None, position_ids=None):
     """The encoder or the decoder (with cross-attention when ``encoder_hidden`` is given).
 
     ``hidden_states`` are the embedding output, each layer's output, and the last one after the
     stack's final norm (as Hugging Face records them). Returns (BaseModelOutput, the per-layer
-    cross-attention maps when there is cross-attention and ``output_attentions``, else None)."""
+    cross-attention maps when there is cross-attention and ``output_attentions``, else None).
+
+    Decoding (the decoder only): with a ``cache`` (``layers.kv_cache``: self-attention slots plus the
+    ``cross_*`` entries of :func:`cross_attention_cache`), the new keys and values are written at
+    slots ``cache_index ...``, ``attention_mask`` is the [B, S] mask of valid cache slots,
+    ``position_ids`` [B, T] the new tokens' positions, and the cross-attention reads the cached
+    encoder keys and values; the second value returned is then the updated cache."""
     dtype = jnp.dtype(config.compute_dtype)
     batch, length = input_ids.shape
     num_layers = config.stack_layers(side)
@@ -364,22 +388,31 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
     embed_rng, layer_rng = (None, None) if rngs is None else rngs
     if attention_mask is None:
         attention_mask = jnp.ones((batch, length), jnp.int32)
+    decoding = cache is not None
+    if position_ids is None:
+        position_ids = jnp.arange(length, dtype=jnp.int32)[None]  # [1, T]
     x = L.embed(embed_table, input_ids, dtype)
     scale = config.embedding_scale()
     if scale != 1.0:
         x = x * jnp.asarray(scale, dtype)
     if config.position_type == "learned":
-        positions = jnp.arange(length)[None] + config.position_offset
-        x = x + L.embed(stack_params["embed_positions"], positions, dtype)
+        x = x + L.embed(stack_params["embed_positions"], position_ids + config.position_offset, dtype)
     elif config.position_type == "sinusoidal":
-        x = x + jnp.asarray(sinusoidal_table(config.max_position_embeddings, config.d_model, "halves")[:length], dtype)
+        table = jnp.asarray(sinusoidal_table(config.max_position_embeddings, config.d_model, "halves"), dtype)
+        x = x + table[position_ids]  # [B or 1, T, D]
     if config.has_layernorm_embedding:
         x = _norm(stack_params["layernorm_embedding"], x, config)
     x = constrain(L.dropout(x, config.dropout, embed_rng), ("batch", "length", "act_embed"))
-    self_mask = L.padding_mask(attention_mask) if side == ENCODER else L.causal_padding_mask(attention_mask, length, 0)
-    sequence_positions = jnp.arange(length, dtype=jnp.int32)[None]  # [1, T]
-    cross = encoder_hidden is not None
-    if cross:
+    if side == ENCODER:
+        self_mask = L.padding_mask(attention_mask)
+    else:
+        self_mask = L.causal_padding_mask(attention_mask, length, cache_index if decoding else 0)
+    # positions of the keys: the sequence itself, or every cache slot (each row's valid slots count from 0)
+    key_positions = jnp.cumsum(attention_mask, axis=-1, dtype=jnp.int32) - 1 if decoding else position_ids
+    cross = encoder_hidden is not None or decoding
+    if decoding:
+        cross_mask = L.kv_cache.cross_mask(cache)
+    elif cross:
         if encoder_mask is None:
             encoder_mask = jnp.ones(encoder_hidden.shape[:2], jnp.int32)
         cross_mask = L.padding_mask(encoder_mask)
@@ -393,19 +426,30 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
             return x + block(_norm(norm, x, config))
         return _norm(norm, x + block(x), config)
 
-    def layer(x, p, layer_in):
+    heads = config.stack_heads(side)
+
+    def layer(carry, p, layer_in):
+        x, layer_cache = carry
         keys = L.split_key(layer_in["rng"], 7) if "rng" in layer_in else [None] * 7
         probs = {}
 
         def self_block(h):
-            self_bias = config.self_attention_bias(stack_params, p, side, sequence_positions, sequence_positions)
-            out, probs["self"] = _attention(p["self_attn"], config, side, h, h, self_mask, self_bias, keys[0],
+            nonlocal layer_cache
+            k, v = _keys_values(p["self_attn"], heads, h)
+            if decoding:
+                layer_cache, k, v = L.kv_cache.write(layer_cache, layer_in["index"], cache_index, k, v)
+            self_bias = config.self_attention_bias(stack_params, p, side, position_ids, key_positions)
+            out, probs["self"] = _attention(p["self_attn"], config, side, h, k, v, self_mask, self_bias, keys[0],
                                             attention_scale)
             return L.dropout(out, config.dropout, keys[1])
 
         def cross_block(h):
-            out, probs["cross"] = _attention(p["encoder_attn"], config, side, h, encoder_hidden, cross_mask, None,
-                                             keys[2], attention_scale)
+            if decoding:
+                k, v = layer_in["cross_k"], layer_in["cross_v"]
+            else:
+                k, v = _keys_values(p["encoder_attn"], heads, encoder_hidden)
+            out, probs["cross"] = _attention(p["encoder_attn"], config, side, h, k, v, cross_mask, None, keys[2],
+                                             attention_scale)
             return L.dropout(out, config.dropout, keys[3])
 
         x = sublayer(x, p["self_attn_layer_norm"], self_block)
@@ -413,16 +457,20 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
             x = sublayer(x, p["encoder_attn_layer_norm"], cross_block)
         x = sublayer(x, p["final_layer_norm"], lambda h: _mlp_block(p, config, h, act, keys[4:6]))
         x = constrain(x, ("batch", "length", "act_embed"))
-        return x, (x if output_hidden_states else None,
-                   probs["self"] if output_attentions else None,
-                   probs.get("cross") if output_attentions else None)
+        return (x, layer_cache), (x if output_hidden_states else None,
+                                  probs["self"] if output_attentions else None,
+                                  probs.get("cross") if output_attentions else None)
 
     layer_inputs = {"index": jnp.arange(num_layers)}  # a layer's index (a KV cache writes its slice by it)
     if layer_rng is not None:
         layer_inputs["rng"] = jax.random.split(layer_rng, num_layers)
+    self_cache = None
+    if decoding:  # the cross-attention keys/values are read-only: each layer gets its slice as a scan input
+        layer_inputs["cross_k"], layer_inputs["cross_v"] = cache["cross_k"], cache["cross_v"]
+        self_cache = L.kv_cache.self_entries(cache)
     embeddings = x
-    x, (layer_outputs, attentions, cross_attentions) = L.run_layers(layer, x, stack_params["layers"], config,
-                                                                    layer_inputs)
+    (x, self_cache), (layer_outputs, attentions, cross_attentions) = L.run_layers(
+        layer, (x, self_cache), stack_params["layers"], config, layer_inputs)
     if config.has_final_layer_norm:
         x = _norm(stack_params["layer_norm"], x, config)
         if config.final_norm_dropout:
@@ -432,6 +480,8 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
         hidden_states = (embeddings, *[layer_outputs[i] for i in range(num_layers - 1)], x)
     out = BaseModelOutput(last_hidden_state=x, hidden_states=hidden_states,
                           attentions=tuple(attentions[i] for i in range(num_layers)) if output_attentions else None)
+    if decoding:
+        return out, {**cache, **self_cache}
     crossed = (tuple(cross_attentions[i] for i in range(num_layers))
                if output_attentions and cross else None)
     return out, crossed
@@ -591,14 +641,19 @@ def _lm_head_specs(config, vocab: int) -> dict:
     return {"kernel": ParamSpec((config.d_model, vocab), ("embed", "vocab"), "normal", config.param_std("lm_head"))}
 
 
-class Seq2SeqForConditionalGeneration(Seq2SeqPreTrainedModel):
+class Seq2SeqForConditionalGeneration(GenerationMixin, Seq2SeqPreTrainedModel):
     """The encoder-decoder with its LM head (tied to the decoder's token table when configured) and, where
     the family has it, ``final_logits_bias`` (a buffer in Hugging Face: loaded and saved, never trained,
     so its gradient is stopped here); the decoder output is scaled first where the family says so (T5
     v1.0). The loss is the mean cross entropy over ``labels`` != -100, from which the decoder inputs are
-    built (shifted right) when none are given."""
+    built (shifted right) when none are given.
+
+    ``generate`` (``GenerationMixin``) runs the encoder once (:meth:`encode`), computes every decoder
+    layer's cross-attention keys and values once (:meth:`cross_attention_cache`), and then decodes
+    with :meth:`decode` over a self-attention cache that grows inside one compiled loop."""
 
     saves_static_weights = False  # Hugging Face's MarianMTModel leaves its position tables out when saving
+    is_causal_lm = False  # labels are the decoder's targets as given (the decoder inputs are shifted)
 
     @classmethod
     def head_specs(cls, config):
@@ -642,6 +697,46 @@ class Seq2SeqForConditionalGeneration(Seq2SeqPreTrainedModel):
         logits = cls.lm_logits(params, config, out.last_hidden_state)
         loss = cross_entropy(logits, labels) if labels is not None else None
         return Seq2SeqLMOutput(loss=loss, logits=logits, **_seq2seq_extras(out))
+
+    # -- generation ------------------------------------------------------------------------------
+    @classmethod
+    def init_cache(cls, config, batch: int, length: int) -> dict:
+        """An empty decoder self-attention cache of ``length`` slots per row (``generate`` adds the
+        cross-attention entries)."""
+        return L.kv_cache.init_cache(config.stack_layers(DECODER), batch, length, config.stack_heads(DECODER),
+                                     config.stack_head_dim(DECODER), jnp.dtype(config.compute_dtype))
+
+    @classmethod
+    def encode(cls, params, config, input_ids, attention_mask):
+        """The encoder's last hidden state [B, S, D]."""
+        base = params[cls.base_model_prefix]
+        out, _ = stack_forward(base[ENCODER], config, ENCODER, token_tables(base)[0], input_ids, attention_mask)
+        return out.last_hidden_state
+
+    @classmethod
+    def cross_attention_cache(cls, params, config, encoder_hidden, encoder_mask) -> dict:
+        """The cache's cross-attention entries for the encoder output ``encoder_hidden`` [B, S, D]."""
+        return cross_attention_cache(params[cls.base_model_prefix][DECODER], config, encoder_hidden, encoder_mask)
+
+    @classmethod
+    def decode_params(cls, params):
+        """The params every decoding step reads, laid out once before the loop: on XLA:CPU the decoder's
+        layers unstacked (see ``DecoderForCausalLM.decode_params``), elsewhere as they are."""
+        if jax.default_backend() != "cpu":
+            return params
+        base = params[cls.base_model_prefix]
+        decoder = {**base[DECODER], "layers": L.unstack_layers(base[DECODER]["layers"])}
+        return {**params, cls.base_model_prefix: {**base, DECODER: decoder}}
+
+    @classmethod
+    def decode(cls, params, config, input_ids, position_ids, cache_mask, cache, cache_index):
+        """One cached decoder step: ``input_ids`` [B, T] at self-attention slots ``cache_index ...``,
+        ``cache_mask`` [B, S] the valid slots, the encoder keys/values read from the cache. Returns
+        (logits [B, T, V], updated cache)."""
+        base = params[cls.base_model_prefix]
+        out, cache = stack_forward(base[DECODER], config, DECODER, token_tables(base)[1], input_ids, cache_mask,
+                                   cache=cache, cache_index=cache_index, position_ids=position_ids)
+        return cls.lm_logits(params, config, out.last_hidden_state), cache
 
 
 class Seq2SeqForSequenceClassification(Seq2SeqPreTrainedModel):
