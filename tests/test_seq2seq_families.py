@@ -441,9 +441,11 @@ def test_t5_trains_with_dropout():
 
 
 def test_t5_untied_lm_head_checkpoints(hf_case, tmp_path, caplog):
-    """A v1.1 LM head of its own loads untied from both forms: FLAN-T5's config.json (tie_word_embeddings
-    false) and HF v5's re-save (tie_word_embeddings true, scale_decoder_outputs false, with a warning as
-    HF gives); HF's outputs either way, and our save (with lm_head) loads in HF with the same outputs."""
+    """v1.1's LM head, compared with HF both ways. HF v5 saves a v1.1 config tied (one ``shared`` table,
+    ``tie_word_embeddings`` true, ``scale_decoder_outputs`` false): read tied and unscaled here. A head of
+    its own loads untied from both forms it comes in: FLAN-T5's config.json (``tie_word_embeddings``
+    false) and HF v5's re-save (true, with a warning as HF gives); HF's outputs each time, and our save
+    (with ``lm_head``) loads in HF with the same outputs."""
     import copy
     import json
 
@@ -452,8 +454,12 @@ def test_t5_untied_lm_head_checkpoints(hf_case, tmp_path, caplog):
     from parity import safetensors_keys
 
     family = FAMILIES["t5"]
-    hf_model, _, keys = hf_case(family, "T5ForConditionalGeneration", "v1_1")
+    hf_model, path, keys = hf_case(family, "T5ForConditionalGeneration", "v1_1")
     assert "lm_head.weight" not in keys  # HF v5 ties the head of a config that says tie_word_embeddings=False
+    inputs = make_inputs(family, "T5ForConditionalGeneration", "v1_1")
+    tied = tj.T5ForConditionalGeneration.from_pretrained(path)
+    assert tied.config.tie_word_embeddings and tied.config.decoder_output_scale() == 1.0
+    compare_with_hf(run_ours(tied, inputs, **FLAGS), hf_model, inputs, **FLAGS)
     untied = copy.deepcopy(hf_model)
     with torch.no_grad():
         noise = torch.randn(untied.shared.weight.shape, generator=torch.Generator().manual_seed(7))
@@ -466,7 +472,6 @@ def test_t5_untied_lm_head_checkpoints(hf_case, tmp_path, caplog):
     (flan / "model.safetensors").write_bytes((resaved / "model.safetensors").read_bytes())
     written.pop("scale_decoder_outputs")
     (flan / "config.json").write_text(json.dumps({**written, "tie_word_embeddings": False}))
-    inputs = make_inputs(family, "T5ForConditionalGeneration", "v1_1")
     for folder, warns in ((flan, False), (resaved, True)):
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="transformers_jax"):
