@@ -42,6 +42,8 @@ class T5ArchitectureConfig(Seq2SeqArchitecture, PretrainedConfig):
     stacks_always_read_shared = True
     has_final_logits_bias = False
     per_layer_relative_bias: ClassVar[bool] = False  # umT5: every self-attention layer has its own bias table
+    encoder_layerdrop: ClassVar[float] = 0.0  # T5 has no layer drop
+    decoder_layerdrop: ClassVar[float] = 0.0
 
     vocab_size: int = 32128
     d_model: int = 512
@@ -111,9 +113,6 @@ class T5ArchitectureConfig(Seq2SeqArchitecture, PretrainedConfig):
     @property
     def activation_dropout(self) -> float:
         return self.dropout_rate
-
-    encoder_layerdrop: ClassVar[float] = 0.0
-    decoder_layerdrop: ClassVar[float] = 0.0
 
     @property
     def init_std(self) -> float:
