@@ -5,14 +5,16 @@ gives HF's outputs (logits, loss, every encoder and decoder hidden state, self-a
 cross-attention map) on right-padded batches, and our ``save_pretrained`` loads in ``transformers``
 with the same key set and the same outputs. Then the seq2seq specifics: decoder inputs built from
 labels or input_ids (and the errors when they cannot be), ``encoder_outputs=``, eos pooling,
-Marian's fixed position tables, the Auto class, and three Trainer steps of
-BartForConditionalGeneration on one device against ``fsdp_tp`` on 8 simulated devices.
+Marian's fixed position tables, T5's relative position bias at any (traced) positions, its config
+parsing and LM-head tying, checkpoints read across T5's classes, the Auto classes, and three Trainer
+steps of BartForConditionalGeneration on one device against ``fsdp_tp`` on 8 simulated devices.
 """
 import logging
 
 import jax
 import numpy as np
 import pytest
+import transformers as hf
 from jax.sharding import Mesh
 
 import transformers_jax as tj
@@ -25,20 +27,32 @@ B, T, TD = 3, 11, 7  # rows, encoder length, decoder length
 NUM_LABELS = 3
 
 
+ENCODER_ONLY = ("EncoderModel", "ForTokenClassification")  # T5's heads over the encoder alone
+
+
 def head_kind(class_name: str) -> str:
     for suffix in ("ForConditionalGeneration", "MTModel", "ForSequenceClassification", "ForQuestionAnswering",
-                   "ForCausalLM"):
+                   "ForCausalLM", "ForTokenClassification", "EncoderModel"):
         if class_name.endswith(suffix):
             return "ForConditionalGeneration" if suffix == "MTModel" else suffix
     return "Model"
 
 
 def overrides(class_name: str) -> dict:
-    return {"num_labels": NUM_LABELS} if head_kind(class_name) == "ForSequenceClassification" else {}
+    labelled = ("ForSequenceClassification", "ForTokenClassification")
+    return {"num_labels": NUM_LABELS} if head_kind(class_name) in labelled else {}
+
+
+def stack_layers(cfg) -> tuple[int, int]:
+    """(encoder layers, decoder layers) of a Hugging Face config, under BART's names or T5's."""
+    if hasattr(cfg, "encoder_layers"):
+        return cfg.encoder_layers, cfg.decoder_layers
+    return cfg.num_layers, cfg.num_decoder_layers
 
 
 def padded(rng, cfg, rows, length, lengths, vocab=None):
-    """Right-padded ids in [3, vocab) (never eos 2 or pad 1) and their mask."""
+    """Right-padded ids in [3, vocab) (never a special id: every case keeps pad and eos below 3) and their mask."""
+    assert cfg["pad_token_id"] < 3 and cfg["eos_token_id"] < 3
     mask = (np.arange(length)[None] < np.asarray(lengths)[:, None]).astype(np.int64)
     ids = rng.randint(3, vocab or cfg["vocab_size"], (rows, length))
     ids[mask == 0] = cfg["pad_token_id"]
@@ -69,6 +83,8 @@ def make_inputs(family, class_name: str, config_name: str, seed: int = 0) -> dic
     elif kind == "ForQuestionAnswering":
         inputs["start_positions"] = rng.randint(0, T, B)
         inputs["end_positions"] = rng.randint(0, T, B)
+    elif kind == "ForTokenClassification":
+        inputs["labels"] = np.where(mask == 1, rng.randint(0, NUM_LABELS, (B, T)), -100)
     return inputs
 
 
@@ -92,14 +108,17 @@ def test_hf_checkpoint_matches_hf_outputs(hf_case, family_name, class_name, conf
     assert not [r for r in caplog.records if r.name.startswith("transformers_jax")], caplog.text
     inputs = make_inputs(family, class_name, config_name)
     want = compare_with_hf(run_ours(ours, inputs, **FLAGS), hf_model, inputs, **FLAGS)
-    cfg = hf_model.config
-    if head_kind(class_name) == "ForCausalLM":
-        assert len(want.hidden_states) == cfg.decoder_layers + 1 and len(want.attentions) == cfg.decoder_layers
+    encoder_layers, decoder_layers = stack_layers(hf_model.config)
+    kind = head_kind(class_name)
+    if kind == "ForCausalLM":
+        assert len(want.hidden_states) == decoder_layers + 1 and len(want.attentions) == decoder_layers
+    elif kind in ENCODER_ONLY:
+        assert len(want.hidden_states) == encoder_layers + 1 and len(want.attentions) == encoder_layers
     else:
-        assert len(want.encoder_hidden_states) == cfg.encoder_layers + 1
-        assert len(want.decoder_hidden_states) == cfg.decoder_layers + 1
-        assert len(want.cross_attentions) == cfg.decoder_layers and want.cross_attentions[0].shape[-1] == T
-    if head_kind(class_name) != "Model":
+        assert len(want.encoder_hidden_states) == encoder_layers + 1
+        assert len(want.decoder_hidden_states) == decoder_layers + 1
+        assert len(want.cross_attentions) == decoder_layers and want.cross_attentions[0].shape[-1] == T
+    if kind not in ("Model", "EncoderModel"):
         assert np.isfinite(float(want.loss)) and float(want.loss) > 0
 
 
@@ -197,7 +216,9 @@ def test_marian_positions_are_fixed_tables(hf_case, tmp_path):
 
 
 def test_auto_model_for_seq2seq_lm(hf_case):
-    for family_name, class_name in (("bart", "BartForConditionalGeneration"), ("marian", "MarianMTModel")):
+    for family_name, class_name in (("bart", "BartForConditionalGeneration"), ("marian", "MarianMTModel"),
+                                    ("t5", "T5ForConditionalGeneration"), ("mt5", "MT5ForConditionalGeneration"),
+                                    ("umt5", "UMT5ForConditionalGeneration")):
         _, path, _ = hf_case(FAMILIES[family_name], class_name, "base")
         assert type(tj.AutoModelForSeq2SeqLM.from_pretrained(path)).__name__ == class_name
     with pytest.raises(ValueError, match="AutoModelForSeq2SeqLM does not support model_type 'llama'"):
@@ -205,15 +226,24 @@ def test_auto_model_for_seq2seq_lm(hf_case):
                                                                      num_hidden_layers=1, intermediate_size=8))
 
 
-def test_unsupported_t5_switches_are_refused():
+def test_unsupported_switches_are_refused():
     import dataclasses
 
     @dataclasses.dataclass(frozen=True, eq=False)
-    class RmsConfig(tj.BartConfig):
-        norm_type = "rms"
+    class GroupNormConfig(tj.BartConfig):
+        norm_type = "group"
 
-    with pytest.raises(ValueError, match="norm_type='rms' is not supported"):
-        RmsConfig()
+    with pytest.raises(ValueError, match="norm_type='group' is not supported"):
+        GroupNormConfig()
+
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class RotaryConfig(tj.BartConfig):
+        position_type = "rotary"
+
+    with pytest.raises(ValueError, match="position_type='rotary' is not supported"):
+        RotaryConfig()
+    with pytest.raises(ValueError, match=r"d_model \(32\) is not a multiple of encoder_attention_heads \(5\)"):
+        tj.BartConfig.from_dict(dict(FAMILIES["bart"].configs["base"], encoder_attention_heads=5))
 
 
 # ----------------------------------------------------------------------------- training
@@ -289,7 +319,8 @@ def test_checkpoints_that_write_tied_copies_load(hf_case, tmp_path, caplog):
                                       np.asarray(cls.from_pretrained(path)(**inputs).logits))
 
 
-@pytest.mark.parametrize("family_name,class_name", [("bart", "BartForConditionalGeneration"), ("mbart", "MBartModel")])
+@pytest.mark.parametrize("family_name,class_name", [("bart", "BartForConditionalGeneration"), ("mbart", "MBartModel"),
+                                                     ("t5", "T5ForConditionalGeneration"), ("umt5", "UMT5Model")])
 def test_unrolled_layers_equal_the_scan(family_name, class_name):
     """``scan_layers=False`` (a Python loop over the layers) gives the scan's numbers."""
     scanned = _tiny(family_name, class_name)
@@ -309,3 +340,217 @@ def test_inputs_as_lists_and_outputs_as_encoder_outputs():
     again = model(attention_mask=[[1, 1, 1, 1], [1, 1, 1, 0]], decoder_input_ids=[[2, 5], [2, 8]],
                   encoder_outputs=tj.modeling_outputs.BaseModelOutput(last_hidden_state=out.encoder_last_hidden_state))
     assert_same_up_to_rounding(again.last_hidden_state, out.last_hidden_state, ulps=8)
+
+
+# ----------------------------------------------------------------------------- T5
+@pytest.mark.parametrize("family_name,side", [("t5", "encoder"), ("t5", "decoder"), ("umt5", "decoder")])
+def test_t5_relative_bias_at_traced_positions(family_name, side):
+    """The bias at (traced) query and key positions is HF's ``compute_bias``: over a whole sequence three
+    times ``max_distance`` long, and for one decoding step at every offset (a query row per batch row)."""
+    import torch
+
+    family = FAMILIES[family_name]
+    hf_config = family.hf_config_class(**family.configs["base"], is_decoder=side == "decoder")
+    import importlib
+
+    hf_module = importlib.import_module(f"transformers.models.{family_name}.modeling_{family_name}")
+    attention_class = getattr(hf_module, f"{family_name.upper()}Attention")
+    torch.manual_seed(0)
+    hf_attention = attention_class(hf_config, has_relative_attention_bias=True, layer_idx=0)
+    config = getattr(tj, f"{family_name.upper()}Config").from_dict(family.configs["base"])
+    table = jax.numpy.asarray(hf_attention.relative_attention_bias.weight.detach().numpy())  # [buckets, H]
+    holder = {"relative_attention_bias": {"embedding": table}}  # the stack's table (T5) or the layer's (umT5)
+    bias = jax.jit(lambda q, k: config.self_attention_bias(holder, {"self_attn": holder}, side, q, k))
+    length = 3 * config.relative_attention_max_distance
+    keys = np.arange(length)[None]
+    with torch.no_grad():
+        np.testing.assert_array_equal(np.asarray(bias(keys, keys)), hf_attention.compute_bias(length, length).numpy())
+        steps = [hf_attention.compute_bias(1, length, past_seen_tokens=p).numpy() for p in range(length)]
+    for p in range(0, length, 2):
+        rows = np.asarray(bias(np.array([[p], [p + 1]]), keys))  # [2, H, 1, S]: one traced program for every p
+        np.testing.assert_array_equal(rows, np.concatenate(steps[p:p + 2]))
+
+
+def test_t5_config_reads_and_writes_like_hf():
+    """feed_forward_proj's parsing, scale_decoder_outputs and num_decoder_layers as HF derives them (values
+    a config.json gives win), written back so that HF reads the same; T5's aliases; clear errors."""
+    from sharding.memory import estimate_memory
+    from transformers_jax.params import flatten_tree
+
+    fields = ("dense_act_fn", "is_gated_act", "num_decoder_layers")
+    for given in ({}, {"feed_forward_proj": "gated-gelu"}, {"feed_forward_proj": "gated-silu"},
+                  {"feed_forward_proj": "gated-gelu", "dense_act_fn": "gelu"}, {"tie_word_embeddings": False},
+                  {"scale_decoder_outputs": False, "tie_word_embeddings": True}, {"num_layers": 3},
+                  {"num_layers": 3, "num_decoder_layers": 1}):
+        for family in ("T5", "UMT5", "MT5"):
+            ours = getattr(tj, f"{family}Config").from_dict(given)
+            for theirs in (getattr(hf, f"{family}Config").from_dict(given),
+                           getattr(hf, f"{family}Config").from_dict(ours.to_dict())):
+                assert {f: getattr(ours, f) for f in fields} == {f: getattr(theirs, f) for f in fields}, given
+                scaled = getattr(theirs, "scale_decoder_outputs", False)  # HF's mT5 never scales
+                assert ours.decoder_output_scale() == (ours.d_model ** -0.5 if scaled else 1.0), (family, given)
+    config = tj.T5Config()
+    assert (config.pad_token_id, config.eos_token_id, config.decoder_start_token_id) == (0, 1, 0)
+    aliases = (config.hidden_size, config.num_attention_heads, config.head_dim, config.num_hidden_layers)
+    assert aliases == (512, 8, 64, 6)
+    assert tj.T5Config.from_dict({"head_dim": 16}).d_kv == 16
+    for bad, message in (({"feed_forward_proj": "gated-gelu-x"}, "feed_forward_proj='gated-gelu-x' is not of the form"),
+                         ({"feed_forward_proj": "fast-relu"}, "feed_forward_proj='fast-relu' is not of the form"),
+                         ({"feed_forward_proj": "gated-swishy"}, "unsupported activation 'swishy'"),
+                         ({"relative_attention_num_buckets": 8, "relative_attention_max_distance": 4},
+                          r"relative_attention_max_distance \(4\) must exceed relative_attention_num_buckets "
+                          r"// 2 \(4\)")):
+        with pytest.raises(ValueError, match=message):
+            tj.T5Config.from_dict(bad)
+    # The memory estimate reads T5's specs (inner width num_heads * d_kv) like any family's.
+    small = tj.T5Config.from_dict(FAMILIES["t5"].configs["base"])
+    specs = tj.T5ForConditionalGeneration.param_specs(small)
+    size = sum(int(np.prod(s.shape)) for s in flatten_tree(specs).values())
+    assert specs["transformer"]["encoder"]["layers"]["self_attn"]["q_proj"]["kernel"].shape == (2, 32, 24)
+    assert estimate_memory(small, specs, batch_per_device=2, seq_len=16).params == 4 * size
+
+
+def test_t5_bare_model_and_lm_need_decoder_inputs():
+    """T5Model (and the LM without labels) take no decoder inputs from input_ids, as in HF; the classifiers do."""
+    ids = np.array([[5, 6, 7, 1]])
+    for class_name in ("T5Model", "T5ForConditionalGeneration"):
+        with pytest.raises(ValueError, match=f"{class_name} needs decoder_input_ids"):
+            _tiny("t5", class_name)(input_ids=ids)
+    assert _tiny("t5", "T5ForQuestionAnswering")(input_ids=ids).start_logits.shape == (1, 4)
+
+
+def test_t5_trains_with_dropout():
+    """With a dropout key (dropout everywhere HF has it, after the final norms too) the loss moves with the
+    key, and every gradient is finite; both stacks' relative bias tables get one."""
+    import jax.numpy as jnp
+
+    model = _tiny("t5", "T5ForConditionalGeneration")
+    inputs = {k: jnp.asarray(v) for k, v in make_inputs(FAMILIES["t5"], "T5ForConditionalGeneration", "base").items()}
+
+    def loss(params, rng):
+        return type(model).forward(params, model.config, **inputs, dropout_rng=rng).loss
+
+    step = jax.jit(jax.value_and_grad(loss))
+    (first, grads), (second, _) = step(model.params, jax.random.PRNGKey(0)), step(model.params, jax.random.PRNGKey(1))
+    plain = float(model(**inputs).loss)
+    assert len({float(first), float(second), plain}) == 3
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+    tables = [g for path, g in jax.tree_util.tree_leaves_with_path(grads)
+              if "relative_attention_bias" in jax.tree_util.keystr(path)]
+    assert len(tables) == 2 and all(float(jnp.abs(g).max()) > 0 for g in tables)
+
+
+def test_t5_untied_lm_head_checkpoints(hf_case, tmp_path, caplog):
+    """v1.1's LM head, compared with HF both ways. HF v5 saves a v1.1 config tied (one ``shared`` table,
+    ``tie_word_embeddings`` true, ``scale_decoder_outputs`` false): read tied and unscaled here. A head of
+    its own loads untied from both forms it comes in: FLAN-T5's config.json (``tie_word_embeddings``
+    false) and HF v5's re-save (true, with a warning as HF gives); HF's outputs each time, and our save
+    (with ``lm_head``) loads in HF with the same outputs."""
+    import copy
+    import json
+
+    import torch
+
+    from parity import safetensors_keys
+
+    family = FAMILIES["t5"]
+    hf_model, path, keys = hf_case(family, "T5ForConditionalGeneration", "v1_1")
+    assert "lm_head.weight" not in keys  # HF v5 ties the head of a config that says tie_word_embeddings=False
+    inputs = make_inputs(family, "T5ForConditionalGeneration", "v1_1")
+    tied = tj.T5ForConditionalGeneration.from_pretrained(path)
+    assert tied.config.tie_word_embeddings and tied.config.decoder_output_scale() == 1.0
+    compare_with_hf(run_ours(tied, inputs, **FLAGS), hf_model, inputs, **FLAGS)
+    untied = copy.deepcopy(hf_model)
+    with torch.no_grad():
+        noise = torch.randn(untied.shared.weight.shape, generator=torch.Generator().manual_seed(7))
+        untied.lm_head.weight = torch.nn.Parameter(untied.shared.weight + 0.5 * noise)
+    resaved, flan = tmp_path / "resaved", tmp_path / "flan"
+    untied.save_pretrained(resaved)
+    written = json.loads((resaved / "config.json").read_text())
+    assert (written["tie_word_embeddings"], written["scale_decoder_outputs"]) == (True, False)
+    flan.mkdir()
+    (flan / "model.safetensors").write_bytes((resaved / "model.safetensors").read_bytes())
+    written.pop("scale_decoder_outputs")
+    (flan / "config.json").write_text(json.dumps({**written, "tie_word_embeddings": False}))
+    for folder, warns in ((flan, False), (resaved, True)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+            ours = tj.T5ForConditionalGeneration.from_pretrained(folder)
+        assert ("differs from shared.weight" in caplog.text) == warns, caplog.text
+        assert not ours.config.tie_word_embeddings and not ours.config.scale_decoder_outputs
+        assert "lm_head" in ours.params
+        compare_with_hf(run_ours(ours, inputs, **FLAGS), untied, inputs, **FLAGS)
+    ours.save_pretrained(tmp_path / "ours")
+    assert safetensors_keys(tmp_path / "ours") == keys | {"lm_head.weight"}
+    theirs, info = hf.T5ForConditionalGeneration.from_pretrained(tmp_path / "ours", attn_implementation="eager",
+                                                                  output_loading_info=True)
+    assert {k: v for k, v in info.items() if v} == {}
+    compare_with_hf(run_ours(ours, inputs, **FLAGS), theirs.eval(), inputs, **FLAGS)
+
+
+def test_t5_checkpoints_read_across_classes(hf_case, tmp_path, caplog):
+    """Like HF, T5's classes read each other's checkpoints whether the base model is nested under
+    ``transformer.`` (the classifiers) or not: other classes' modules are reported and not used, missing
+    heads initialised and reported; old checkpoints' tied copies and the unused relative bias of the
+    decoder's first cross-attention load silently; any other unknown key is an error naming it."""
+    from safetensors.numpy import load_file, save_file
+
+    family = FAMILIES["t5"]
+    _, lm_path, _ = hf_case(family, "T5ForConditionalGeneration", "base")
+    _, classifier_path, _ = hf_case(family, "T5ForSequenceClassification", "base")
+    inputs = make_inputs(family, "T5EncoderModel", "base")
+    with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+        encoder = tj.T5EncoderModel.from_pretrained(lm_path)
+    assert "were not used: decoder.block.0" in caplog.text
+    theirs = hf.T5EncoderModel.from_pretrained(lm_path, attn_implementation="eager").eval()
+    compare_with_hf(run_ours(encoder, inputs, **FLAGS), theirs, inputs, **FLAGS)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+        tagger = tj.T5ForTokenClassification.from_pretrained(lm_path, num_labels=NUM_LABELS)
+    assert "newly initialised: classifier.bias, classifier.weight" in caplog.text
+    assert "were not used: transformer.decoder.block.0" in caplog.text
+    assert_trees_same_up_to_rounding(tagger.params["transformer"], encoder.params, ulps=0)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+        lm = tj.T5ForConditionalGeneration.from_pretrained(classifier_path)
+    assert "weights of heads" in caplog.text and "classification_head.dense.weight" in caplog.text
+    assert_trees_same_up_to_rounding(lm.params["transformer"], tj.T5Model.from_pretrained(classifier_path).params,
+                                     ulps=0)
+
+    state = load_file(str(lm_path / "model.safetensors"))
+    old = {**state, "encoder.embed_tokens.weight": state["shared.weight"], "lm_head.weight": state["shared.weight"],
+           "decoder.embed_tokens.weight": state["shared.weight"],
+           "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight": np.ones((8, 4), np.float32)}
+    for name, extra, error in (("old", {}, None),
+                               ("bogus", {"encoder.block.0.layer.0.SelfAttention.foo.weight": np.ones(3, np.float32)},
+                                "unexpected weight 'encoder.block.0.layer.0.SelfAttention.foo.weight'")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text((lm_path / "config.json").read_text())
+        save_file({**old, **extra}, str(folder / "model.safetensors"))
+        if error:
+            with pytest.raises(ValueError, match=error):
+                tj.T5Model.from_pretrained(folder)
+            continue
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="transformers_jax"):
+            loaded = tj.T5ForConditionalGeneration.from_pretrained(folder)
+        assert not caplog.records, caplog.text
+        assert_trees_same_up_to_rounding(loaded.params, tj.T5ForConditionalGeneration.from_pretrained(lm_path).params,
+                                         ulps=0)
+
+
+def test_t5_auto_classes(hf_case):
+    """Every T5 head the Auto classes serve, and the tokenizer class HF picks for t5 and mt5 folders."""
+    from transformers_jax.tokenization.backends import MODEL_TYPE_CLASSES
+
+    _, path, _ = hf_case(FAMILIES["t5"], "T5ForConditionalGeneration", "base")
+    for auto, class_name in ((tj.AutoModel, "T5Model"), (tj.AutoModelForSeq2SeqLM, "T5ForConditionalGeneration"),
+                             (tj.AutoModelForSequenceClassification, "T5ForSequenceClassification"),
+                             (tj.AutoModelForQuestionAnswering, "T5ForQuestionAnswering"),
+                             (tj.AutoModelForTokenClassification, "T5ForTokenClassification")):
+        assert type(auto.from_config(tj.AutoConfig.from_pretrained(path))).__name__ == class_name
+    for model_type in ("mt5", "umt5"):
+        config = tj.AutoConfig.for_model(model_type, **FAMILIES[model_type].configs["base"])
+        assert type(tj.AutoModelForTokenClassification.from_config(config)).__name__.startswith(model_type.upper())
+    assert MODEL_TYPE_CLASSES["t5"] == MODEL_TYPE_CLASSES["mt5"] == "T5Tokenizer"

@@ -46,11 +46,18 @@ def build_hf(family, class_name, config_name, path, generation_config=None):
         family.prepare_hf(model)
     ids, mask = encoder_batch(config, seed=5)
     target_vocab = getattr(config, "decoder_vocab_size", None) or config.vocab_size
+    head_inputs = []  # what the LM head reads (T5: the scaled decoder output)
+    hook = model.get_output_embeddings().register_forward_hook(lambda module, args, out: head_inputs.append(args[0]))
     with torch.no_grad():  # EOS's logit brought to 1.5 below the typical best one
         logits = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
                        decoder_input_ids=torch.tensor(ids[:, :6] % target_vocab)).logits
+        hook.remove()
         gap = float(logits.max(-1).values.mean() - logits[..., config.eos_token_id].mean())
-        model.final_logits_bias[0, config.eos_token_id] += gap - 1.5
+        if hasattr(model, "final_logits_bias"):
+            model.final_logits_bias[0, config.eos_token_id] += gap - 1.5
+        else:  # T5 has no output bias: EOS's output row moves along the mean head input, by the gap on average
+            mean = head_inputs[0].reshape(-1, head_inputs[0].shape[-1]).mean(0)
+            model.get_output_embeddings().weight[config.eos_token_id] += (gap - 1.5) * mean / (mean @ mean)
     if generation_config is not None:
         model.generation_config = generation_config
     model.save_pretrained(path)

@@ -133,6 +133,14 @@ class PreTrainedModel:
     ignore_on_load: tuple[str, ...] = (r"(^|\.)position_ids$", r"(^|\.)rotary_emb\.inv_freq$")
     legacy_renames: tuple[tuple[str, str], ...] = ((r"LayerNorm\.gamma$", "LayerNorm.weight"), (r"LayerNorm\.beta$", "LayerNorm.bias"))
     optional_base_modules: tuple[str, ...] = ()  # base sub-modules a checkpoint may lack (BERT's pooler)
+    # Whether this class's checkpoint keys hold the base model under ``base_model_prefix`` (None: head
+    # classes do, the base class does not; T5's conditional-generation and QA classes keep ``shared``,
+    # ``encoder`` and ``decoder`` at the top, beside their head, as Hugging Face's do).
+    checkpoint_nests_base: bool | None = None
+    # Top-level checkpoint modules of the family's other classes, beside the base modules (T5's
+    # ``lm_head``, ``qa_outputs``, and ``decoder`` for its encoder-only classes): reported and not used
+    # by a class that lacks them, like another head's weights.
+    checkpoint_head_modules: tuple[str, ...] = ()
     per_sequence_modules: tuple[str, ...] = ()  # modules that run once per sequence, not per token (FLOPs)
     loss_averages_labels: bool = True  # the loss is a mean over labels != -100 (False: over rows)
     # How Hugging Face's Flax twin of the class stored its params (read by flax_checkpoint.py):
@@ -164,6 +172,18 @@ class PreTrainedModel:
     def tied_weights(cls, config) -> dict[str, str]:
         """{PyTorch key left out of our params: the PyTorch key it is tied to}."""
         return {}
+
+    @classmethod
+    def config_for_checkpoint(cls, config, state_dict: dict, source: str):
+        """The config to build this class with for ``state_dict`` (a checkpoint's tensors, its own names):
+        ``config`` itself unless the family reads something from the weights (T5 unties an LM head
+        whose checkpoint holds one that differs from ``shared``, as Hugging Face does)."""
+        return config
+
+    @classmethod
+    def _nests_base(cls) -> bool:
+        """Whether this class's checkpoint keys hold the base model under ``base_model_prefix``."""
+        return (not cls.is_base_model) if cls.checkpoint_nests_base is None else cls.checkpoint_nests_base
 
     @classmethod
     def static_weights(cls, config) -> dict[str, np.ndarray]:
@@ -367,14 +387,15 @@ class PreTrainedModel:
                 key = re.sub(pattern, repl, key)
             state[key] = value
         prefix = cls.base_model_prefix + "." if cls.base_model_prefix else ""
+        nests = cls._nests_base()
         if prefix:
             has_prefix = any(k.startswith(prefix) for k in state)
-            if cls.is_base_model and has_prefix:
+            if not nests and has_prefix:  # a head checkpoint read by the base class (or a class without the prefix)
                 dropped = sorted(k for k in state if not k.startswith(prefix))
                 if dropped:
                     logger.warning("%s: weights of heads in %s were not used: %s", cls.__name__, source, ", ".join(dropped))
                 state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            elif not cls.is_base_model and not has_prefix:
+            elif nests and not has_prefix:
                 state = {prefix + k: v for k, v in state.items()}  # a base-model checkpoint
         for tied in cls.tied_weights(config):
             state.pop(tied, None)
@@ -389,13 +410,18 @@ class PreTrainedModel:
         ours = cls._torch_keys(config)
         our_modules = {k.rsplit(".", 1)[0] for k in ours}
 
+        def relative(key):  # a key of the base model, relative to it
+            return key[len(prefix):] if nests else key
+
+        our_tops = {relative(k).split(".")[0] for k in ours if not nests or k.startswith(prefix)}
+
         def foreign(key):
             if key in ours or key.rsplit(".", 1)[0] in our_modules:
                 return False
-            if cls.is_base_model or key.startswith(prefix):
-                relative = key if cls.is_base_model else key[len(prefix):]
-                return relative.split(".")[0] in cls.optional_base_modules
-            return True
+            if nests and not key.startswith(prefix):
+                return True  # another class's head
+            top = relative(key).split(".")[0]
+            return top in cls.optional_base_modules or (top in cls.checkpoint_head_modules and top not in our_tops)
 
         unused = sorted(k for k in state if foreign(k))
         if unused:
@@ -454,6 +480,7 @@ class PreTrainedModel:
         if state is None:
             directory = hub_download.fetch_weights(files, use_safetensors=use_safetensors, from_flax=from_flax)
             state, source = cls._load_weights(directory, config, use_safetensors, from_flax)
+        config = cls.config_for_checkpoint(config, state, source)
         params = cls.state_dict_to_params(state, config, source=source, seed=seed)
         model = cls(config, params)
         if cls.can_generate() and gguf_path is None:

@@ -191,17 +191,8 @@ def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- relative position buckets
-def relative_position_buckets(query_length: int, key_length: int, num_buckets: int = 32,
-                              max_distance: int = 128, bidirectional: bool = True) -> np.ndarray:
-    """T5/MPNet bucket ids [query_length, key_length] of the relative positions ``key - query``.
-
-    Bidirectional: half the buckets hold keys after the query. Within a half, distances below
-    ``num_buckets // 4`` (half of the half) get a bucket each; longer ones share logarithmically
-    spaced buckets up to ``max_distance``, beyond which all share the last. Computed with numpy at
-    trace time (the ids depend on the lengths only), in float64: the log buckets' edges fall on
-    exact integers (distance 16 is bucket 10 of 16), which float64 keeps and float32 may round down.
-    """
-    relative = np.arange(key_length)[None, :] - np.arange(query_length)[:, None]  # key - query
+def _bucket_ids(relative: np.ndarray, num_buckets: int, max_distance: int, bidirectional: bool) -> np.ndarray:
+    """T5's bucket id of each relative position ``key - query`` in ``relative`` (int array), in float64."""
     buckets = np.zeros(relative.shape, np.int64)
     if bidirectional:
         num_buckets //= 2
@@ -214,6 +205,52 @@ def relative_position_buckets(query_length: int, key_length: int, num_buckets: i
     large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(np.int64)
     large = np.minimum(large, num_buckets - 1)
     return (buckets + np.where(distance < max_exact, distance, large)).astype(np.int32)
+
+
+def relative_position_buckets(query_length: int, key_length: int, num_buckets: int = 32,
+                              max_distance: int = 128, bidirectional: bool = True) -> np.ndarray:
+    """T5/MPNet bucket ids [query_length, key_length] of the relative positions ``key - query``.
+
+    Bidirectional: half the buckets hold keys after the query. Within a half, distances below
+    ``num_buckets // 4`` (half of the half) get a bucket each; longer ones share logarithmically
+    spaced buckets up to ``max_distance``, beyond which all share the last. Computed with numpy at
+    trace time (the ids depend on the lengths only), in float64: the log buckets' edges fall on
+    exact integers (distance 16 is bucket 10 of 16), which float64 keeps and float32 may round down.
+    """
+    relative = np.arange(key_length)[None, :] - np.arange(query_length)[:, None]  # key - query
+    return _bucket_ids(relative, num_buckets, max_distance, bidirectional)
+
+
+def relative_bucket_table(num_buckets: int, max_distance: int, bidirectional: bool) -> np.ndarray:
+    """The bucket id [2 * max_distance + 1] of every relative position ``key - query`` in
+    [-max_distance, max_distance], at index ``key - query + max_distance`` (the ids of
+    :func:`relative_position_buckets`). Every farther position shares the bucket of the distance
+    ``max_distance`` in its direction, so clipping a distance into the range gives its bucket; that
+    needs ``max_distance`` above the exact-bucket range (``num_buckets // 4`` bidirectional,
+    ``num_buckets // 2`` causal), where T5's formula saturates (below it, Hugging Face's buckets
+    decrease again and finally leave the table)."""
+    max_exact = (num_buckets // 2 if bidirectional else num_buckets) // 2
+    if num_buckets < 2 or max_exact < 1:
+        raise ValueError(f"num_buckets must be at least {4 if bidirectional else 2} for "
+                         f"{'bidirectional' if bidirectional else 'causal'} relative buckets, got {num_buckets}")
+    if max_distance <= max_exact:
+        raise ValueError(f"max_distance ({max_distance}) must exceed the {max_exact} exact buckets of "
+                         f"num_buckets={num_buckets} ({'bidirectional' if bidirectional else 'causal'}): T5's "
+                         "log buckets do not saturate below it")
+    return _bucket_ids(np.arange(-max_distance, max_distance + 1), num_buckets, max_distance, bidirectional)
+
+
+def relative_position_bias(table: jax.Array, query_positions: jax.Array, key_positions: jax.Array, *,
+                           num_buckets: int, max_distance: int, bidirectional: bool) -> jax.Array:
+    """T5's relative position bias [B, H, T, S] from its table [num_buckets, H] (an embedding per bucket).
+
+    ``query_positions`` [B, T] and ``key_positions`` [B, S] are int positions (B may be 1; they may be
+    traced, as while decoding with a cache); each pair's bucket is that of ``key - query``, looked up
+    in :func:`relative_bucket_table` after clipping the distance to ``max_distance``."""
+    ids = jnp.asarray(relative_bucket_table(num_buckets, max_distance, bidirectional))  # [2 * max_distance + 1]
+    relative = key_positions[:, None, :].astype(jnp.int32) - query_positions[:, :, None].astype(jnp.int32)  # [B, T, S]
+    buckets = ids[jnp.clip(relative, -max_distance, max_distance) + max_distance]  # [B, T, S]
+    return jnp.take(table, buckets, axis=0).transpose(0, 3, 1, 2)  # [B, H, T, S]
 
 
 # ----------------------------------------------------------------------------- relative positions

@@ -11,9 +11,9 @@ def build_classes(prefix: str, config_class: type, module: str, heads: dict, tas
     ``class_attributes``: base_model_prefix, checkpoint renames...) and, for each of ``tasks``, the
     head class ``heads[task] = (suffix, mixin)`` as ``{prefix}{suffix}`` (or ``class_names[task]``)
     with ``head_attributes[task]`` set on it. ``register_tasks`` ({auto task: task}) registers a
-    head under further Auto tasks (the pre-training task of families without a pre-training head).
-    Returns {class name: class}."""
-    from transformers_jax.models.auto import register
+    head under further Auto tasks (the pre-training task of families without a pre-training head);
+    a task that is no Auto task (``"encoder"``) is made, not registered. Returns {class name: class}."""
+    from transformers_jax.models.auto import TASKS, register
 
     pretrained = type(f"{prefix}PreTrainedModel", (base,),
                       {"config_class": config_class, "__module__": module, **class_attributes})
@@ -27,5 +27,6 @@ def build_classes(prefix: str, config_class: type, module: str, heads: dict, tas
         classes[name] = by_task[task] = type(name, (head, pretrained), attributes)
     for auto_task, task in (register_tasks or {}).items():
         by_task[auto_task] = by_task[task]
-    register(config_class, **by_task)
+    # Heads that no Auto class serves (T5's ``EncoderModel``) are made but not registered.
+    register(config_class, **{task: cls for task, cls in by_task.items() if task in TASKS})
     return classes

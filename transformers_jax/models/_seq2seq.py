@@ -1,5 +1,5 @@
-"""The shared encoder-decoder: BART, mBART and Marian are this skeleton plus their config (T5 is
-meant to join through the hooks below).
+"""The shared encoder-decoder: BART, mBART, Marian, T5, mT5 and umT5 are this skeleton plus their config
+(T5's through the hooks below).
 
 One encoder stack (bidirectional self-attention + MLP) and one decoder stack (causal self-attention,
 cross-attention over the encoder output, MLP), each one ``lax.scan`` over stacked layers, under
@@ -23,11 +23,19 @@ Hugging Face's BART module names: ``model.shared``, ``model.encoder.layers.N.sel
   untied, each stack reads its own ``embed_tokens`` (Hugging Face v5 keeps ``shared`` as well);
   unshared (Marian), the decoder's table has ``decoder_vocab_size`` rows and no ``shared`` exists.
 
-Hooks left for T5 (defaults only, refused when switched): ``norm_type`` ("rms"), ``mlp_type``
-("gated"), ``projection_bias`` (False: no biases), :meth:`~Seq2SeqArchitecture.attention_scale` (T5
-does not scale q.k), and :meth:`~Seq2SeqArchitecture.self_attention_bias` with
-:meth:`~Seq2SeqArchitecture.stack_extra_specs` (a relative position bias owned by the stack, which
-T5's checkpoints keep under the first layer: a ``checkpoint_renames`` entry). A decoding step with a
+T5 (``models/t5``, mT5, umT5) joins through further switches and hooks: ``norm_type`` ("rms": no
+bias, no mean), ``mlp_type`` ("gated": ``fc2(act(fc1_0(x)) * fc1_1(x))``), ``projection_bias``
+(False: no biases), :meth:`~Seq2SeqArchitecture.stack_head_dim` (T5's ``d_kv``: the attention's inner width
+``heads * head_dim`` need not be ``d_model``), :meth:`~Seq2SeqArchitecture.attention_scale` (T5 does
+not scale q.k), ``position_type="relative"`` with :meth:`~Seq2SeqArchitecture.self_attention_bias`
+and :meth:`~Seq2SeqArchitecture.stack_extra_specs` (a relative position bias owned by the stack,
+which T5's checkpoints keep under the first layer: a ``checkpoint_renames`` entry) or
+:meth:`~Seq2SeqArchitecture.self_attention_extra_specs` (umT5: one table per layer),
+``stacks_always_read_shared`` (``tie_word_embeddings`` ties the LM head only),
+``has_final_logits_bias``, ``final_norm_dropout``, :meth:`~Seq2SeqArchitecture.decoder_output_scale`
+(T5 v1.0 scales the decoder output before its tied LM head) and
+:meth:`~Seq2SeqArchitecture.param_std` (initialisers per weight). Besides BART's heads the skeleton
+has the encoder alone (``EncoderModel``) and a token classifier over it. A decoding step with a
 KV cache would keep its layout in ``layers/kv_cache.py`` (self-attention slots growing, the
 cross-attention keys/values written once); the decoder layer takes its keys and values from one
 place (:func:`_attention`) so that step can slot in.
@@ -52,6 +60,7 @@ from transformers_jax.modeling_outputs import (
     Seq2SeqModelOutput,
     Seq2SeqQuestionAnsweringModelOutput,
     Seq2SeqSequenceClassifierOutput,
+    TokenClassifierOutput,
 )
 from transformers_jax.modeling_utils import PreTrainedModel
 from transformers_jax.params import ParamSpec, dense_spec, embedding_spec, layer_norm_spec, sinusoidal_table, stack_specs
@@ -64,15 +73,18 @@ class Seq2SeqArchitecture:
     """What the shared encoder-decoder reads from a config beyond BART's fields: switches and hooks."""
 
     norm_position: ClassVar[str] = "post"
-    norm_type: ClassVar[str] = "layer"  # "rms": T5 (not implemented yet)
-    mlp_type: ClassVar[str] = "plain"  # "gated": T5 v1.1 (not implemented yet)
+    norm_type: ClassVar[str] = "layer"  # "rms": T5's RMS norm (a scale, no bias, no mean subtracted)
+    mlp_type: ClassVar[str] = "plain"  # "gated": T5 v1.1 (act(fc1_0(x)) * fc1_1(x))
     projection_bias: ClassVar[bool] = True  # biases on attention projections and fc1/fc2 (T5 has none)
-    position_type: ClassVar[str] = "learned"  # "learned", "sinusoidal"; "relative": T5 (not implemented yet)
+    position_type: ClassVar[str] = "learned"  # "learned", "sinusoidal"; "relative": T5 (a bias on the scores)
     position_offset: ClassVar[int] = 2  # BART's learned table starts at row 2
     has_layernorm_embedding: ClassVar[bool] = True
     has_final_layer_norm: ClassVar[bool] = False
+    final_norm_dropout: ClassVar[bool] = False  # dropout after each stack's final norm (T5)
     decoder_start: ClassVar[str] = "start_token"  # or "last_token" (mBART)
     model_shifts_input_ids: ClassVar[bool] = True
+    stacks_always_read_shared: ClassVar[bool] = False  # T5: the stacks read ``shared`` even with an untied LM head
+    has_final_logits_bias: ClassVar[bool] = True  # BART's ``final_logits_bias`` buffer (T5 has none)
 
     # -- shapes ----------------------------------------------------------------------------------
     @property
@@ -93,12 +105,15 @@ class Seq2SeqArchitecture:
     def stack_heads(self, side: str) -> int:
         return self.encoder_attention_heads if side == ENCODER else self.decoder_attention_heads
 
-    def head_dim(self, side: str) -> int:
-        """Width of one attention head."""
-        return self.d_model // self.stack_heads(side)
-
     def stack_ffn_dim(self, side: str) -> int:
         return self.encoder_ffn_dim if side == ENCODER else self.decoder_ffn_dim
+
+    def stack_head_dim(self, side: str) -> int:
+        """The width of one attention head: ``d_model // heads`` (BART); T5's ``d_kv``."""
+        heads = self.stack_heads(side)
+        if self.d_model % heads:
+            raise ValueError(f"d_model ({self.d_model}) is not a multiple of {side}_attention_heads ({heads})")
+        return self.d_model // heads
 
     def layer_stacks(self) -> list[tuple[int, int, int, int, int]]:
         """(layers, d_model, heads, MLP width, attention maps per layer) of the encoder and the decoder
@@ -116,10 +131,23 @@ class Seq2SeqArchitecture:
     # -- hooks (T5) ------------------------------------------------------------------------------
     def attention_scale(self, side: str) -> float:
         """The factor on q.k (``head_dim ** -0.5``; T5 uses 1)."""
-        return (self.d_model // self.stack_heads(side)) ** -0.5
+        return self.stack_head_dim(side) ** -0.5
+
+    def param_std(self, name: str) -> float:
+        """The initialiser's standard deviation of the weights named ``name`` (``shared``, ``q_proj``,
+        ``fc1``, ``lm_head``, ``classification_head``, ...): ``init_std`` for all (BART); T5 scales by fan-in."""
+        return self.init_std
+
+    def decoder_output_scale(self) -> float:
+        """The factor on the decoder's output before the LM head (T5 v1.0: ``d_model ** -0.5``)."""
+        return 1.0
 
     def stack_extra_specs(self, side: str) -> dict:
         """Extra params of a stack (T5's relative attention bias table); none by default."""
+        return {}
+
+    def self_attention_extra_specs(self, side: str) -> dict:
+        """Extra params of each layer's self-attention (umT5's relative attention bias table); none by default."""
         return {}
 
     def self_attention_bias(self, stack_params: dict, layer_params: dict, side: str, query_positions, key_positions):
@@ -130,19 +158,17 @@ class Seq2SeqArchitecture:
         return None
 
     def check_architecture(self) -> None:
-        """Refuse the switches whose implementation has not landed (T5's)."""
-        for name, value, supported in (("norm_type", self.norm_type, ("layer",)),
-                                       ("mlp_type", self.mlp_type, ("plain",)),
-                                       ("position_type", self.position_type, ("learned", "sinusoidal")),
+        """Refuse switch values the skeleton does not implement, and head counts that do not fit."""
+        for name, value, supported in (("norm_type", self.norm_type, ("layer", "rms")),
+                                       ("mlp_type", self.mlp_type, ("plain", "gated")),
+                                       ("position_type", self.position_type, ("learned", "sinusoidal", "relative")),
                                        ("norm_position", self.norm_position, ("post", "pre")),
                                        ("decoder_start", self.decoder_start, ("start_token", "last_token"))):
             if value not in supported:
                 raise ValueError(f"{type(self).__name__}: {name}={value!r} is not supported by the shared "
-                                 f"encoder-decoder yet (supported: {supported})")
+                                 f"encoder-decoder (supported: {supported})")
         for side in (ENCODER, DECODER):
-            if self.d_model % self.stack_heads(side):
-                raise ValueError(f"d_model ({self.d_model}) is not a multiple of {side}_attention_heads "
-                                 f"({self.stack_heads(side)})")
+            self.stack_head_dim(side)  # raises when the heads do not divide the width
 
     # -- decoder inputs --------------------------------------------------------------------------
     def decoder_inputs_from_labels(self, labels):
@@ -211,57 +237,72 @@ class Seq2SeqConfig(Seq2SeqArchitecture, PretrainedConfig):
 
 
 # ----------------------------------------------------------------------------- specs
-def _attention_specs(config) -> dict:
-    d, std, bias = config.d_model, config.init_std, config.projection_bias
-    return {"q_proj": dense_spec(d, d, "embed", "heads", bias, std), "k_proj": dense_spec(d, d, "embed", "heads", bias, std),
-            "v_proj": dense_spec(d, d, "embed", "heads", bias, std), "out_proj": dense_spec(d, d, "heads", "embed", bias, std)}
+def _attention_specs(config, side: str) -> dict:
+    """q/k/v projections [d_model, heads * head_dim] and the output projection back to d_model."""
+    d, inner, bias = config.d_model, config.stack_heads(side) * config.stack_head_dim(side), config.projection_bias
+    std = config.param_std
+    return {"q_proj": dense_spec(d, inner, "embed", "heads", bias, std("q_proj")),
+            "k_proj": dense_spec(d, inner, "embed", "heads", bias, std("k_proj")),
+            "v_proj": dense_spec(d, inner, "embed", "heads", bias, std("v_proj")),
+            "out_proj": dense_spec(inner, d, "heads", "embed", bias, std("out_proj"))}
+
+
+def _norm_spec(config) -> dict:
+    """A LayerNorm (scale and bias) or T5's RMS norm (scale only)."""
+    return layer_norm_spec(config.d_model, bias=config.norm_type == "layer")
 
 
 def layer_specs(config, side: str) -> dict:
-    """One encoder or decoder layer under BART's names."""
-    d, ff, std, bias = config.d_model, config.stack_ffn_dim(side), config.init_std, config.projection_bias
-    specs = {"self_attn": _attention_specs(config), "self_attn_layer_norm": layer_norm_spec(d)}
+    """One encoder or decoder layer under BART's names (the gated MLP's two input projections are
+    ``fc1_0``, activated, and ``fc1_1``)."""
+    d, ff, bias = config.d_model, config.stack_ffn_dim(side), config.projection_bias
+    specs = {"self_attn": {**_attention_specs(config, side), **config.self_attention_extra_specs(side)},
+             "self_attn_layer_norm": _norm_spec(config)}
     if side == DECODER:
-        specs["encoder_attn"] = _attention_specs(config)
-        specs["encoder_attn_layer_norm"] = layer_norm_spec(d)
-    specs["fc1"] = dense_spec(d, ff, "embed", "mlp", bias, std)
-    specs["fc2"] = dense_spec(ff, d, "mlp", "embed", bias, std)
-    specs["final_layer_norm"] = layer_norm_spec(d)
+        specs["encoder_attn"] = _attention_specs(config, side)
+        specs["encoder_attn_layer_norm"] = _norm_spec(config)
+    for name in (("fc1_0", "fc1_1") if config.mlp_type == "gated" else ("fc1",)):
+        specs[name] = dense_spec(d, ff, "embed", "mlp", bias, config.param_std("fc1"))
+    specs["fc2"] = dense_spec(ff, d, "mlp", "embed", bias, config.param_std("fc2"))
+    specs["final_layer_norm"] = _norm_spec(config)
     return specs
 
 
 def stack_specs_of(config, side: str, own_embeddings: bool) -> dict:
     """``encoder`` or ``decoder``: its own token table when it has one, learned positions, layers, norms."""
-    d, std = config.d_model, config.init_std
+    d = config.d_model
     specs = {}
     if own_embeddings:
         vocab = config.vocab_size if side == ENCODER else config.target_vocab_size
-        specs["embed_tokens"] = embedding_spec(vocab, d, std)
+        specs["embed_tokens"] = embedding_spec(vocab, d, config.param_std("embed_tokens"))
     if config.position_type == "learned":
-        specs["embed_positions"] = embedding_spec(config.max_position_embeddings + config.position_offset, d, std,
-                                                  axes=(None, "embed"))
+        specs["embed_positions"] = embedding_spec(config.max_position_embeddings + config.position_offset, d,
+                                                  config.param_std("embed_positions"), axes=(None, "embed"))
     specs["layers"] = stack_specs(layer_specs(config, side), config.stack_layers(side))
     if config.has_layernorm_embedding:
-        specs["layernorm_embedding"] = layer_norm_spec(d)
+        specs["layernorm_embedding"] = _norm_spec(config)
     if config.has_final_layer_norm:
-        specs["layer_norm"] = layer_norm_spec(d)
+        specs["layer_norm"] = _norm_spec(config)
     specs.update(config.stack_extra_specs(side))
     return specs
 
 
 def stacks_own_embeddings(config) -> bool:
-    """Whether each stack reads its own ``embed_tokens`` (untied, or Marian's unshared tables)."""
-    return not (config.share_embeddings and config.tie_word_embeddings)
+    """Whether each stack reads its own ``embed_tokens`` (untied BART, or Marian's unshared tables; T5's
+    stacks always read ``shared``)."""
+    tied = config.tie_word_embeddings or config.stacks_always_read_shared
+    return not (config.share_embeddings and tied)
 
 
-def model_specs(config) -> dict:
-    """The base model: ``shared`` (unless unshared), ``encoder`` and ``decoder``."""
+def model_specs(config, stacks: tuple[str, ...] = (ENCODER, DECODER)) -> dict:
+    """The base model: ``shared`` (unless unshared) and the ``stacks`` (``encoder`` and ``decoder``;
+    the encoder alone for ``EncoderModel``)."""
     specs = {}
     if config.share_embeddings:
-        specs["shared"] = embedding_spec(config.vocab_size, config.d_model, config.init_std)
+        specs["shared"] = embedding_spec(config.vocab_size, config.d_model, config.param_std("shared"))
     own = stacks_own_embeddings(config)
-    specs[ENCODER] = stack_specs_of(config, ENCODER, own)
-    specs[DECODER] = stack_specs_of(config, DECODER, own)
+    for side in stacks:
+        specs[side] = stack_specs_of(config, side, own)
     return specs
 
 
@@ -276,7 +317,22 @@ def static_position_weights(config, stacks: tuple[str, ...]) -> dict[str, np.nda
 
 # ----------------------------------------------------------------------------- forward
 def _norm(params, x, config):
+    """The configured norm over the last axis (float32 inside): LayerNorm, or T5's RMS norm."""
+    if config.norm_type == "rms":
+        return L.rms_norm(params, x, config.norm_eps)
     return L.layer_norm(params, x, config.norm_eps)
+
+
+def _mlp_block(p, config, h, act, keys):
+    """The feed-forward sub-layer on (normalised) ``h`` [B, T, D]: ``fc2(act(fc1(h)))``, or gated
+    ``fc2(act(fc1_0(h)) * fc1_1(h))`` (T5 v1.1's wi_0, wi_1, wo); dropout on the hidden units
+    (``activation_dropout``, ``keys[0]``) and on the output (``dropout``, ``keys[1]``)."""
+    if config.mlp_type == "gated":
+        hidden = act(L.dense(p["fc1_0"], h)) * L.dense(p["fc1_1"], h)  # [B, T, F]
+    else:
+        hidden = act(L.dense(p["fc1"], h))  # [B, T, F]
+    hidden = L.dropout(hidden, config.activation_dropout, keys[0])
+    return L.dropout(L.dense(p["fc2"], hidden), config.dropout, keys[1])  # [B, T, D]
 
 
 def _keys_values(p, heads: int, kv):
@@ -396,14 +452,10 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
                                              attention_scale)
             return L.dropout(out, config.dropout, keys[3])
 
-        def mlp_block(h):
-            h = L.dropout(act(L.dense(p["fc1"], h)), config.activation_dropout, keys[4])
-            return L.dropout(L.dense(p["fc2"], h), config.dropout, keys[5])
-
         x = sublayer(x, p["self_attn_layer_norm"], self_block)
         if cross:
             x = sublayer(x, p["encoder_attn_layer_norm"], cross_block)
-        x = sublayer(x, p["final_layer_norm"], mlp_block)
+        x = sublayer(x, p["final_layer_norm"], lambda h: _mlp_block(p, config, h, act, keys[4:6]))
         x = constrain(x, ("batch", "length", "act_embed"))
         return (x, layer_cache), (x if output_hidden_states else None,
                                   probs["self"] if output_attentions else None,
@@ -421,6 +473,8 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
         layer, (x, self_cache), stack_params["layers"], config, layer_inputs)
     if config.has_final_layer_norm:
         x = _norm(stack_params["layer_norm"], x, config)
+        if config.final_norm_dropout:
+            x = L.dropout(x, config.dropout, None if embed_rng is None else jax.random.fold_in(embed_rng, 1))
     hidden_states = None
     if output_hidden_states:
         hidden_states = (embeddings, *[layer_outputs[i] for i in range(num_layers - 1)], x)
@@ -433,10 +487,12 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
     return out, crossed
 
 
-def token_tables(model_params: dict) -> tuple[dict, dict]:
-    """(encoder's, decoder's) token embedding params: their own ``embed_tokens`` or ``shared``."""
-    enc, dec = model_params[ENCODER], model_params[DECODER]
-    return enc.get("embed_tokens", model_params.get("shared")), dec.get("embed_tokens", model_params.get("shared"))
+def token_tables(model_params: dict) -> tuple[dict | None, dict | None]:
+    """(encoder's, decoder's) token embedding params: their own ``embed_tokens`` or ``shared`` (None for a
+    stack the model lacks)."""
+    shared = model_params.get("shared")
+    return tuple(model_params[side].get("embed_tokens", shared) if side in model_params else None
+                 for side in (ENCODER, DECODER))
 
 
 def _as_encoder_output(encoder_outputs) -> BaseModelOutput:
@@ -503,7 +559,8 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
 
     base_model_prefix = "model"
     stacked_layer_keys = ("layers",)
-    static_stacks: tuple[str, ...] = (ENCODER, DECODER)  # stacks whose fixed position tables a checkpoint may hold
+    stacks: tuple[str, ...] = (ENCODER, DECODER)  # the stacks this class has (their tied tables, fixed positions)
+    shifts_input_ids: bool = False  # decoder inputs from input_ids when none are given, whatever the config says
 
     @classmethod
     def base_specs(cls, config):
@@ -523,27 +580,31 @@ class Seq2SeqPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def tied_weights(cls, config):
-        if not (config.share_embeddings and config.tie_word_embeddings):
+        if stacks_own_embeddings(config):
             return {}
         p = cls._prefix()
         return {cls.checkpoint_name(f"{p}{stack}.embed_tokens.weight"): cls.checkpoint_name(f"{p}shared.weight")
-                for stack in (ENCODER, DECODER)}
+                for stack in cls.stacks}
 
     @classmethod
     def static_weights(cls, config):
         p = cls._prefix()
-        return {cls.checkpoint_name(p + k): v for k, v in static_position_weights(config, cls.static_stacks).items()}
+        return {cls.checkpoint_name(p + k): v for k, v in static_position_weights(config, cls.stacks).items()}
 
     @classmethod
     def _base(cls, params, config, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask,
               encoder_outputs, output_hidden_states, output_attentions, dropout_rng):
+        if decoder_input_ids is None and input_ids is not None and cls.shifts_input_ids:
+            decoder_input_ids = config.decoder_inputs_from_labels(input_ids)
         return seq2seq_forward(params[cls.base_model_prefix], config, input_ids, attention_mask, decoder_input_ids,
                                decoder_attention_mask, encoder_outputs, output_hidden_states, output_attentions,
                                dropout_rng, class_name=cls.__name__)
 
     def check_inputs(self, inputs: dict) -> None:
         super().check_inputs(inputs)
-        limit = self.config.max_position_embeddings
+        limit = getattr(self.config, "max_position_embeddings", None)  # None: relative positions (T5)
+        if limit is None:
+            return
         for name in ("decoder_input_ids", "labels"):
             value = inputs.get(name)
             if value is not None and np.ndim(value) >= 2 and np.shape(value)[-1] > limit:
@@ -577,14 +638,15 @@ class Seq2SeqModel(Seq2SeqPreTrainedModel):
 
 
 def _lm_head_specs(config, vocab: int) -> dict:
-    return {"kernel": ParamSpec((config.d_model, vocab), ("embed", "vocab"), "normal", config.init_std)}
+    return {"kernel": ParamSpec((config.d_model, vocab), ("embed", "vocab"), "normal", config.param_std("lm_head"))}
 
 
 class Seq2SeqForConditionalGeneration(GenerationMixin, Seq2SeqPreTrainedModel):
-    """The encoder-decoder with its LM head (tied to the decoder's token table when configured) and
-    ``final_logits_bias`` (a buffer in Hugging Face: loaded and saved, never trained, so its gradient is
-    stopped here); the loss is the mean cross entropy over ``labels`` != -100, from which the decoder
-    inputs are built (shifted right) when none are given.
+    """The encoder-decoder with its LM head (tied to the decoder's token table when configured) and, where
+    the family has it, ``final_logits_bias`` (a buffer in Hugging Face: loaded and saved, never trained,
+    so its gradient is stopped here); the decoder output is scaled first where the family says so (T5
+    v1.0). The loss is the mean cross entropy over ``labels`` != -100, from which the decoder inputs are
+    built (shifted right) when none are given.
 
     ``generate`` (``GenerationMixin``) runs the encoder once (:meth:`encode`), computes every decoder
     layer's cross-attention keys and values once (:meth:`cross_attention_cache`), and then decodes
@@ -596,7 +658,9 @@ class Seq2SeqForConditionalGeneration(GenerationMixin, Seq2SeqPreTrainedModel):
     @classmethod
     def head_specs(cls, config):
         vocab = config.target_vocab_size
-        specs = {"final_logits_bias": ParamSpec((1, vocab), (None, "vocab"), "zeros")}
+        specs = {}
+        if config.has_final_logits_bias:
+            specs["final_logits_bias"] = ParamSpec((1, vocab), (None, "vocab"), "zeros")
         if not config.tie_word_embeddings:
             specs["lm_head"] = _lm_head_specs(config, vocab)
         return specs
@@ -605,17 +669,21 @@ class Seq2SeqForConditionalGeneration(GenerationMixin, Seq2SeqPreTrainedModel):
     def tied_weights(cls, config):
         tied = dict(super().tied_weights(config))
         if config.tie_word_embeddings:
-            table = "model.shared.weight" if config.share_embeddings else "model.decoder.embed_tokens.weight"
-            tied[cls.checkpoint_name("lm_head.weight")] = cls.checkpoint_name(table)
+            table = "shared.weight" if config.share_embeddings else "decoder.embed_tokens.weight"
+            tied[cls.checkpoint_name("lm_head.weight")] = cls.checkpoint_name(f"{cls.base_model_prefix}.{table}")
         return tied
 
     @classmethod
     def lm_logits(cls, params, config, hidden):
+        scale = config.decoder_output_scale()
+        if scale != 1.0:
+            hidden = hidden * jnp.asarray(scale, hidden.dtype)
         if "lm_head" in params:
             logits = L.dense(params["lm_head"], hidden)
         else:
             logits = L.tied_logits(token_tables(params[cls.base_model_prefix])[1]["embedding"], hidden)
-        logits = logits + jax.lax.stop_gradient(params["final_logits_bias"][0]).astype(logits.dtype)
+        if "final_logits_bias" in params:
+            logits = logits + jax.lax.stop_gradient(params["final_logits_bias"][0]).astype(logits.dtype)
         return constrain(logits, ("batch", "length", "act_vocab"))
 
     @classmethod
@@ -636,7 +704,7 @@ class Seq2SeqForConditionalGeneration(GenerationMixin, Seq2SeqPreTrainedModel):
         """An empty decoder self-attention cache of ``length`` slots per row (``generate`` adds the
         cross-attention entries)."""
         return L.kv_cache.init_cache(config.stack_layers(DECODER), batch, length, config.stack_heads(DECODER),
-                                     config.head_dim(DECODER), jnp.dtype(config.compute_dtype))
+                                     config.stack_head_dim(DECODER), jnp.dtype(config.compute_dtype))
 
     @classmethod
     def encode(cls, params, config, input_ids, attention_mask):
@@ -678,7 +746,7 @@ class Seq2SeqForSequenceClassification(Seq2SeqPreTrainedModel):
 
     @classmethod
     def head_specs(cls, config):
-        d, std = config.d_model, config.init_std
+        d, std = config.d_model, config.param_std("classification_head")
         return {"classification_head": {"dense": dense_spec(d, d, "embed", "embed_out", True, std),
                                         "out_proj": dense_spec(d, config.num_labels, "embed", None, True, std)}}
 
@@ -717,7 +785,7 @@ class Seq2SeqForQuestionAnswering(Seq2SeqPreTrainedModel):
 
     @classmethod
     def head_specs(cls, config):
-        return {"qa_outputs": dense_spec(config.d_model, 2, "embed", None, True, config.init_std)}
+        return {"qa_outputs": dense_spec(config.d_model, 2, "embed", None, True, config.param_std("qa_outputs"))}
 
     @classmethod
     def forward(cls, params, config, input_ids=None, attention_mask=None, decoder_input_ids=None,
@@ -738,7 +806,7 @@ class Seq2SeqForCausalLM(Seq2SeqPreTrainedModel):
     when configured; cross-attention runs when ``encoder_hidden_states`` are given. The labels are not
     shifted (``labels[:, t]`` is the target of ``logits[:, t]``), as in Hugging Face."""
 
-    static_stacks = (DECODER,)
+    stacks = (DECODER,)
 
     @classmethod
     def base_specs(cls, config):
@@ -755,7 +823,8 @@ class Seq2SeqForCausalLM(Seq2SeqPreTrainedModel):
     def tied_weights(cls, config):
         if not config.tie_word_embeddings:
             return {}
-        return {cls.checkpoint_name("lm_head.weight"): cls.checkpoint_name("model.decoder.embed_tokens.weight")}
+        return {cls.checkpoint_name("lm_head.weight"):
+                cls.checkpoint_name(f"{cls.base_model_prefix}.decoder.embed_tokens.weight")}
 
     @classmethod
     def forward(cls, params, config, input_ids, attention_mask=None, encoder_hidden_states=None,
@@ -776,22 +845,84 @@ class Seq2SeqForCausalLM(Seq2SeqPreTrainedModel):
                                                  attentions=out.attentions, cross_attentions=cross)
 
 
+class Seq2SeqEncoderModel(Seq2SeqPreTrainedModel):
+    """The encoder alone (``shared`` and ``encoder``; T5's ``EncoderModel``): its last hidden state, and
+    every hidden state and attention map on request."""
+
+    is_base_model = True
+    stacks = (ENCODER,)
+
+    @classmethod
+    def param_specs(cls, config):
+        return model_specs(config, stacks=(ENCODER,))
+
+    @classmethod
+    def encode(cls, model_params, config, input_ids, attention_mask, output_hidden_states, output_attentions,
+               dropout_rng) -> BaseModelOutput:
+        """The encoder stack over ``input_ids`` [B, T] with ``attention_mask`` [B, T]."""
+        out, _ = stack_forward(model_params[ENCODER], config, ENCODER, token_tables(model_params)[0], input_ids,
+                               attention_mask, output_hidden_states=output_hidden_states,
+                               output_attentions=output_attentions, dropout_rng=dropout_rng)
+        return out
+
+    @classmethod
+    def forward(cls, params, config, input_ids, attention_mask=None, output_hidden_states=False,
+                output_attentions=False, dropout_rng=None):
+        return cls.encode(params, config, input_ids, attention_mask, output_hidden_states, output_attentions,
+                          dropout_rng)
+
+
+class Seq2SeqForTokenClassification(Seq2SeqPreTrainedModel):
+    """The encoder alone (as ``EncoderModel``, under ``base_model_prefix``) with a per-token linear
+    ``classifier`` after dropout (``classifier_dropout``); the loss is the mean cross entropy over
+    ``labels`` != -100."""
+
+    stacks = (ENCODER,)
+
+    @classmethod
+    def base_specs(cls, config):
+        return model_specs(config, stacks=(ENCODER,))
+
+    @classmethod
+    def head_specs(cls, config):
+        return {"classifier": dense_spec(config.d_model, config.num_labels, "embed", None, True,
+                                         config.param_std("classifier"))}
+
+    @classmethod
+    def forward(cls, params, config, input_ids, attention_mask=None, labels=None, output_hidden_states=False,
+                output_attentions=False, dropout_rng=None):
+        rngs = L.split_key(dropout_rng, 2)
+        enc_rng, head_rng = (None, None) if rngs is None else rngs
+        out = Seq2SeqEncoderModel.encode(params[cls.base_model_prefix], config, input_ids, attention_mask,
+                                         output_hidden_states, output_attentions, enc_rng)
+        hidden = L.dropout(out.last_hidden_state, config.classifier_dropout, head_rng)  # [B, T, D]
+        logits = L.dense(params["classifier"], hidden)  # [B, T, num_labels]
+        loss = cross_entropy(logits, labels) if labels is not None else None
+        return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                     attentions=out.attentions)
+
+
 HEADS = {
     "base": ("Model", Seq2SeqModel),
     "seq2seq_lm": ("ForConditionalGeneration", Seq2SeqForConditionalGeneration),
     "sequence_classification": ("ForSequenceClassification", Seq2SeqForSequenceClassification),
     "question_answering": ("ForQuestionAnswering", Seq2SeqForQuestionAnswering),
     "causal_lm": ("ForCausalLM", Seq2SeqForCausalLM),
+    "encoder": ("EncoderModel", Seq2SeqEncoderModel),  # not an Auto task: made, not registered
+    "token_classification": ("ForTokenClassification", Seq2SeqForTokenClassification),
 }
+BART_TASKS = ("base", "seq2seq_lm", "sequence_classification", "question_answering", "causal_lm")
 
 
-def build_seq2seq_family(prefix: str, config_class: type, module: str, tasks=tuple(HEADS),
-                         class_names: dict | None = None, **class_attributes) -> dict[str, type]:
+def build_seq2seq_family(prefix: str, config_class: type, module: str, tasks=BART_TASKS,
+                         class_names: dict | None = None, head_attributes: dict | None = None,
+                         **class_attributes) -> dict[str, type]:
     """The classes of an encoder-decoder family named as Hugging Face names them (``{prefix}Model``,
     ``{prefix}ForConditionalGeneration``, ...; ``class_names`` ({task: name}) for others, as Marian's
-    ``MarianMTModel``), over a shared ``{prefix}PreTrainedModel`` with ``class_attributes``;
-    registered with the Auto classes. Returns {class name: class}."""
+    ``MarianMTModel``) for ``tasks`` (keys of :data:`HEADS`), over a shared ``{prefix}PreTrainedModel``
+    with ``class_attributes``; ``head_attributes`` ({task: {name: value}}) sets attributes on one head
+    (T5's checkpoint layout per class). Registered with the Auto classes. Returns {class name: class}."""
     from transformers_jax.models._family import build_classes
 
     return build_classes(prefix, config_class, module, HEADS, tasks, Seq2SeqPreTrainedModel, class_attributes,
-                         class_names=class_names)
+                         class_names=class_names, head_attributes=head_attributes)
