@@ -18,6 +18,22 @@ os.environ["TRANSFORMERS_JAX_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="tran
 atexit.register(shutil.rmtree, os.environ["TRANSFORMERS_JAX_COMPILATION_CACHE"], True)
 
 
+@pytest.fixture(autouse=True)
+def _persistent_cache_off_after_test():
+    """A command-line tool's ``main`` called in-process turns JAX's persistent compilation cache on for the
+    rest of the process; switch it off after such a test, so that the many later programs of a long test
+    worker are not written. (Writing them crashed XLA:CPU's executable serialisation in long-lived test
+    workers, never in a tool's own short process nor in any one test file run alone.)"""
+    yield
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        from jax.experimental.compilation_cache import compilation_cache
+
+        jax.config.update("jax_compilation_cache_dir", None)
+        compilation_cache.reset_cache()
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """Directory with all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer files)."""

@@ -119,12 +119,14 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
         fin_lengths=jnp.zeros((batch, k), jnp.int32),
         fin_flags=jnp.zeros((batch, k), bool),
         improvable=jnp.ones((batch,), bool),
+        run_source=jnp.arange(batch * k, dtype=jnp.int32),
     )
 
     def cond(s):
         return ~s["done"] & (s["step"] < max_new_tokens)
 
-    def body(s):
+    def select(s):
+        """Step ``s["step"]``: extend the beams by one token from ``s["logits"]``, update the finished pool."""
         i = s["step"]
         log_probs = jax.nn.log_softmax(s["logits"], axis=-1)
         # processors act on log-probabilities, in Hugging Face's order; the history is HF's input_ids
@@ -184,19 +186,23 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
         improvable = s["improvable"] & jnp.any(best_running[:, None] > worst_finished, axis=1)
         done = ~(jnp.any(improvable) & ~(jnp.all(fin_flags) & es_true) & ~jnp.all(stops))
 
-        # reorder the cache by source beam and run the chosen tokens
-        flat_source = (run_source + row_offset).reshape(-1)
-        cache = kv_cache.reorder_beams(s["cache"], flat_source)
-        new_tokens = run_tokens[:, :, i].reshape(batch * k, 1)
+        return dict(s, step=i + 1, done=done, run_source=(run_source + row_offset).reshape(-1),
+                    run_tokens=run_tokens, run_scores=run_scores, fin_tokens=fin_tokens, fin_scores=fin_scores,
+                    fin_lengths=fin_lengths, fin_flags=fin_flags, improvable=improvable)
+
+    def feed(s):
+        """Reorder the cache by source beam and run the tokens chosen at the previous step."""
+        i = s["step"] - 1
+        cache = kv_cache.reorder_beams(s["cache"], s["run_source"])
+        new_tokens = s["run_tokens"][:, :, i].reshape(batch * k, 1)
         gen_mask = jnp.broadcast_to((jnp.arange(budget) <= i).astype(jnp.int32), (batch * k, budget))
         step_mask = jnp.concatenate([beam_prompt_mask, gen_mask], axis=1)
         step_positions = (beam_n_valid + i)[:, None]
         logits, cache = decode(params, config, new_tokens, step_positions, step_mask, cache, prompt_len + i)
-        return dict(step=i + 1, done=done, logits=logits[:, -1].astype(jnp.float32), cache=cache,
-                    run_tokens=run_tokens, run_scores=run_scores, fin_tokens=fin_tokens, fin_scores=fin_scores,
-                    fin_lengths=fin_lengths, fin_flags=fin_flags, improvable=improvable)
+        return dict(s, logits=logits[:, -1].astype(jnp.float32), cache=cache)
 
-    state = jax.lax.while_loop(cond, body, state)
+    # the tokens chosen at the last step are never fed through the model
+    state = jax.lax.while_loop(cond, lambda s: select(feed(s)), select(state))
     return state["fin_tokens"], state["fin_lengths"], state["fin_scores"]
 
 

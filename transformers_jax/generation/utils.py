@@ -56,7 +56,11 @@ def decoding_params(decode, params):
 
 def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, static: StaticOptions):
     """Prefill + the whole decoding loop. input_ids/mask: [B, Pb] (left padded); the cache has
-    Pb + Nb slots. Returns (token buffer [B, Pb + Nb], number of steps run, final cache)."""
+    Pb + Nb slots. Returns (token buffer [B, Pb + Nb], number of steps run, final cache).
+
+    Step ``s`` picks token ``s`` from the logits of the prefill (s = 0) or of feeding token ``s - 1``;
+    the loop stops once ``max_new_tokens`` tokens are picked or every row is finished, so the last
+    token picked is never fed through the model."""
     batch, prompt_bucket = input_ids.shape
     total = kv_cache.cache_length(cache)
     budget_bucket = total - prompt_bucket
@@ -74,12 +78,9 @@ def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config
     first_attended = jnp.argmax(mask, axis=-1)[:, None]  # HF's repetition penalty skips left padding
     eos = jnp.asarray(static.eos_token_ids, jnp.int32) if static.eos_token_ids else None
 
-    def cond(carry):
-        step, _, _, _, unfinished, _ = carry
-        return (step < scalars["max_new_tokens"]) & jnp.any(unfinished)
-
-    def body(carry):
-        step, tokens, cache, logits, unfinished, key = carry
+    def pick(step, tokens, logits, unfinished, key):
+        """Token ``step`` of every row from ``logits`` (HF's processors, then the choice), written to
+        ``tokens``; returns (tokens, unfinished, key)."""
         end = prompt_bucket + step  # slot of the token chosen now
         history = slots < end
         scores = logits
@@ -107,11 +108,23 @@ def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config
         tokens = jax.lax.dynamic_update_slice_in_dim(tokens, token[:, None], end, axis=1)
         if eos is not None:
             unfinished = unfinished & ~jnp.isin(token, eos)
-        logits, cache = decode(params, config, token[:, None], (counts + step)[:, None], cache_mask, cache, end)
-        return step + 1, tokens, cache, logits[:, -1].astype(jnp.float32), unfinished, key
+        return tokens, unfinished, key
 
-    carry = (jnp.int32(0), tokens, cache, logits, jnp.ones((batch,), bool), key)
-    step, tokens, cache, _, _, _ = jax.lax.while_loop(cond, body, carry)
+    def cond(carry):
+        step, _, _, unfinished, _ = carry
+        return (step < scalars["max_new_tokens"]) & jnp.any(unfinished)
+
+    def body(carry):
+        step, tokens, cache, unfinished, key = carry
+        fed = prompt_bucket + step - 1  # slot of the token picked last step, fed now
+        last = jax.lax.dynamic_slice_in_dim(tokens, fed, 1, axis=1)  # [B, 1]
+        logits, cache = decode(params, config, last, (counts + step - 1)[:, None], cache_mask, cache, fed)
+        tokens, unfinished, key = pick(step, tokens, logits[:, -1].astype(jnp.float32), unfinished, key)
+        return step + 1, tokens, cache, unfinished, key
+
+    tokens, unfinished, key = pick(jnp.int32(0), tokens, logits, jnp.ones((batch,), bool), key)
+    carry = (jnp.int32(1), tokens, cache, unfinished, key)
+    step, tokens, cache, _, _ = jax.lax.while_loop(cond, body, carry)
     return tokens, step, cache  # the cache comes back so the donated input buffers are reused
 
 

@@ -48,13 +48,12 @@ import numpy as np
 from transformers_jax.generation.configuration_utils import GLOBAL_DEFAULTS, GenerationConfig
 from transformers_jax.pipelines import task_options
 from transformers_jax.pipelines.base import Pipeline
+from transformers_jax.pipelines.text_generation import check_generate_kwargs
 
 logger = logging.getLogger(__name__)
 
 # Hugging Face's Text2TextGenerationPipeline._default_generation_config (the same for its two subclasses).
 DEFAULT_GENERATION = {"max_new_tokens": 256, "num_beams": 4}
-# Keyword arguments that go to ``generate`` besides GenerationConfig's fields.
-GENERATE_EXTRA_KWARGS = ("generation_config", "prng_key")
 HF_DEFAULT_MAX_LENGTH = 20  # GenerationConfig().max_length in Hugging Face
 
 
@@ -152,12 +151,7 @@ class Text2TextGenerationPipeline(Pipeline):
                 raise TypeError(f"prefix must be a string, got {type(prefix).__name__}")
             preprocess_params["prefix"] = prefix
 
-        known = set(GenerationConfig.field_names()) | set(GENERATE_EXTRA_KWARGS)
-        unknown = sorted(set(generate_kwargs) - known)
-        if unknown:
-            raise ValueError(f"{self.task or 'text2text-generation'}: unknown argument(s) "
-                             f"{', '.join(map(repr, unknown))}: they are neither the pipeline's nor generate's; "
-                             f"generate takes {', '.join(sorted(known))}")
+        check_generate_kwargs(self.task or "text2text-generation", generate_kwargs)
         forward_params = dict(generate_kwargs)
         if stop_sequence is not None:
             if not isinstance(stop_sequence, str) or not stop_sequence:

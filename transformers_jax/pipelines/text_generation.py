@@ -47,6 +47,15 @@ SAMPLING_PARAMS = {"temperature", "top_k", "top_p", "min_p", "typical_p", "epsil
 GENERATE_EXTRA_KWARGS = ("generation_config", "prng_key")
 
 
+def check_generate_kwargs(task: str, generate_kwargs: dict) -> None:
+    """Refuse, by name, keyword arguments that are neither a pipeline's nor ``generate``'s."""
+    known = set(GenerationConfig.field_names()) | set(GENERATE_EXTRA_KWARGS)
+    unknown = sorted(set(generate_kwargs) - known)
+    if unknown:
+        raise ValueError(f"{task}: unknown argument(s) {', '.join(map(repr, unknown))}: they are neither the "
+                         f"pipeline's nor generate's; generate takes {', '.join(sorted(known))}")
+
+
 class ReturnType(enum.Enum):
     """What each record holds (Hugging Face's names and values)."""
 
@@ -190,11 +199,7 @@ class TextGenerationPipeline(Pipeline):
             if not stops or not all(isinstance(s, str) and s for s in stops):
                 raise ValueError(f"stop_sequence must be a non-empty string or a list of them, got {stop_sequence!r}")
             forward_params["stop_sequence"] = stops
-        known = set(GenerationConfig.field_names()) | set(GENERATE_EXTRA_KWARGS)
-        unknown = sorted(set(generate_kwargs) - known)
-        if unknown:
-            raise ValueError(f"text-generation: unknown argument(s) {', '.join(map(repr, unknown))}: they are neither "
-                             f"the pipeline's nor generate's; generate takes {', '.join(sorted(known))}")
+        check_generate_kwargs(self.task or "text-generation", generate_kwargs)
         forward_params.update(generate_kwargs)
 
         postprocess_params: dict[str, Any] = {}

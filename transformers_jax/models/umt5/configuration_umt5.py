@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from transformers_jax.models.t5.configuration_t5 import T5ArchitectureConfig
+from transformers_jax.models.t5.configuration_t5 import T5Config
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class UMT5Config(T5ArchitectureConfig):
+class UMT5Config(T5Config):
     """Config of umT5: mT5 with a relative position bias table in every self-attention layer (not one per
     stack). ``scale_decoder_outputs`` follows ``tie_word_embeddings`` unless given, as in T5 (umT5's
     checkpoints say ``tie_word_embeddings: false``: no scaling, their own ``lm_head``)."""
@@ -20,13 +20,3 @@ class UMT5Config(T5ArchitectureConfig):
     num_layers: int = 8
     num_heads: int = 6
     feed_forward_proj: str = "gated-gelu"
-    scale_decoder_outputs: bool | None = None
-
-    def __post_init__(self):
-        if self.scale_decoder_outputs is None:
-            object.__setattr__(self, "scale_decoder_outputs", bool(self.tie_word_embeddings))
-        super().__post_init__()
-
-    def decoder_output_scale(self) -> float:
-        """``d_model ** -0.5`` on the decoder output before the LM head when ``scale_decoder_outputs``."""
-        return self.d_model ** -0.5 if self.scale_decoder_outputs else 1.0
