@@ -18,12 +18,25 @@ os.environ["TRANSFORMERS_JAX_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="tran
 atexit.register(shutil.rmtree, os.environ["TRANSFORMERS_JAX_COMPILATION_CACHE"], True)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module. XLA:CPU maps memory for every kernel it compiles
+    (an encoder-decoder's beam search is ~500 maps); a test worker that keeps thousands of programs reaches
+    the kernel's limit of 65530 maps per process (``vm.max_map_count``), and the next compilation crashes."""
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
+
+
 @pytest.fixture(autouse=True)
 def _persistent_cache_off_after_test():
     """A command-line tool's ``main`` called in-process turns JAX's persistent compilation cache on for the
     rest of the process; switch it off after such a test, so that the many later programs of a long test
-    worker are not written. (Writing them crashed XLA:CPU's executable serialisation in long-lived test
-    workers, never in a tool's own short process nor in any one test file run alone.)"""
+    worker are not written."""
     yield
     import jax
 

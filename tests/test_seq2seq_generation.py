@@ -114,8 +114,16 @@ CASES = {
 }
 
 
+@pytest.fixture
+def release_programs():
+    """Drop the compiled programs after the test (each head compiles ~20 programs used by no other test;
+    see conftest's ``_release_compiled_programs``)."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.mark.parametrize("head", HEADS, ids=IDS)
-def test_generate_matches_hf(pair, head):
+def test_generate_matches_hf(pair, head, release_programs):
     """Every case of CASES on one family: the same tokens as HF; across the cases some rows stop early."""
     hf_model, ours = pair(head)
     ids, mask = encoder_batch(hf_model.config)
