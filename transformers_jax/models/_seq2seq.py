@@ -355,12 +355,7 @@ def cross_attention_cache(decoder_params: dict, config, encoder_hidden, encoder_
     generation: every decoder layer's keys and values of the encoder output ``encoder_hidden``
     [B, S, D] ([L, B, S, H, Dh] under ``cross_k`` / ``cross_v``) and the encoder's padding mask."""
     heads = config.stack_heads(DECODER)
-    layers = decoder_params["layers"]
-    if isinstance(layers, tuple):  # unstacked (decode_params): one tree per layer
-        k, v = zip(*(_keys_values(p["encoder_attn"], heads, encoder_hidden) for p in layers))
-        k, v = jnp.stack(k), jnp.stack(v)
-    else:
-        k, v = jax.vmap(lambda p: _keys_values(p["encoder_attn"], heads, encoder_hidden))(layers)
+    k, v = jax.vmap(lambda p: _keys_values(p["encoder_attn"], heads, encoder_hidden))(decoder_params["layers"])
     dtype = jnp.dtype(config.compute_dtype)
     return L.kv_cache.cross_entries(k.astype(dtype), v.astype(dtype), encoder_mask)
 
