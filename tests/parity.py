@@ -151,7 +151,10 @@ _EXACT = weakref.WeakKeyDictionary()
 def float64_copy(model):
     """A float64 copy of a PyTorch model, made once per model object."""
     if model not in _EXACT:
-        _EXACT[model] = copy.deepcopy(model).double().eval()
+        exact = copy.deepcopy(model).double().eval()
+        if getattr(exact.config, "num_experts_per_tok", None):  # HF's grouped_mm experts take no float64
+            exact.set_experts_implementation("eager")
+        _EXACT[model] = exact
     return _EXACT[model]
 
 

@@ -15,7 +15,7 @@ from typing import ClassVar
 CONFIG_NAME = "config.json"
 
 # Fields that describe how we run a model, not the checkpoint; never written to config.json.
-RUNTIME_FIELDS = ("compute_dtype", "param_dtype", "scan_layers", "remat")
+RUNTIME_FIELDS = ("compute_dtype", "param_dtype", "scan_layers", "remat", "moe_implementation")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -40,6 +40,8 @@ class PretrainedConfig:
     param_dtype: str = "float32"
     scan_layers: bool = True
     remat: bool = False
+    # Grouped matmuls of mixture-of-experts layers: "auto", "ragged_dot" or "tiled" (``layers.moe``).
+    moe_implementation: str = "auto"
     # Every config.json key this class does not model, written back unchanged.
     extra: dict = dataclasses.field(default_factory=dict)
 
@@ -48,6 +50,8 @@ class PretrainedConfig:
             object.__setattr__(self, "id2label", {0: "LABEL_0", 1: "LABEL_1"})
         else:
             object.__setattr__(self, "id2label", {int(k): str(v) for k, v in self.id2label.items()})
+        if self.moe_implementation not in ("auto", "ragged_dot", "tiled"):
+            raise ValueError(f"moe_implementation={self.moe_implementation!r} is not one of 'auto', 'ragged_dot', 'tiled'")
         if self.problem_type not in (None, "regression", "single_label_classification", "multi_label_classification"):
             raise ValueError(
                 f"problem_type={self.problem_type!r} is not one of 'regression', "

@@ -64,6 +64,28 @@ class BaseModelOutput(ModelOutput):
 
 
 @_register
+class MoeModelOutput(ModelOutput):
+    """A mixture-of-experts base model's output: also each sparse layer's router logits [B*T, E]
+    (in Hugging Face's field order)."""
+    last_hidden_state: Any = None
+    router_logits: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+
+
+@_register
+class MoeCausalLMOutput(ModelOutput):
+    """A mixture-of-experts causal LM's output: ``aux_loss`` (load balancing) and ``router_logits``
+    when router logits are requested; ``loss`` then includes ``router_aux_loss_coef * aux_loss``."""
+    loss: Any = None
+    aux_loss: Any = None
+    logits: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+    router_logits: Any = None
+
+
+@_register
 class BaseModelOutputWithPooling(ModelOutput):
     last_hidden_state: Any = None
     pooler_output: Any = None

@@ -9,6 +9,7 @@ checks, resizing the vocabulary — lives here once.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import functools
 import inspect
 import logging
@@ -48,7 +49,7 @@ class CheckpointPart:
     ``shape`` in the checkpoint's layout, ``transpose`` between the two."""
 
     path: tuple
-    layer: int | None
+    layer: tuple[int, ...] | None  # the index into the leaf's stacked leading axes (layers, experts)
     transpose: bool
     shape: tuple
 
@@ -262,21 +263,31 @@ class PreTrainedModel:
         ``checkpoint_renames`` maps our module names to the checkpoint's.
         """
         specs = flatten_tree(cls.param_specs(config))
+        numbers = cls.stacked_layer_numbers(config)
         keys: dict[str, CheckpointKey] = {}
         for path, spec in specs.items():
             leaf = path[-1]
             transpose = spec.torch_transposed if spec.torch_transposed is not None else leaf == "kernel"
             names = list(path[:-1]) + [_LEAF_TO_TORCH.get(leaf, leaf)]
-            stacked_at = next((i for i, p in enumerate(path[:-1]) if p in cls.stacked_layer_keys), None)
-            layers = [None] if stacked_at is None else range(spec.shape[0])
-            for layer in layers:
-                shape = spec.shape if layer is None else spec.shape[1:]
-                key_names = names if layer is None else names[: stacked_at + 1] + [str(layer)] + names[stacked_at + 1:]
-                part = CheckpointPart(path, layer, transpose, tuple(reversed(shape)) if transpose else tuple(shape))
+            # Each stacked container on the path (layers, then an MoE layer's experts) owns one leading axis.
+            stacked_at = [i for i, p in enumerate(path[:-1]) if p in cls.stacked_layer_keys]
+            for index in itertools.product(*(range(n) for n in spec.shape[: len(stacked_at)])):
+                shape = spec.shape[len(stacked_at):]
+                key_names = list(names)
+                for at, i in reversed(list(zip(stacked_at, index))):
+                    container, number = numbers.get(path[at], (path[at], None))
+                    key_names[at: at + 1] = [container, str(i if number is None else number[i])]
+                part = CheckpointPart(path, index or None, transpose, tuple(reversed(shape)) if transpose else tuple(shape))
                 keys[".".join(key_names)] = CheckpointKey((part,))
         for fused in cls.fused_weights:
             keys = fused.apply(keys)
         return {cls.checkpoint_name(k): v for k, v in keys.items()}
+
+    @classmethod
+    def stacked_layer_numbers(cls, config) -> dict:
+        """{stacked container: (the checkpoint's container, its layer number for each entry)} for
+        stacks that hold only some of the checkpoint's layers (the MoE layers of a mixed stack)."""
+        return {}
 
     @classmethod
     def checkpoint_name(cls, key: str) -> str:
@@ -344,8 +355,10 @@ class PreTrainedModel:
                 if part.layer is None:
                     gathered[part.path] = piece
                 else:
-                    gathered.setdefault(part.path, [None] * specs[part.path].shape[0])[part.layer] = piece
-        flat = {p: (np.stack(v) if isinstance(v, list) else v) for p, v in gathered.items()}
+                    if part.path not in gathered:
+                        gathered[part.path] = np.empty(specs[part.path].shape, dtype)
+                    gathered[part.path][part.layer] = piece
+        flat = gathered
         if initialisable:
             fresh = flatten_tree(init_params(unflatten_tree({p: specs[p] for p in initialisable}), jax.random.PRNGKey(seed), config.param_dtype))
             logger.warning(

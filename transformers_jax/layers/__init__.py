@@ -3,9 +3,9 @@
 ``basic`` (activations, dropout, dense, norms, embeddings, soft-capping, head splitting),
 ``positions`` (rotary embeddings, relative positions and buckets), ``masks`` (padding, causal, sliding window, packed documents),
 ``attention`` (``dot_product_attention``), ``kv_cache`` (the cache layout and its operations),
-``mlp`` (gated and plain feed-forward blocks), ``stack`` (``run_layers``).
+``mlp`` (gated and plain feed-forward blocks), ``moe`` (mixture-of-experts routing and grouped matmuls), ``stack`` (``run_layers``).
 """
-from transformers_jax.layers import kv_cache
+from transformers_jax.layers import kv_cache, moe
 from transformers_jax.layers.attention import dot_product_attention
 from transformers_jax.layers.basic import (
     ACT2FN,
@@ -48,7 +48,7 @@ from transformers_jax.layers.stack import run_layers, unstack_layers
 
 __all__ = [
     "ACT2FN", "activation", "apply_rotary", "causal_padding_mask", "dense", "dot_product_attention", "dropout",
-    "embed", "gated_mlp", "gather_relative_scores", "kv_cache", "layer_norm", "log_bucket_distances", "merge_heads",
+    "embed", "gated_mlp", "gather_relative_scores", "kv_cache", "layer_norm", "log_bucket_distances", "merge_heads", "moe",
     "padding_mask", "plain_mlp", "query_key_padding_mask", "query_key_slots", "relative_distance_table",
     "relative_bucket_table", "relative_position_bias", "relative_position_buckets",
     "relative_position_map", "rms_norm", "ROPE_TYPES", "rope_cos_sin",

@@ -35,6 +35,7 @@ from transformers_jax.losses import causal_lm_loss, cross_entropy, sequence_clas
 from transformers_jax.modeling_outputs import (
     BaseModelOutput,
     CausalLMOutput,
+    MoeModelOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
@@ -81,6 +82,11 @@ class DecoderArchitecture:
         if layer_type in rope and isinstance(rope[layer_type], dict):
             return rope[layer_type]
         return rope
+
+    def sparse_layers(self) -> np.ndarray:
+        """1 where a layer's feed-forward block is a sparse mixture of experts [L]; none by default
+        (the MoE families' configs say which, see ``models/_moe.py``)."""
+        return np.zeros((self.num_hidden_layers,), np.int32)
 
     def rope_layers(self) -> np.ndarray:
         """1 where a layer applies RoPE to queries and keys, 0 where it uses none (NoPE) [L]; all 1 by default."""
@@ -208,22 +214,84 @@ def decoder_specs(config: DecoderConfig) -> dict:
     if config.qk_norm:
         attention["q_norm"] = _norm_spec(config, config.head_dim)
         attention["k_norm"] = _norm_spec(config, config.head_dim)
-    f, mlp_bias = config.intermediate_size, config.mlp_bias
-    if config.mlp_type == "gated":
-        mlp = {"gate_proj": dense_spec(d, f, "embed", "mlp", mlp_bias, std), "up_proj": dense_spec(d, f, "embed", "mlp", mlp_bias, std),
-               "down_proj": dense_spec(f, d, "mlp", "embed", mlp_bias, std)}
-    else:
-        mlp = {"up_proj": dense_spec(d, f, "embed", "mlp", mlp_bias, std), "down_proj": dense_spec(f, d, "mlp", "embed", mlp_bias, std)}
-    layer = {"input_layernorm": _norm_spec(config), "self_attn": attention, "post_attention_layernorm": _norm_spec(config), "mlp": mlp}
+    layer = {"input_layernorm": _norm_spec(config), "self_attn": attention, "post_attention_layernorm": _norm_spec(config)}
     if config.sandwich_norms:
         layer["pre_feedforward_layernorm"] = _norm_spec(config)
         layer["post_feedforward_layernorm"] = _norm_spec(config)
     specs = {"embed_tokens": embedding_spec(config.vocab_size, d, std)}
     if config.position_type == "learned":
         specs["embed_positions"] = embedding_spec(config.max_position_embeddings, d, std, axes=(None, "embed"))
-    specs["layers"] = stack_specs(layer, config.num_hidden_layers)
+    sparse = np.asarray(config.sparse_layers(), bool)
+    if sparse.all() or not sparse.any():  # one kind of layer: the MLP sits in the one layer stack
+        layer["mlp"] = moe_mlp_specs(config) if sparse.any() else mlp_specs(config, config.intermediate_size)
+        specs["layers"] = stack_specs(layer, config.num_hidden_layers)
+    else:  # dense and MoE layers mixed: the MLPs of each kind are stacked apart (see ``stacked_layer_numbers``)
+        specs["layers"] = stack_specs(layer, config.num_hidden_layers)
+        specs["sparse_layers"] = stack_specs({"mlp": moe_mlp_specs(config)}, int(sparse.sum()))
+        specs["dense_layers"] = stack_specs({"mlp": mlp_specs(config, config.intermediate_size)}, int((~sparse).sum()))
     specs["norm"] = _norm_spec(config)
     return specs
+
+
+def mlp_specs(config: DecoderConfig, width: int) -> dict:
+    """A dense feed-forward block of ``width`` hidden units: gated (gate/up/down) or plain (up/down)."""
+    d, std, bias = config.hidden_size, config.initializer_range, config.mlp_bias
+    mlp = {"gate_proj": dense_spec(d, width, "embed", "mlp", bias, std)} if config.mlp_type == "gated" else {}
+    mlp["up_proj"] = dense_spec(d, width, "embed", "mlp", bias, std)
+    mlp["down_proj"] = dense_spec(width, d, "mlp", "embed", bias, std)
+    return mlp
+
+
+def moe_mlp_specs(config: DecoderConfig) -> dict:
+    """A sparse MoE block (``layers.moe``): router ``gate`` [D, E], ``experts`` stacked along the
+    ``expert`` axis ([E, D, F] and [E, F, D]), and a ``shared_expert`` with its one-unit gate where the
+    config has one (``shared_expert_intermediate_size`` > 0)."""
+    d, std, experts, width = config.hidden_size, config.initializer_range, config.num_experts, config.moe_intermediate_size
+
+    def expert_kernel(d_in, d_out, in_axis, out_axis):
+        return {"kernel": ParamSpec((experts, d_in, d_out), ("expert", in_axis, out_axis), "normal", std)}
+
+    block = {"gate": dense_spec(d, experts, "embed", None, False, std),
+             "experts": {"gate_proj": expert_kernel(d, width, "embed", "mlp"), "up_proj": expert_kernel(d, width, "embed", "mlp"),
+                         "down_proj": expert_kernel(width, d, "mlp", "embed")}}
+    if config.shared_expert_intermediate_size:
+        block["shared_expert"] = mlp_specs(config, config.shared_expert_intermediate_size)
+        block["shared_expert_gate"] = dense_spec(d, 1, "embed", None, False, std)
+    return block
+
+
+def layer_segments(config: DecoderConfig) -> list[tuple[int, int, bool]]:
+    """Runs of consecutive layers of one kind: (first layer, end, sparse) for each."""
+    sparse = np.asarray(config.sparse_layers(), bool)
+    segments, start = [], 0
+    for i in range(1, len(sparse) + 1):
+        if i == len(sparse) or sparse[i] != sparse[start]:
+            segments.append((start, i, bool(sparse[start])))
+            start = i
+    return segments
+
+
+def run_decoder_layers(layer_fn, carry, base: dict, config: DecoderConfig, layer_inputs: dict):
+    """``run_layers`` over the decoder's layers: one scan when every layer is of one kind; for mixed
+    dense/MoE layers one scan per run of same-kind layers (each with its kind's MLP stack sliced to
+    match). Extras a run leaves None (router logits of dense layers) are left out of the stacked extras."""
+    layers = base["layers"]
+    if isinstance(layers, tuple) or "sparse_layers" not in base:
+        return L.run_layers(layer_fn, carry, layers, config, layer_inputs)
+    sparse = np.asarray(config.sparse_layers(), bool)
+    runs = []
+    for start, end, is_sparse in layer_segments(config):
+        kind = "sparse_layers" if is_sparse else "dense_layers"
+        first = int((sparse[:start] == is_sparse).sum())  # this run's first index in its kind's stack
+        take = lambda tree, a, b: jax.tree.map(lambda x: x[a:b], tree)  # noqa: E731
+        run_params = {**take(layers, start, end), "mlp": take(base[kind]["mlp"], first, first + end - start)}
+        carry, extras = L.run_layers(layer_fn, carry, run_params, config, take(layer_inputs, start, end))
+        runs.append(extras)
+    joined = []
+    for field in zip(*runs):
+        present = [f for f in field if f is not None]
+        joined.append(jnp.concatenate(present) if present else None)
+    return carry, tuple(joined)
 
 
 # ----------------------------------------------------------------------------- forward
@@ -257,7 +325,7 @@ def per_layer_inputs(config: DecoderConfig) -> dict:
 
 
 def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, position_ids, output_hidden_states,
-                    output_attentions, cache=None, cache_index=None, dropout_rng=None):
+                    output_attentions, cache=None, cache_index=None, dropout_rng=None, output_router_logits=False):
     """The base decoder's forward. Returns (BaseModelOutput, cache).
 
     hidden_states are the embeddings, every layer's output, and the last one after the final norm
@@ -313,11 +381,19 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
         return L.dropout(L.dense(p["o_proj"], L.merge_heads(out)), residual_rate, out_key), probs, layer_cache
 
     def mlp_block(p, h, key):
-        if config.mlp_type == "gated":
+        """The feed-forward block: (output [B, T, D], router logits [B*T, E] of an MoE block or None)."""
+        router_logits = None
+        if "experts" in p:
+            jitter_key, key = L.split_key(key, 2) if key is not None else (None, None)
+            out, router_logits = L.moe.sparse_moe_block(
+                p, h, config.num_experts_per_tok, config.norm_topk_prob, config.mlp_activation(),
+                config.moe_implementation, jitter=config.router_jitter_noise, rng=jitter_key,
+                dispatch=L.moe.active_dispatch())
+        elif config.mlp_type == "gated":
             out = L.gated_mlp(p, h, config.mlp_activation())
         else:
             out = L.plain_mlp(p, h, config.mlp_activation())
-        return L.dropout(out, residual_rate, key)
+        return L.dropout(out, residual_rate, key), router_logits
 
     def layer(carry, p, layer_in):
         x, layer_cache = carry
@@ -326,12 +402,14 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
                                                        layer_cache, attn_key)
         if config.sandwich_norms:
             x = x + _norm(config, p["post_attention_layernorm"], attn_out)
-            h = _norm(config, p["pre_feedforward_layernorm"], x)
-            x = x + _norm(config, p["post_feedforward_layernorm"], mlp_block(p["mlp"], h, mlp_key))
+            mlp_out, router_logits = mlp_block(p["mlp"], _norm(config, p["pre_feedforward_layernorm"], x), mlp_key)
+            x = x + _norm(config, p["post_feedforward_layernorm"], mlp_out)
         else:
             x = x + attn_out
-            x = x + mlp_block(p["mlp"], _norm(config, p["post_attention_layernorm"], x), mlp_key)
-        return (x, layer_cache), (x if output_hidden_states else None, probs if output_attentions else None)
+            mlp_out, router_logits = mlp_block(p["mlp"], _norm(config, p["post_attention_layernorm"], x), mlp_key)
+            x = x + mlp_out
+        return (x, layer_cache), (x if output_hidden_states else None, probs if output_attentions else None,
+                                  router_logits if output_router_logits else None)
 
     num_layers = config.num_hidden_layers
     layer_inputs = {name: jnp.asarray(value) for name, value in per_layer_inputs(config).items()}
@@ -339,7 +417,8 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
     if layer_rng is not None:
         layer_inputs["rng"] = jax.random.split(layer_rng, num_layers)
     embeddings = x
-    (x, cache), (layer_outputs, attentions) = L.run_layers(layer, (x, cache), params["layers"], config, layer_inputs)
+    (x, cache), (layer_outputs, attentions, router_logits) = run_decoder_layers(layer, (x, cache), params, config,
+                                                                                 layer_inputs)
     x = _norm(config, params["norm"], x)
     hidden_states = None
     if output_hidden_states:
@@ -349,6 +428,8 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
         hidden_states=hidden_states,
         attentions=tuple(attentions[i] for i in range(num_layers)) if output_attentions else None,
     )
+    if output_router_logits:
+        out = MoeModelOutput(**out, router_logits=tuple(router_logits[i] for i in range(router_logits.shape[0])))
     return out, cache
 
 
@@ -543,17 +624,18 @@ HEADS = {
 
 def build_family(prefix: str, config_class: type[DecoderConfig], module: str, tasks=tuple(HEADS),
                  base: type[DecoderPreTrainedModel] = DecoderPreTrainedModel, head_prefixes: dict | None = None,
-                 class_names: dict | None = None, **class_attributes) -> dict[str, type]:
+                 class_names: dict | None = None, heads: dict | None = None, **class_attributes) -> dict[str, type]:
     """The classes of a decoder family named as Hugging Face names them (``{prefix}Model``,
     ``{prefix}ForCausalLM``, ...) for the ``tasks`` HF has, each over ``config_class``, with
     ``class_attributes`` (key maps, legacy renames) set on a shared ``{prefix}PreTrainedModel``
     base; registered with the Auto classes (causal LM also for pretraining). ``head_prefixes``
     ({task: name}) gives heads whose base model HF stores under another name (Llama's and Qwen's
     question answering keep it under ``transformer``). ``class_names`` ({task: name}) gives heads HF
-    names otherwise (Gemma 3's ``Gemma3TextModel``, GPT-2's ``GPT2LMHeadModel``). Returns {class name: class}."""
+    names otherwise (Gemma 3's ``Gemma3TextModel``, GPT-2's ``GPT2LMHeadModel``). ``heads`` replaces
+    :data:`HEADS` (the MoE families' base model and causal LM). Returns {class name: class}."""
     from transformers_jax.models._family import build_classes
 
     head_attributes = {task: {"base_model_prefix": name} for task, name in (head_prefixes or {}).items()}
-    return build_classes(prefix, config_class, module, HEADS, tasks, base, class_attributes, class_names=class_names,
+    return build_classes(prefix, config_class, module, heads or HEADS, tasks, base, class_attributes, class_names=class_names,
                          head_attributes=head_attributes,
                          register_tasks={"pretraining": "causal_lm"} if "causal_lm" in tasks else None)

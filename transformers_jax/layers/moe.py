@@ -1,0 +1,200 @@
+"""Mixture-of-experts feed-forward blocks: a softmax top-k router and dropless expert dispatch.
+
+Every token goes to its ``top_k`` experts and nowhere else (no capacity, nothing dropped): the
+``N * k`` (token, expert) assignments are sorted by expert, each expert's contiguous group of rows
+is multiplied by that expert's weights in one grouped matmul (:func:`grouped_matmul`), and the rows
+are un-sorted and summed with their router weights. FLOPs per token scale with ``k``, not with the
+number of experts. :func:`moe_dense_reference` computes every expert on every token; it exists to
+check the grouped path and is not used by the models.
+
+Expert params are stacked along a leading expert axis (logical axis ``expert``), kernels stored
+``[in, out]`` as every dense kernel here: ``gate_proj``/``up_proj`` ``[E, D, F]``, ``down_proj``
+``[E, F, D]``; the router is ``gate`` ``[D, E]``.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from transformers_jax.layers.basic import activation, dense
+from transformers_jax.layers.mlp import gated_mlp
+from transformers_jax.partitioning import constrain
+
+GROUPED_MATMUL_IMPLEMENTATIONS = ("auto", "ragged_dot", "tiled")
+
+
+def route(router_logits: jax.Array, top_k: int, normalize: bool) -> tuple[jax.Array, jax.Array]:
+    """Softmax over experts (float32), then the ``top_k`` largest. Returns (weights [N, k] float32,
+    expert ids [N, k] int32); with ``normalize`` the k weights are divided by their sum (HF's
+    ``norm_topk_prob``; Mixtral always does)."""
+    probs = jax.nn.softmax(router_logits.astype(jnp.float32), axis=-1)
+    weights, experts = jax.lax.top_k(probs, top_k)
+    if normalize:
+        weights = weights / jnp.sum(weights, axis=-1, keepdims=True)
+    return weights, experts.astype(jnp.int32)
+
+
+def sort_by_expert(experts: jax.Array, num_experts: int) -> tuple[jax.Array, jax.Array]:
+    """The assignments ``experts`` [N, k] sorted by expert: (order [N*k], the flat assignment index
+    at each sorted row, stable; group_sizes [E] int32, rows per expert)."""
+    flat = experts.reshape(-1)
+    order = jnp.argsort(flat, stable=True)
+    group_sizes = jnp.zeros((num_experts,), jnp.int32).at[flat].add(1)
+    return order, group_sizes
+
+
+def _tile_rows(num_rows: int, num_groups: int) -> int:
+    """Rows per tile of the tiled grouped matmul: about one group's share, a power of two in [8, 512]."""
+    share = max(1, -(-num_rows // num_groups))
+    return int(min(512, max(8, 2 ** math.ceil(math.log2(share)))))
+
+
+def _tiled_grouped_matmul(x: jax.Array, w: jax.Array, group_sizes: jax.Array) -> jax.Array:
+    """``ragged_dot`` semantics as a loop over row tiles, each tile inside one group.
+
+    Each group's rows are cut into tiles of ``tile`` rows (the last one partly empty); a tile reads
+    its group's weight matrix once and multiplies only its own rows, so the work is ``M * D * F``
+    plus at most one partial tile per group, whatever the number of groups. The number of tiles is
+    bounded statically by ``ceil(M / tile) + min(E, M)``; tiles past the used ones are skipped.
+    """
+    rows, groups = x.shape[0], w.shape[0]
+    tile = _tile_rows(rows, groups)
+    num_tiles = -(-rows // tile) + min(groups, rows)
+    group_sizes = group_sizes.astype(jnp.int32)
+    group_start = jnp.cumsum(group_sizes) - group_sizes  # [E] first sorted row of each group
+    tiles_per_group = (group_sizes + tile - 1) // tile
+    tile_end = jnp.cumsum(tiles_per_group)  # [E]
+    tile_start = tile_end - tiles_per_group
+    tile_ids = jnp.arange(num_tiles)
+    tile_group = jnp.searchsorted(tile_end, tile_ids, side="right")  # [num_tiles]; == E for unused tiles
+    used = tile_group < groups
+    group = jnp.minimum(tile_group, groups - 1)
+    first_row = group_start[group] + (tile_ids - tile_start[group]) * tile  # [num_tiles]
+    filled = jnp.where(used, jnp.clip(group_start[group] + group_sizes[group] - first_row, 0, tile), 0)
+    offsets = jnp.arange(tile)
+    row_ids = jnp.clip(first_row[:, None] + offsets[None], 0, rows - 1)  # [num_tiles, tile]
+    x_tiles = jnp.where((offsets[None] < filled[:, None])[..., None], x[row_ids], 0)  # [num_tiles, tile, D]
+
+    def one_tile(_, inputs):
+        x_tile, tile_group_id, tile_used = inputs
+        y = jax.lax.cond(tile_used, lambda: x_tile @ w[tile_group_id].astype(x.dtype),
+                         lambda: jnp.zeros((tile, w.shape[-1]), x.dtype))
+        return None, y
+
+    _, y_tiles = jax.lax.scan(one_tile, None, (x_tiles, group, used))  # [num_tiles, tile, F]
+    # Each sorted row's tile and slot within it.
+    row = jnp.arange(rows)
+    row_group = jnp.clip(jnp.searchsorted(jnp.cumsum(group_sizes), row, side="right"), 0, groups - 1)
+    within = row - group_start[row_group]
+    return y_tiles[tile_start[row_group] + within // tile, within % tile]  # [M, F]
+
+
+def grouped_matmul(x: jax.Array, w: jax.Array, group_sizes: jax.Array, implementation: str = "auto") -> jax.Array:
+    """Rows of ``x`` [M, D] in consecutive groups (``group_sizes`` [E], summing to at most M; rows
+    past the last group give zeros) times their group's matrix of ``w`` [E, D, F] -> [M, F].
+
+    ``"ragged_dot"`` is ``jax.lax.ragged_dot`` (native grouped matmuls on TPU and GPU; XLA:CPU
+    lowers it to a dense product over every group); ``"tiled"`` loops over row tiles, each with one
+    group's weights (the work of the rows actually present, on any backend); ``"auto"`` takes
+    ragged_dot except on CPU.
+    """
+    if implementation not in GROUPED_MATMUL_IMPLEMENTATIONS:
+        raise ValueError(f"unknown grouped matmul implementation {implementation!r}; "
+                         f"known: {GROUPED_MATMUL_IMPLEMENTATIONS}")
+    if implementation == "auto":
+        implementation = "tiled" if jax.default_backend() == "cpu" else "ragged_dot"
+    if implementation == "ragged_dot":
+        return jax.lax.ragged_dot(x, w.astype(x.dtype), group_sizes.astype(jnp.int32))
+    return _tiled_grouped_matmul(x, w, group_sizes)
+
+
+def expert_mlp(params: dict, x_sorted: jax.Array, group_sizes: jax.Array, act: str, implementation: str = "auto"):
+    """The gated MLP of each expert on its rows: ``down(act(gate(x)) * up(x))`` per group. [M, D] -> [M, D]."""
+    gate = grouped_matmul(x_sorted, params["gate_proj"]["kernel"], group_sizes, implementation)  # [M, F]
+    up = grouped_matmul(x_sorted, params["up_proj"]["kernel"], group_sizes, implementation)
+    return grouped_matmul(activation(act)(gate) * up, params["down_proj"]["kernel"], group_sizes, implementation)
+
+
+def dispatch_combine(expert_params: dict, x: jax.Array, weights: jax.Array, experts: jax.Array, act: str,
+                     implementation: str = "auto") -> jax.Array:
+    """Dropless routed experts: tokens ``x`` [N, D] to their experts ``experts`` [N, k], computed
+    by grouped matmuls, summed with ``weights`` [N, k]. Returns [N, D]."""
+    num_tokens, top_k = experts.shape
+    num_experts = expert_params["gate_proj"]["kernel"].shape[0]
+    order, group_sizes = sort_by_expert(experts, num_experts)
+    x_sorted = x[order // top_k]  # [N*k, D]: each assignment's token, grouped by expert
+    y_sorted = expert_mlp(expert_params, x_sorted, group_sizes, act, implementation)
+    y = y_sorted[jnp.argsort(order)].reshape(num_tokens, top_k, -1)  # [N, k, D] back in assignment order
+    return jnp.einsum("nkd,nk->nd", y, weights.astype(y.dtype))
+
+
+def moe_dense_reference(expert_params: dict, x: jax.Array, weights: jax.Array, experts: jax.Array, act: str):
+    """Every expert on every token, weighted by the router's top-k weights (zero elsewhere). For tests."""
+    num_experts = expert_params["gate_proj"]["kernel"].shape[0]
+    gate = jnp.einsum("nd,edf->enf", x, expert_params["gate_proj"]["kernel"].astype(x.dtype))
+    up = jnp.einsum("nd,edf->enf", x, expert_params["up_proj"]["kernel"].astype(x.dtype))
+    y = jnp.einsum("enf,efd->end", activation(act)(gate) * up, expert_params["down_proj"]["kernel"].astype(x.dtype))
+    dense_weights = jnp.sum(jax.nn.one_hot(experts, num_experts, dtype=y.dtype) * weights[..., None].astype(y.dtype),
+                            axis=1)  # [N, E]
+    return jnp.einsum("end,ne->nd", y, dense_weights)
+
+
+def sparse_moe_block(params: dict, x: jax.Array, top_k: int, normalize: bool, act: str,
+                     implementation: str = "auto", jitter: float = 0.0, rng=None, dispatch=None):
+    """A sparse MoE feed-forward block: router ``gate``, routed ``experts``, and where the params
+    have them a ``shared_expert`` scaled by ``sigmoid(shared_expert_gate(x))`` (Qwen2-MoE).
+
+    ``jitter`` (Mixtral's ``router_jitter_noise``, training only) multiplies the input by uniform
+    noise in ``[1 - jitter, 1 + jitter]``. ``dispatch`` replaces :func:`dispatch_combine` (the
+    expert-parallel version under a mesh). Returns (output [B, T, D], router logits [B*T, E]).
+    """
+    batch, length, dim = x.shape
+    if jitter and rng is not None:
+        x = x * jax.random.uniform(rng, x.shape, x.dtype, 1.0 - jitter, 1.0 + jitter)
+    tokens = x.reshape(-1, dim)  # [N, D]
+    router_logits = dense(params["gate"], tokens)  # [N, E]
+    weights, experts = route(router_logits, top_k, normalize)
+    combine = dispatch or dispatch_combine
+    out = combine(params["experts"], tokens, weights, experts, act, implementation)
+    out = out.reshape(batch, length, dim)
+    if "shared_expert" in params:
+        shared = gated_mlp(params["shared_expert"], x, act)  # [B, T, D]
+        out = out + jax.nn.sigmoid(dense(params["shared_expert_gate"], x)) * shared
+    out = constrain(out, ("batch", "length", "act_embed"))
+    return out, router_logits
+
+
+def load_balancing_loss(router_logits: jax.Array, top_k: int, attention_mask: jax.Array | None = None) -> jax.Array:
+    """Switch-Transformer auxiliary loss as Hugging Face computes it: ``E * sum_e f_e * P_e`` where
+    ``f_e`` is the share of top-k assignments to expert e and ``P_e`` its mean router probability,
+    both over every sparse layer's tokens (``router_logits`` [L, N, E]), counting only tokens that
+    ``attention_mask`` [B, T] (N = B*T) marks as real."""
+    num_experts = router_logits.shape[-1]
+    probs = jax.nn.softmax(router_logits.astype(jnp.float32), axis=-1)  # [L, N, E]
+    _, chosen = jax.lax.top_k(probs, top_k)
+    counts = jnp.sum(jax.nn.one_hot(chosen, num_experts, dtype=jnp.float32), axis=-2)  # [L, N, E]
+    if attention_mask is None:
+        mask = jnp.ones(probs.shape[:-1], jnp.float32)
+    else:
+        mask = jnp.broadcast_to(attention_mask.reshape(1, -1).astype(jnp.float32), probs.shape[:-1])
+    rows = jnp.sum(mask)
+    tokens_per_expert = jnp.sum(counts * mask[..., None], axis=(0, 1)) / rows
+    prob_per_expert = jnp.sum(probs * mask[..., None], axis=(0, 1)) / rows
+    return num_experts * jnp.sum(tokens_per_expert * prob_per_expert)
+
+
+def router_z_loss(router_logits: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:
+    """ST-MoE's router z-loss: the mean over tokens (and sparse layers) of ``logsumexp(logits)**2``."""
+    z = jax.nn.logsumexp(router_logits.astype(jnp.float32), axis=-1) ** 2  # [L, N]
+    if attention_mask is None:
+        return jnp.mean(z)
+    mask = jnp.broadcast_to(attention_mask.reshape(1, -1).astype(jnp.float32), z.shape)
+    return jnp.sum(z * mask) / jnp.sum(mask)
+
+
+def active_dispatch():
+    """The expert-parallel :func:`dispatch_combine` for the active sharding context, or None (the
+    single-program dispatch, which the compiler partitions like any other op)."""
+    return None
