@@ -60,8 +60,11 @@ def smoothing_shifts_labels(model_class) -> bool:
 
 def model_loss(model_class, config, params, batch: dict, dropout_rng=None, label_smoothing: float = 0.0):
     """``(loss, output)`` of the forward on ``batch``: the model's own loss, or with ``label_smoothing`` > 0
-    and ``labels`` in the batch, the label-smoothed loss of its ``logits`` (Hugging Face's ``LabelSmoother``)."""
-    out = model_class.forward(params, config, **batch, dropout_rng=dropout_rng)
+    and ``labels`` in the batch, the label-smoothed loss of its ``logits`` (Hugging Face's ``LabelSmoother``).
+    A mixture-of-experts LM's loss includes its router losses (its forward is asked for router logits)."""
+    # Mixture-of-experts LMs train with their router losses (load balancing, z-loss) in the loss.
+    router = {"output_router_logits": True} if getattr(model_class, "trains_with_router_logits", False) else {}
+    out = model_class.forward(params, config, **batch, dropout_rng=dropout_rng, **router)
     labels = batch.get("labels")
     if not label_smoothing or labels is None:
         return out.loss, out
@@ -73,6 +76,8 @@ def model_loss(model_class, config, params, batch: dict, dropout_rng=None, label
         raise ValueError(f"label_smoothing_factor={label_smoothing} needs integer class labels, got labels of dtype "
                          f"{labels.dtype} (regression and multi-label targets cannot be smoothed)")
     loss = label_smoothed_loss(logits, labels, label_smoothing, shift_labels=smoothing_shifts_labels(model_class))
+    if router:
+        loss = loss + model_class.router_loss(config, out.router_logits, batch.get("attention_mask"))
     return loss, out
 
 

@@ -36,7 +36,7 @@ from transformers_jax.partitioning import active_sharding
 logger = logging.getLogger("transformers_jax")
 
 _LEAF_TO_TORCH = {"kernel": "weight", "scale": "weight", "embedding": "weight"}
-_STATIC_FLAGS = ("output_hidden_states", "output_attentions")
+_STATIC_FLAGS = ("output_hidden_states", "output_attentions", "output_router_logits")
 
 
 def _np_dtype(name: str) -> np.dtype:
@@ -227,7 +227,8 @@ class PreTrainedModel:
             inputs[key] = value
         for flag in _STATIC_FLAGS:
             if flag in names:
-                inputs[flag] = bool(inputs.get(flag) or getattr(self.config, flag, False) or False)
+                value = inputs.get(flag)  # an explicit value wins over the config's, as in HF
+                inputs[flag] = bool(getattr(self.config, flag, False) if value is None else value)
         self.check_inputs(inputs)
         arrays = {k: (v if v is None or isinstance(v, bool) else _as_arrays(v)) for k, v in inputs.items()}
         out = self._jitted_forward()(

@@ -92,7 +92,25 @@ class MoeDecoderModel(DecoderModel):
 
 class MoeDecoderForCausalLM(DecoderForCausalLM):
     """The MoE decoder with a language-modelling head; with router logits requested (the argument or
-    ``config.output_router_logits``) also ``aux_loss``, added to ``loss`` times ``router_aux_loss_coef``."""
+    ``config.output_router_logits``) also ``aux_loss``, added to ``loss`` times ``router_aux_loss_coef``,
+    and the router z-loss times ``router_z_loss_coef`` where the config sets one (ours; default 0).
+    Training always requests router logits (``trains_with_router_logits``), so the Trainer's loss
+    includes the load-balancing term; set ``router_aux_loss_coef=0`` to train without it."""
+
+    trains_with_router_logits = True
+
+    @classmethod
+    def router_loss(cls, config, router_logits, attention_mask=None, aux_loss=None):
+        """What the routers add to the LM loss: ``router_aux_loss_coef * aux_loss`` plus, where the config
+        sets ``router_z_loss_coef``, that times the z-loss (``router_logits``: one [B*T, E] per sparse layer)."""
+        logits = jnp.stack(router_logits)  # [L_sparse, B*T, E]
+        if aux_loss is None:
+            aux_loss = L.moe.load_balancing_loss(logits, config.num_experts_per_tok, attention_mask)
+        total = config.router_aux_loss_coef * aux_loss
+        z_coef = getattr(config, "router_z_loss_coef", 0.0)
+        if z_coef:
+            total = total + z_coef * L.moe.router_z_loss(logits, attention_mask)
+        return total
 
     @classmethod
     def decode_params(cls, params):
@@ -115,7 +133,7 @@ class MoeDecoderForCausalLM(DecoderForCausalLM):
             router_logits = out.router_logits
             aux_loss = L.moe.load_balancing_loss(jnp.stack(router_logits), config.num_experts_per_tok, attention_mask)
             if loss is not None:
-                loss = loss + config.router_aux_loss_coef * aux_loss
+                loss = loss + cls.router_loss(config, router_logits, attention_mask, aux_loss)
         return MoeCausalLMOutput(loss=loss, aux_loss=aux_loss, logits=logits, hidden_states=out.hidden_states,
                                  attentions=out.attentions, router_logits=router_logits)
 
