@@ -14,6 +14,7 @@ Expert params are stacked along a leading expert axis (logical axis ``expert``),
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -51,19 +52,25 @@ def _tile_rows(num_rows: int, num_groups: int) -> int:
     return int(min(512, max(8, 2 ** math.ceil(math.log2(share)))))
 
 
-def _tiled_grouped_matmul(x: jax.Array, w: jax.Array, group_sizes: jax.Array) -> jax.Array:
-    """``ragged_dot`` semantics as a loop over row tiles, each tile inside one group.
+class _TilePlan(NamedTuple):
+    """How :func:`_tiled_grouped_matmul` cuts M sorted rows into tiles of ``tile`` rows, each inside one group."""
 
-    Each group's rows are cut into tiles of ``tile`` rows (the last one partly empty); a tile reads
-    its group's weight matrix once and multiplies only its own rows, so the work is ``M * D * F``
-    plus at most one partial tile per group, whatever the number of groups. The number of tiles is
-    bounded statically by ``ceil(M / tile) + min(E, M)``; tiles past the used ones are skipped.
-    """
-    rows, groups = x.shape[0], w.shape[0]
+    tile: int
+    group: jax.Array  # [num_tiles] the group (expert) of each tile, clamped to E - 1 for unused tiles
+    used: jax.Array  # [num_tiles] bool: the tile holds rows
+    row_ids: jax.Array  # [num_tiles, tile] the sorted row in each slot (clamped)
+    filled: jax.Array  # [num_tiles, tile] bool: the slot holds a row of the tile's group
+    slot: jax.Array  # [M] each sorted row's flat slot (tile * tile_rows + offset)
+
+
+def _tile_plan(rows: int, groups: int, group_sizes: jax.Array) -> _TilePlan:
+    """Each group's rows cut into tiles (the last one partly empty); the number of tiles is bounded
+    statically by ``ceil(M / tile) + min(E, M)``, and tiles past the used ones are marked unused."""
     tile = _tile_rows(rows, groups)
     num_tiles = -(-rows // tile) + min(groups, rows)
     group_sizes = group_sizes.astype(jnp.int32)
-    group_start = jnp.cumsum(group_sizes) - group_sizes  # [E] first sorted row of each group
+    group_end = jnp.cumsum(group_sizes)
+    group_start = group_end - group_sizes  # [E] first sorted row of each group
     tiles_per_group = (group_sizes + tile - 1) // tile
     tile_end = jnp.cumsum(tiles_per_group)  # [E]
     tile_start = tile_end - tiles_per_group
@@ -72,23 +79,70 @@ def _tiled_grouped_matmul(x: jax.Array, w: jax.Array, group_sizes: jax.Array) ->
     used = tile_group < groups
     group = jnp.minimum(tile_group, groups - 1)
     first_row = group_start[group] + (tile_ids - tile_start[group]) * tile  # [num_tiles]
-    filled = jnp.where(used, jnp.clip(group_start[group] + group_sizes[group] - first_row, 0, tile), 0)
+    count = jnp.where(used, jnp.clip(group_end[group] - first_row, 0, tile), 0)
     offsets = jnp.arange(tile)
     row_ids = jnp.clip(first_row[:, None] + offsets[None], 0, rows - 1)  # [num_tiles, tile]
-    x_tiles = jnp.where((offsets[None] < filled[:, None])[..., None], x[row_ids], 0)  # [num_tiles, tile, D]
+    filled = offsets[None] < count[:, None]
+    row = jnp.arange(rows)
+    row_group = jnp.clip(jnp.searchsorted(group_end, row, side="right"), 0, groups - 1)
+    within = row - group_start[row_group]
+    slot = (tile_start[row_group] + within // tile) * tile + within % tile  # [M]
+    return _TilePlan(tile, group, used, row_ids, filled, slot)
+
+
+def _gather_tiles(plan: _TilePlan, x: jax.Array) -> jax.Array:
+    """The rows of ``x`` [M, D] laid out in tiles [num_tiles, tile, D], empty slots zero."""
+    return jnp.where(plan.filled[..., None], x[plan.row_ids], 0)
+
+
+def _tiled_product(plan: _TilePlan, x: jax.Array, w: jax.Array) -> jax.Array:
+    """Each tile's rows times its group's matrix of ``w`` [E, D, F] -> [M, F] in the rows' order."""
+    out_dim = w.shape[-1]
 
     def one_tile(_, inputs):
-        x_tile, tile_group_id, tile_used = inputs
-        y = jax.lax.cond(tile_used, lambda: x_tile @ w[tile_group_id].astype(x.dtype),
-                         lambda: jnp.zeros((tile, w.shape[-1]), x.dtype))
+        x_tile, group, used = inputs
+        y = jax.lax.cond(used, lambda: x_tile @ w[group].astype(x.dtype),
+                         lambda: jnp.zeros((plan.tile, out_dim), x.dtype))
         return None, y
 
-    _, y_tiles = jax.lax.scan(one_tile, None, (x_tiles, group, used))  # [num_tiles, tile, F]
-    # Each sorted row's tile and slot within it.
-    row = jnp.arange(rows)
-    row_group = jnp.clip(jnp.searchsorted(jnp.cumsum(group_sizes), row, side="right"), 0, groups - 1)
-    within = row - group_start[row_group]
-    return y_tiles[tile_start[row_group] + within // tile, within % tile]  # [M, F]
+    _, y_tiles = jax.lax.scan(one_tile, None, (_gather_tiles(plan, x), plan.group, plan.used))  # [num_tiles, tile, F]
+    return y_tiles.reshape(-1, out_dim)[plan.slot]
+
+
+@jax.custom_vjp
+def _tiled_grouped_matmul(x: jax.Array, w: jax.Array, group_sizes: jax.Array) -> jax.Array:
+    """``ragged_dot`` semantics as a loop over row tiles, each tile inside one group.
+
+    A tile reads its group's weight matrix once and multiplies only its own rows, so the work is
+    ``M * D * F`` plus at most one partial tile per group, whatever the number of groups. Its
+    gradient is written by hand: the input gradient is the same loop over ``w`` transposed, and the
+    weight gradient accumulates each tile's ``x_tile^T dy_tile`` into its group's slice in place
+    (differentiating the loop instead would add a full-size zero-padded [E, D, F] array per tile).
+    """
+    return _tiled_product(_tile_plan(x.shape[0], w.shape[0], group_sizes), x, w)
+
+
+def _tiled_forward(x, w, group_sizes):
+    return _tiled_grouped_matmul(x, w, group_sizes), (x, w, group_sizes)
+
+
+def _tiled_backward(residuals, dy):
+    x, w, group_sizes = residuals
+    plan = _tile_plan(x.shape[0], w.shape[0], group_sizes)
+    dx = _tiled_product(plan, dy, jnp.swapaxes(w, 1, 2))  # [M, D]
+
+    def accumulate(dw, inputs):
+        x_tile, dy_tile, group, used = inputs
+        update = jax.lax.cond(used, lambda: (x_tile.T @ dy_tile).astype(dw.dtype), lambda: jnp.zeros(dw.shape[1:], dw.dtype))
+        current = jax.lax.dynamic_index_in_dim(dw, group, keepdims=False)
+        return jax.lax.dynamic_update_index_in_dim(dw, current + update, group, 0), None
+
+    dw, _ = jax.lax.scan(accumulate, jnp.zeros(w.shape, jnp.float32),
+                         (_gather_tiles(plan, x), _gather_tiles(plan, dy), plan.group, plan.used))
+    return dx.astype(x.dtype), dw.astype(w.dtype), None
+
+
+_tiled_grouped_matmul.defvjp(_tiled_forward, _tiled_backward)
 
 
 def grouped_matmul(x: jax.Array, w: jax.Array, group_sizes: jax.Array, implementation: str = "auto") -> jax.Array:
