@@ -209,3 +209,15 @@ def test_checkpoint_keeps_hf_per_expert_tensors_and_names_a_missing_one(tiny_mix
     bad["model.layers.0.block_sparse_moe.experts.1.w1.weight"] = np.zeros((12, 15), np.float32)
     with pytest.raises(ValueError, match=r"'model.layers.0.block_sparse_moe.experts.1.w1.weight' .* shape \(12, 15\)"):
         cls.state_dict_to_params(bad, config)
+
+
+def test_router_jitter_applies_in_training_only(tiny_mixtral):
+    cls, params = type(tiny_mixtral), tiny_mixtral.params
+    batch = {k: jnp.asarray(v) for k, v in batch_of().items() if k != "labels"}
+    key = jax.random.PRNGKey(0)
+    plain = cls.forward(params, tiny_mixtral.config, **batch).logits
+    np.testing.assert_array_equal(cls.forward(params, tiny_mixtral.config, **batch, dropout_rng=key).logits, plain)
+    jittery = tiny_mixtral.config.replace(router_jitter_noise=0.2)
+    np.testing.assert_array_equal(cls.forward(params, jittery, **batch).logits, plain)  # no key: evaluation
+    trained = cls.forward(params, jittery, **batch, dropout_rng=key).logits
+    assert float(jnp.abs(trained - plain).max()) > 1e-3
