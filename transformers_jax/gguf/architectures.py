@@ -7,7 +7,13 @@ Each architecture is one declarative :class:`GGUFArchitecture` entry in :data:`A
 * ``config_fixups``: small functions ``(config, meta) -> None`` for the entries no single key gives
   (tied embeddings, bias flags, RoPE scaling, special token ids...);
 * ``global_tensors`` / ``layer_tensors``: llama.cpp tensor stems -> Hugging Face module names
-  (``blk.{i}.{stem}`` becomes ``model.layers.{i}.{name}``), plus ``ignored_tensors``;
+  (``blk.{i}.{stem}`` becomes ``model.layers.{i}.{name}``), plus ``ignored_tensors``; a name holding
+  ``{expert}`` (:data:`EXPERT`) marks a tensor of all of a layer's experts (llama.cpp's ``ffn_*_exps``),
+  split along its first axis into one Hugging Face tensor per expert;
+* ``tensor_groups``: layer tensor stems that come together (a mixture-of-experts block's router and
+  experts): a layer with some but not all of them is an error that names the missing tensor;
+* ``when``: for an entry that shares its ``general.architecture`` with another and takes over when the
+  file's metadata says so (Mixtral is ``llama`` with ``llama.expert_count``); listed in :data:`VARIANTS`;
 * ``tensor_fixups``: tensor stem -> ``(weights, config) -> weights`` for layout and value changes
   (llama's q/k row un-permutation, Gemma's norms stored as ``1 + w``, GPT-2's Conv1D kernels);
 * ``tensor_config``: tensor stem -> ``(config, weights) -> None`` for config entries a file keeps as
@@ -16,156 +22,41 @@ Each architecture is one declarative :class:`GGUFArchitecture` entry in :data:`A
   GPT-2's ``transformer.h``).
 
 Adding an architecture means adding one entry here (reusing the fix-up functions that apply) and
-listing it in :data:`ARCHITECTURES`; the reader needs no change.
+listing it in :data:`ARCHITECTURES` (or :data:`VARIANTS`); the reader needs no change.
 """
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-# ----------------------------------------------------------------------------------------------
-# Reading metadata
-# ----------------------------------------------------------------------------------------------
-REQUIRED = object()  # Key default: the metadata key must be present
+from transformers_jax.gguf.mapping import (  # GGUFArchitecture, GGUFMetadataError and require are re-exported
+    EXPERT,
+    GGUFArchitecture,
+    GGUFMetadataError,
+    Key,
+    Meta,
+    bias_flags,
+    minus_one,
+    other_key,
+    require,
+    rope_scaling,
+    same_as,
+    special_token_ids,
+    tied_embeddings,
+    transposed,
+    unpermute_rows,
+    vocab_from_tokens,
+)
 
-
-class GGUFMetadataError(KeyError):
-    """A metadata key the loader needs is missing from a GGUF file."""
-
-    def __str__(self):
-        return str(self.args[0])
-
-
-def require(metadata: Mapping, key: str, path, needed_by: str = "the model") -> Any:
-    """``metadata[key]``, or a :class:`GGUFMetadataError` naming the key and the file."""
-    if key not in metadata:
-        raise GGUFMetadataError(f"GGUF file {path} has no metadata key {key!r}, which {needed_by} needs")
-    return metadata[key]
-
-
-@dataclasses.dataclass(frozen=True)
-class Meta:
-    """The metadata of one file as the maps see it: ``{arch}.``-prefixed lookups and the tensor names."""
-
-    metadata: Mapping[str, Any]
-    arch: str
-    tensor_names: frozenset
-    path: str
-
-    def need(self, key: str) -> Any:
-        """``{arch}.{key}``, which must be present."""
-        return require(self.metadata, f"{self.arch}.{key}", self.path, f"a {self.arch} model")
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """``{arch}.{key}``, or ``default``."""
-        return self.metadata.get(f"{self.arch}.{key}", default)
-
-
-@dataclasses.dataclass(frozen=True)
-class Key:
-    """One config entry read from ``{arch}.{name}``, converted with ``cast``.
-
-    ``default``: :data:`REQUIRED` (absent -> :class:`GGUFMetadataError`), a value, or a function
-    ``(config so far, meta) -> value``; the entry is left out when the result is ``None``.
-    """
-
-    name: str
-    cast: Callable[[Any], Any] = int
-    default: Any = REQUIRED
-
-    def read(self, config: dict, meta: Meta) -> Any:
-        if self.default is REQUIRED:
-            return self.cast(meta.need(self.name))
-        value = meta.get(self.name)
-        if value is None:
-            value = self.default(config, meta) if callable(self.default) else self.default
-        return None if value is None else self.cast(value)
-
+__all__ = ["ARCHITECTURES", "SUPPORTED_ARCHITECTURES", "VARIANTS", "GGUFArchitecture", "GGUFMetadataError",
+           "architecture_for", "require"]
 
 # ----------------------------------------------------------------------------------------------
-# Fix-ups shared by architectures
+# Fix-ups of one or a few architectures
 # ----------------------------------------------------------------------------------------------
-def vocab_from_tokens(config: dict, meta: Meta) -> int:
-    """Key default: the vocabulary size is the length of the tokenizer's token list."""
-    return len(require(meta.metadata, "tokenizer.ggml.tokens", meta.path, f"a {meta.arch} model"))
-
-
-def same_as(hf_key: str) -> Callable[[dict, Meta], Any]:
-    """Key default: the value of another config entry (read before this one)."""
-    return lambda config, meta: config[hf_key]
-
-
-def other_key(name: str) -> Callable[[dict, Meta], Any]:
-    """Key default: another ``{arch}.`` metadata key, or nothing."""
-    return lambda config, meta: meta.get(name)
-
-
-def tied_embeddings(config: dict, meta: Meta) -> None:
-    """Input and output embeddings are tied when the file has no ``output.weight``."""
-    config["tie_word_embeddings"] = "output.weight" not in meta.tensor_names
-
-
-def bias_flags(config: dict, meta: Meta) -> None:
-    """``attention_bias`` / ``mlp_bias`` when the file has those bias tensors."""
-    if any(n.endswith(("attn_q.bias", "attn_output.bias")) for n in meta.tensor_names):
-        config["attention_bias"] = True
-    if any(n.endswith("ffn_up.bias") for n in meta.tensor_names):
-        config["mlp_bias"] = True
-
-
-def rope_scaling(config: dict, meta: Meta) -> None:
-    """Hugging Face's ``rope_scaling`` from llama.cpp's ``{arch}.rope.scaling.*`` keys, if any."""
-    kind, factor = meta.get("rope.scaling.type"), meta.get("rope.scaling.factor")
-    if kind is None and meta.get("rope.scale_linear") is not None:  # older files
-        kind, factor = "linear", meta.get("rope.scale_linear")
-    if kind in (None, "none"):
-        return
-    scaling = {"rope_type": str(kind)}
-    if factor is not None:
-        scaling["factor"] = float(factor)
-    original = meta.get("rope.scaling.original_context_length")
-    if original is not None:
-        scaling["original_max_position_embeddings"] = int(original)
-    attn_factor = meta.get("rope.scaling.attn_factor")
-    if attn_factor is not None:
-        scaling["attention_factor"] = float(attn_factor)
-    config["rope_scaling"] = scaling
-
-
-def special_token_ids(config: dict, meta: Meta) -> None:
-    """``bos_token_id`` / ``eos_token_id`` / ``pad_token_id`` from the tokenizer metadata."""
-    for name, key in (("bos", "bos"), ("eos", "eos"), ("pad", "padding")):
-        token_id = meta.metadata.get(f"tokenizer.ggml.{key}_token_id")
-        if token_id is not None:
-            config[f"{name}_token_id"] = int(token_id)
-
-
-def unpermute_rows(heads_key: str) -> Callable[[np.ndarray, dict], np.ndarray]:
-    """Tensor fix-up: undo llama.cpp's q/k row order, which within each of ``config[heads_key]``
-    heads interleaves the two rotary halves."""
-
-    def fix(weights: np.ndarray, config: dict) -> np.ndarray:
-        n_heads, rows = config[heads_key], weights.shape[0]
-        w = weights.reshape(n_heads, rows // n_heads // 2, 2, *weights.shape[1:])
-        return np.ascontiguousarray(w.swapaxes(1, 2)).reshape(weights.shape)
-
-    return fix
-
-
-def minus_one(weights: np.ndarray, config: dict) -> np.ndarray:
-    """Tensor fix-up: Gemma's RMSNorm multiplies by ``1 + w``; llama.cpp stores ``1 + w``, Hugging Face ``w``."""
-    return weights - np.float32(1.0)
-
-
-def transposed(weights: np.ndarray, config: dict) -> np.ndarray:
-    """Tensor fix-up: GPT-2's ``Conv1D`` kernels are [in, out]; llama.cpp stores them [out, in]."""
-    return np.ascontiguousarray(weights.T) if weights.ndim == 2 else weights
-
-
 def longrope_factors(which: str) -> Callable[[dict, np.ndarray], None]:
     """Tensor config: Phi-3's LongRoPE ``{which}_factor`` list, which llama.cpp stores as a tensor
     (``rope_factors_long`` / ``rope_factors_short``)."""
@@ -219,68 +110,44 @@ def phi3_rope(config: dict, meta: Meta) -> None:
     config["original_max_position_embeddings"] = int(original) if original is not None else config["max_position_embeddings"]
 
 
+def row_vector(weights: np.ndarray, config: dict) -> np.ndarray:
+    """Tensor fix-up: Qwen2-MoE's shared-expert gate is a ``[1, hidden]`` Linear weight; llama.cpp's
+    converter squeezes it to ``[hidden]``."""
+    return weights.reshape(1, -1)
+
+
+def has_experts(meta: Meta) -> bool:
+    """Variant test: the file's ``{arch}.expert_count`` is above zero."""
+    return int(meta.get("expert_count", 0) or 0) > 0
+
+
+def expert_width(config: dict, meta: Meta) -> int:
+    """Key default: llama.cpp's expert width when ``expert_feed_forward_length`` is absent:
+    ``feed_forward_length / expert_used_count``."""
+    return config["intermediate_size"] // config["num_experts_per_tok"]
+
+
+def dense_layers(moe_stems: tuple[str, ...]) -> Callable[[dict, Meta], None]:
+    """``mlp_only_layers``: the layers holding none of the mixture-of-experts tensors ``moe_stems``
+    (llama.cpp's Qwen MoE graphs make every layer sparse; Hugging Face's configs allow dense ones)."""
+
+    def fix(config: dict, meta: Meta) -> None:
+        dense = [i for i in range(config["num_hidden_layers"])
+                 if not any(f"blk.{i}.{stem}.weight" in meta.tensor_names for stem in moe_stems)]
+        if dense:
+            config["mlp_only_layers"] = dense
+
+    return fix
+
+
+def qkv_bias(config: dict, meta: Meta) -> None:
+    """Qwen2-MoE's ``qkv_bias``: whether the file has q/k/v biases."""
+    config["qkv_bias"] = any(n.endswith("attn_q.bias") for n in meta.tensor_names)
+
+
 def gelu_tanh(config: dict, meta: Meta) -> None:
     """Gemma's MLP activation: llama.cpp computes GELU with the tanh approximation."""
     config["hidden_activation"] = "gelu_pytorch_tanh"
-
-
-# ----------------------------------------------------------------------------------------------
-# The entry type
-# ----------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class GGUFArchitecture:
-    """How one ``general.architecture`` value maps onto a Hugging Face model (see the module doc)."""
-
-    name: str
-    model_type: str
-    hf_class: str
-    config: Mapping[str, Key]
-    config_fixups: tuple[Callable[[dict, Meta], None], ...] = ()
-    global_tensors: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    layer_tensors: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    ignored_tensors: tuple[str, ...] = ()
-    tensor_fixups: Mapping[str, Callable[[np.ndarray, dict], np.ndarray]] = dataclasses.field(default_factory=dict)
-    tensor_config: Mapping[str, Callable[[dict, np.ndarray], None]] = dataclasses.field(default_factory=dict)
-    layer_prefix: str = "model.layers"
-
-    def hf_config(self, metadata: Mapping, tensor_names, path) -> dict:
-        """A ``config.json``-style dict from the file's metadata and tensor names."""
-        meta = Meta(metadata, self.name, frozenset(tensor_names), str(path))
-        config: dict[str, Any] = {"architectures": [self.hf_class], "model_type": self.model_type}
-        for hf_key, key in self.config.items():
-            value = key.read(config, meta)
-            if value is not None:
-                config[hf_key] = value
-        for fixup in self.config_fixups:
-            fixup(config, meta)
-        return config
-
-    def _split(self, name: str) -> tuple[str | None, str, str]:
-        """``blk.3.attn_q.weight`` -> ("3", "attn_q", "weight"); ``output.weight`` -> (None, "output", "weight")."""
-        stem, _, suffix = name.rpartition(".")
-        match = re.fullmatch(r"blk\.(\d+)\.(\w+)", stem)
-        return (match.group(1), match.group(2), suffix) if match else (None, stem, suffix)
-
-    def hf_tensor_name(self, name: str, path) -> str:
-        """Hugging Face PyTorch name of a llama.cpp tensor name such as ``blk.3.attn_q.weight``."""
-        layer, stem, suffix = self._split(name)
-        if layer is None and stem in self.global_tensors:
-            return f"{self.global_tensors[stem]}.{suffix}"
-        if layer is not None and stem in self.layer_tensors:
-            return f"{self.layer_prefix}.{layer}.{self.layer_tensors[stem]}.{suffix}"
-        raise ValueError(f"GGUF file {path} has tensor {name!r}, which a {self.hf_class} has no place for")
-
-    def fix_tensor(self, name: str, weights: np.ndarray, config: dict) -> np.ndarray:
-        """Apply the fix-up of a tensor's stem (``attn_q``, ``output_norm``...), if it has one (weights and
-        biases alike: llama.cpp permutes a q bias as it permutes q's rows)."""
-        _, stem, _ = self._split(name)
-        fixup = self.tensor_fixups.get(stem)
-        return weights if fixup is None else fixup(weights, config)
-
-    def config_tensor(self, name: str):
-        """The ``(config, weights) -> None`` function of a tensor that holds config, not weights, or None."""
-        layer, stem, _ = self._split(name)
-        return self.tensor_config.get(stem) if layer is None else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,6 +231,80 @@ QWEN3 = GGUFArchitecture(
     global_tensors=DECODER_GLOBAL_TENSORS,
     layer_tensors={**LLAMA_LAYER_TENSORS, "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm"},
     ignored_tensors=ROPE_FACTOR_TENSORS,
+)
+
+# Mixtures of experts. llama.cpp stores a layer's experts as one tensor each for gate, up and down
+# ([experts, out, in] in numpy order); Hugging Face's checkpoints hold one tensor per expert.
+MOE_TENSORS = ("ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps")
+SHARED_EXPERT_TENSORS = ("ffn_gate_inp_shexp", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp")
+MOE_KEYS = {
+    "num_experts": Key("expert_count"),
+    "num_experts_per_tok": Key("expert_used_count"),
+    "moe_intermediate_size": Key("expert_feed_forward_length", int, expert_width),
+}
+QWEN_MOE_LAYER_TENSORS = {
+    "ffn_gate_inp": "mlp.gate",
+    "ffn_gate_exps": f"mlp.experts.{EXPERT}.gate_proj",
+    "ffn_up_exps": f"mlp.experts.{EXPERT}.up_proj",
+    "ffn_down_exps": f"mlp.experts.{EXPERT}.down_proj",
+}
+
+# Mixtral: llama.cpp writes it as llama (q/k rows permuted) with llama.expert_count experts of width
+# feed_forward_length in every layer; it always renormalises the top-k weights, as Mixtral does.
+MIXTRAL = dataclasses.replace(
+    LLAMA,
+    model_type="mixtral",
+    hf_class="MixtralForCausalLM",
+    config=decoder_keys(num_local_experts=MOE_KEYS["num_experts"], num_experts_per_tok=MOE_KEYS["num_experts_per_tok"]),
+    layer_tensors={
+        **{stem: name for stem, name in LLAMA_LAYER_TENSORS.items() if stem not in ("ffn_gate", "ffn_up", "ffn_down")},
+        "ffn_gate_inp": "block_sparse_moe.gate",
+        "ffn_gate_exps": f"block_sparse_moe.experts.{EXPERT}.w1",
+        "ffn_up_exps": f"block_sparse_moe.experts.{EXPERT}.w3",
+        "ffn_down_exps": f"block_sparse_moe.experts.{EXPERT}.w2",
+    },
+    tensor_groups=(MOE_TENSORS,),
+    expert_count_key="num_local_experts",
+    when=has_experts,
+)
+
+# Qwen2-MoE: Qwen2's attention (q/k/v biases, rows unpermuted), routed experts plus a shared expert
+# behind a sigmoid gate; llama.cpp does not renormalise the top-k weights. A layer without expert
+# tensors is a dense one (Hugging Face's mlp_only_layers).
+QWEN2MOE = GGUFArchitecture(
+    name="qwen2moe",
+    model_type="qwen2_moe",
+    hf_class="Qwen2MoeForCausalLM",
+    config=decoder_keys(head_dim=False, **MOE_KEYS, shared_expert_intermediate_size=Key(
+        "expert_shared_feed_forward_length", int, same_as("intermediate_size"))),  # llama.cpp's default
+    config_fixups=(tied_embeddings, qkv_bias, rope_scaling, special_token_ids,
+                   dense_layers(MOE_TENSORS), constant(norm_topk_prob=False)),
+    global_tensors=DECODER_GLOBAL_TENSORS,
+    layer_tensors={
+        **LLAMA_LAYER_TENSORS,
+        **QWEN_MOE_LAYER_TENSORS,
+        "ffn_gate_inp_shexp": "mlp.shared_expert_gate",
+        "ffn_gate_shexp": "mlp.shared_expert.gate_proj",
+        "ffn_up_shexp": "mlp.shared_expert.up_proj",
+        "ffn_down_shexp": "mlp.shared_expert.down_proj",
+    },
+    ignored_tensors=ROPE_FACTOR_TENSORS,
+    tensor_fixups={"ffn_gate_inp_shexp": row_vector},
+    tensor_groups=(MOE_TENSORS + SHARED_EXPERT_TENSORS,),
+)
+
+# Qwen3-MoE: Qwen3's attention (q/k norms), routed experts only; llama.cpp renormalises the top-k weights.
+QWEN3MOE = GGUFArchitecture(
+    name="qwen3moe",
+    model_type="qwen3_moe",
+    hf_class="Qwen3MoeForCausalLM",
+    config=decoder_keys(**MOE_KEYS),
+    config_fixups=(tied_embeddings, bias_flags, rope_scaling, special_token_ids,
+                   dense_layers(MOE_TENSORS), constant(norm_topk_prob=True)),
+    global_tensors=DECODER_GLOBAL_TENSORS,
+    layer_tensors={**QWEN3.layer_tensors, **QWEN_MOE_LAYER_TENSORS},
+    ignored_tensors=ROPE_FACTOR_TENSORS,
+    tensor_groups=(MOE_TENSORS,),
 )
 
 # Gemma: every RMSNorm weight is stored as 1 + w; embeddings tied; GELU (tanh) MLP.
@@ -473,18 +414,21 @@ GPT2 = GGUFArchitecture(
 
 #: ``general.architecture`` value -> its entry.
 ARCHITECTURES: dict[str, GGUFArchitecture] = {
-    arch.name: arch for arch in (LLAMA, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3, PHI3, GPT2, SMOLLM3)
+    arch.name: arch for arch in (LLAMA, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3, PHI3, GPT2, SMOLLM3, QWEN2MOE, QWEN3MOE)
 }
+#: ``general.architecture`` value -> entries that take over from its entry when their ``when`` holds.
+VARIANTS: dict[str, tuple[GGUFArchitecture, ...]] = {"llama": (MIXTRAL,)}
 SUPPORTED_ARCHITECTURES = tuple(ARCHITECTURES)
 
 
 def architecture_for(metadata: Mapping, path) -> GGUFArchitecture:
-    """The entry for a file's ``general.architecture``; one clear error naming file and architecture
-    when there is none."""
+    """The entry for a file's ``general.architecture`` (or the variant its metadata selects); one clear
+    error naming file and architecture when there is none."""
     arch = require(metadata, "general.architecture", path)
     if arch not in ARCHITECTURES:
         raise ValueError(
             f"GGUF file {path} holds a {arch!r} model, an architecture transformers_jax cannot load from GGUF; "
             f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
         )
-    return ARCHITECTURES[arch]
+    meta = Meta(metadata, arch, frozenset(), str(path))
+    return next((v for v in VARIANTS.get(arch, ()) if v.when(meta)), ARCHITECTURES[arch])

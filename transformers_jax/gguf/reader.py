@@ -123,7 +123,7 @@ def _checkpoint(path: str, mtime_ns: int, size: int) -> GGUFCheckpoint:
         name, qtype, data = tensor
         weights = arch.fix_tensor(name, _dequantize(data, qtype), config)
         weights.setflags(write=False)
-        return arch.hf_tensor_name(name, path), weights
+        return arch.hf_tensors(name, weights, config, path)  # one pair, or one per expert
 
     tensors = []
     for tensor in raw.tensors:
@@ -133,10 +133,11 @@ def _checkpoint(path: str, mtime_ns: int, size: int) -> GGUFCheckpoint:
             read_config(config, _dequantize(data, qtype))
         elif name not in arch.ignored_tensors:
             tensors.append(tensor)
-    for name, _, _ in tensors:  # fail on an unknown tensor before the slow part
+    for name, _, _ in tensors:  # fail on an unknown or missing tensor before the slow part
         arch.hf_tensor_name(name, path)
+    arch.check_tensor_groups(names, path)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        state_dict = dict(pool.map(convert, tensors))
+        state_dict = dict(pair for pairs in pool.map(convert, tensors) for pair in pairs)
     return GGUFCheckpoint(Path(path), config, state_dict, tokenizer_metadata(raw.metadata))
 
 
@@ -155,7 +156,8 @@ def read_gguf(path: str | os.PathLike) -> GGUFCheckpoint:
         FileNotFoundError: no file at ``path``.
         ValueError: the file is not GGUF, or its architecture is not supported (the message names the
             file, its architecture and the supported ones), or it holds a tensor the model has no
-            place for.
+            place for, or lacks one of a mixture-of-experts block's tensors (the message names it), or
+            stacks another number of experts than its metadata says.
         KeyError: a metadata key the config needs is missing (the message names key and file).
     """
     cached = _checkpoint(*_file_key(path))
