@@ -221,11 +221,11 @@ def _expert_parallel_shard(x, weights, experts, gate, up, down, *, axis, shards,
     ``x`` [n, D], ``weights``/``experts`` [n, k] are this device's tokens and their routing (global
     expert ids); ``gate``/``up`` [E_loc, D, F] and ``down`` [E_loc, F, D] its experts, the
     ``E_loc`` consecutive ids ``rank * E_loc ...``. The ``a = n * k`` assignments, sorted by
-    expert (hence by owning device), go out in one all-to-all into a ``[S, a, D]`` buffer (S
-    devices on the expert axis; ``a`` rows per destination is the dropless worst case, every
-    assignment to one device; ``shards`` is S). Each device groups what it received by local expert, runs
-    :func:`expert_mlp`, and a second all-to-all returns the rows to their senders, which combine
-    them with the router weights exactly as :func:`dispatch_combine` does. Returns [n, D].
+    expert (hence by owning device), go out in one all-to-all into a ``[S, a, D]`` buffer (``S`` =
+    ``shards``, the devices of the expert axis; ``a`` rows per destination is the dropless worst
+    case, every assignment to one device). Each device groups what it received by local expert,
+    runs :func:`expert_mlp`, and a second all-to-all returns the rows to their senders, which
+    combine them with the router weights exactly as :func:`dispatch_combine` does. Returns [n, D].
     """
     num_tokens, top_k = experts.shape
     e_local = gate.shape[0]
@@ -282,7 +282,8 @@ def expert_parallel_dispatch(mesh, rules):
         if pad:  # padded rows route to expert 0 with weight 0 and are cut off below
             x, weights, experts = (jnp.pad(v, ((0, pad), (0, 0))) for v in (x, weights, experts))
         kernels = [expert_params[name]["kernel"] for name in ("gate_proj", "up_proj", "down_proj")]
-        shard = functools.partial(_expert_parallel_shard, axis=axis, shards=expert_shards, act=act, implementation=implementation)
+        shard = functools.partial(_expert_parallel_shard, axis=axis, shards=expert_shards, act=act,
+                                  implementation=implementation)
         run = _shard_map(shard, mesh, (token_spec,) * 3 + (P(axis, None, None),) * 3, token_spec)
         return run(x, weights, experts, *kernels)[:num_tokens]
 
