@@ -166,7 +166,8 @@ def test_forward_equals_one_device(rules, collapsed):
     assert_same_up_to_rounding(sharded_aux, aux, ulps=16, name="aux loss")
 
 
-def test_dispatch_equals_single_device_with_gradients():
+@pytest.mark.parametrize("implementation", ["tiled", "ragged_dot"])
+def test_dispatch_equals_single_device_with_gradients(implementation):
     """The dispatch function alone on uneven routing, values and gradients, under ``fsdp_ep``; 60
     tokens over 8 devices are padded to 64 inside."""
     rng = np.random.RandomState(0)
@@ -178,12 +179,14 @@ def test_dispatch_equals_single_device_with_gradients():
     weights, experts = moe.route(logits, k, True)
     mesh = create_mesh(MESHES["fsdp_ep"])
     dispatch = moe.expert_parallel_dispatch(mesh, rules_for_mesh("fsdp_ep", mesh))
+    cotangent = jnp.asarray(rng.randn(n, d), jnp.float32)
 
-    def loss(fn, p, inputs):
-        return jnp.sum(jnp.sin(fn(p, inputs, weights, experts, "silu")))
+    def value_and_grads(fn, p, inputs, w):  # the output [N, D] and the gradients of <output, cotangent>
+        out, pullback = jax.vjp(lambda p, i, w: fn(p, i, w, experts, "silu", implementation), p, inputs, w)
+        return out, pullback(cotangent)
 
-    want = jax.value_and_grad(lambda p, i: loss(moe.dispatch_combine, p, i), argnums=(0, 1))(params, x)
-    got = jax.jit(jax.value_and_grad(lambda p, i: loss(dispatch, p, i), argnums=(0, 1)))(params, x)
+    want = value_and_grads(moe.dispatch_combine, params, x, weights)
+    got = jax.jit(lambda p, i, w: value_and_grads(dispatch, p, i, w))(params, x, weights)
     assert_trees_same_up_to_rounding(got, want, ulps=16)
 
 
