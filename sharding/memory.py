@@ -12,6 +12,12 @@ buffer assignment:
 * with full remat (``jax.checkpoint`` around each layer) only each layer's input ``B * T * D`` is
   kept, plus one layer's worth of the above, recomputed during the backward pass;
 * the logits ``B * T * V`` in float32, twice (the logits and their gradient / softmax).
+* a mixture-of-experts layer replaces the ``4 * F`` MLP values by ``S * k * (4 * F_e + 2 * D)``
+  for its ``k`` routed experts of width ``F_e`` and their dispatch buffers (rows sorted by expert,
+  results), plus ``4 * F_s`` for a shared expert and ``E`` router logits. ``S`` is the size of the
+  ``expert`` mesh axis: expert-parallel dispatch is dropless with a static bound, each device
+  receiving room for every assignment of all ``S`` devices of its expert group. Params count
+  every expert (their shards under the expert axis), activations only the top-k.
 
 ``B`` is the batch per device. Activation sharding over a ``tensor`` mesh axis is not modelled,
 so with tensor parallelism the activation figure is an upper bound.
@@ -27,7 +33,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 
 from transformers_jax.params import flatten_tree
-from transformers_jax.partitioning import logical_to_partition_spec
+from transformers_jax.partitioning import logical_to_partition_spec, validate_rules
 
 ACT_VALUES_PER_D = 8  # per layer per token, in units of hidden_size
 ACT_VALUES_PER_F = 4  # per layer per token, in units of intermediate_size
@@ -118,7 +124,7 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
     _positive_int("seq_len", seq_len)
     if optimizer not in OPTIMIZER_FLOAT32_COPIES:
         raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZER_FLOAT32_COPIES)}")
-    stacks = _layer_stacks(config)
+    stacks = _mlp_stacks(config, _expert_shards(mesh, rules))
     if getattr(config, "vocab_size", None) is None:
         raise ValueError(f"{type(config).__name__} lacks vocab_size, needed for the memory estimate")
     remat = _normalize_remat(getattr(config, "remat", False) if remat is None else remat)
@@ -133,8 +139,8 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
     b, t = batch_per_device, seq_len
     act_item = np.dtype(jax.numpy.dtype(compute_dtype)).itemsize
     kept = largest_layer = activations = 0
-    for layers, d, heads, ffn, attention_maps in stacks:
-        one_layer = b * t * (ACT_VALUES_PER_D * d + ACT_VALUES_PER_F * ffn) * act_item
+    for layers, d, heads, mlp_values, attention_maps in stacks:
+        one_layer = b * t * (ACT_VALUES_PER_D * d + mlp_values) * act_item
         one_layer += attention_maps * b * heads * t * t * 4
         kept += layers * b * t * d * act_item
         largest_layer = max(largest_layer, one_layer)
@@ -164,6 +170,28 @@ def _layer_stacks(config) -> list[tuple[int, int, int, int, int]]:
     if missing:
         raise ValueError(f"{type(config).__name__} lacks {', '.join(missing)}, needed for the memory estimate")
     return [(config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size, 1)]
+
+
+def _expert_shards(mesh, rules) -> int:
+    """How many devices the ``expert`` axis is split over (1 without a mesh or an expert rule)."""
+    if mesh is None:
+        return 1
+    return math.prod(mesh.shape[a] for a in validate_rules(rules).get("expert", ()) if a in mesh.shape)
+
+
+def _mlp_stacks(config, expert_shards: int) -> list[tuple[int, int, int, int, int]]:
+    """(layers, hidden size, heads, MLP values kept per token, attention maps) of each stack: the
+    :func:`_layer_stacks` with ``4 * F`` values, and for a mixture-of-experts config its dense and
+    sparse layers apart (the sparse ones with the values of the module docstring)."""
+    if not hasattr(config, "num_experts_per_tok") or not hasattr(config, "sparse_layers"):
+        return [(n, d, h, ACT_VALUES_PER_F * f, m) for n, d, h, f, m in _layer_stacks(config)]
+    (layers, d, heads, dense_f, maps), = _layer_stacks(config)
+    sparse = int(np.sum(config.sparse_layers()))
+    k, width = config.num_experts_per_tok, config.moe_intermediate_size
+    moe_values = (expert_shards * k * (ACT_VALUES_PER_F * width + 2 * d) + config.num_experts
+                  + ACT_VALUES_PER_F * (getattr(config, "shared_expert_intermediate_size", 0) or 0))
+    stacks = [(layers - sparse, d, heads, ACT_VALUES_PER_F * dense_f, maps), (sparse, d, heads, moe_values, maps)]
+    return [stack for stack in stacks if stack[0]]
 
 
 def _host_memory_bytes() -> int | None:

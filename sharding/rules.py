@@ -1,7 +1,8 @@
 """Rules tables: which mesh axes each logical axis is split over, with presets.
 
 Param logical axes (from the models' specs): ``layers``, ``vocab``, ``embed``, ``heads``,
-``kv_heads``, ``mlp``, ``positions``, ``token_types``, ``embed_out``. Activation axes: ``batch``,
+``kv_heads``, ``mlp``, ``expert`` (the stacked experts of an MoE block), ``positions``,
+``token_types``, ``embed_out``. Activation axes: ``batch``,
 ``length``, ``act_embed``, ``act_heads``, ``act_mlp``, ``act_vocab``.
 
 A mesh axis may serve several logical axes that never meet in one array (``heads`` and ``mlp``
@@ -13,7 +14,13 @@ from __future__ import annotations
 from jax.sharding import Mesh
 
 from transformers_jax.params import flatten_tree, is_spec
-from transformers_jax.partitioning import ACTIVATION_AXES, Rules, logical_to_partition_spec, validate_rules
+from transformers_jax.partitioning import (
+    ACTIVATION_AXES,
+    Rules,
+    check_expert_split,
+    logical_to_partition_spec,
+    validate_rules,
+)
 
 _TENSOR = (("heads", "tensor"), ("kv_heads", "tensor"), ("mlp", "tensor"), ("vocab", "tensor"),
            ("act_heads", "tensor"), ("act_mlp", "tensor"), ("act_vocab", "tensor"))
@@ -28,6 +35,11 @@ PRESETS: dict[str, tuple] = {
     # Megatron style: attention heads, MLP hidden units and the vocabulary split over tensor.
     "tp": (("batch", ("data", "fsdp")), *_TENSOR),
     "fsdp_tp": (("batch", ("data", "fsdp")), ("embed", "fsdp"), *_TENSOR),
+    # Expert parallelism: each device of the expert axis holds E / size whole experts; the expert
+    # axis is data-parallel for everything else, so the batch is split over it too and tokens
+    # travel to their experts' devices by all-to-all (``layers.moe.active_dispatch``).
+    "ep": (("batch", ("data", "fsdp", "expert")), ("expert", "expert")),
+    "fsdp_ep": (("batch", ("data", "fsdp", "expert")), ("embed", "fsdp"), ("expert", "expert")),
 }
 
 
@@ -62,8 +74,15 @@ def check_rules(rules: Rules, mesh: Mesh, specs) -> None:
     """Refuse a table that would use one mesh axis twice within any param or activation.
 
     Run before a training run starts, so the error names the array instead of surfacing at
-    trace time.
+    trace time. Also refuses an ``expert`` mesh axis that does not divide a param's experts.
     """
+    expert_axes = tuple(a for a in validate_rules(rules).get("expert", ()) if a in mesh.shape)
+    for path, spec in flatten_tree(specs).items():
+        if is_spec(spec) and expert_axes and "expert" in spec.axes:
+            try:
+                check_expert_split(spec.shape[spec.axes.index("expert")], expert_axes, mesh)
+            except ValueError as err:
+                raise ValueError(f"param {'/'.join(path)}: {err}") from None
     for path, spec in flatten_tree(specs).items():
         if not is_spec(spec):
             continue

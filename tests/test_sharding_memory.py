@@ -99,6 +99,38 @@ def test_bad_estimate_arguments():
                         specs, batch_per_device=1, seq_len=4)
 
 
+def test_moe_estimate_counts_all_experts_and_top_k_activations():
+    """Params: every expert, split over the expert mesh axis. Activations: the top-k experts' MLP
+    values and dispatch buffers (times the expert axis size: the static all-to-all bound), a shared
+    expert and the router logits; a dense layer among sparse ones keeps the dense formula."""
+    from sharding.rules import rules_for_mesh
+    from transformers_jax.models.qwen2_moe.configuration_qwen2_moe import Qwen2MoeConfig
+    from transformers_jax.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeForCausalLM
+
+    d, f, fe, fs, e, k, h, v = 16, 40, 12, 20, 8, 2, 4, 32
+    config = Qwen2MoeConfig(vocab_size=v, hidden_size=d, intermediate_size=f, moe_intermediate_size=fe,
+                            shared_expert_intermediate_size=fs, num_experts=e, num_experts_per_tok=k,
+                            num_hidden_layers=3, mlp_only_layers=[1], num_attention_heads=h, num_key_value_heads=2)
+    specs = Qwen2MoeForCausalLM.param_specs(config)
+    scalars = sum(int(np.prod(s.shape)) for s in jax.tree.leaves(specs, is_leaf=lambda x: hasattr(x, "axes")))
+    experts = 2 * e * 3 * d * fe  # two sparse layers, three [E, D, Fe] kernels each
+    b, t = 2, 8
+
+    def layers(shards):
+        attention = b * h * t * t * 4
+        dense = b * t * (8 * d + 4 * f) * 4 + attention
+        sparse = b * t * (8 * d + shards * k * (4 * fe + 2 * d) + e + 4 * fs) * 4 + attention
+        return dense + 2 * sparse
+
+    one = estimate_memory(config, specs, batch_per_device=b, seq_len=t)
+    assert one.params == 4 * scalars
+    assert one.activations == layers(1)
+    mesh = Mesh(np.array(jax.devices()[:8]).reshape(2, 4), ("data", "expert"))
+    ep = estimate_memory(config, specs, mesh, rules_for_mesh("ep", mesh), batch_per_device=b, seq_len=t)
+    assert ep.params == 4 * (scalars - experts + experts // 4)
+    assert ep.activations == layers(4)
+
+
 # ----------------------------------------------------------------------------- fits
 def _llama_1b():
     config = LlamaConfig(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,

@@ -9,6 +9,9 @@ Models", section 2.1; PaLM, Chowdhery et al. 2022, appendix B):
   with respect to inputs and to weights). N counts the weights of matmuls only (see
   :func:`matmul_param_count`): biases, norm scales and the input embedding lookups (a gather, not
   a matmul) are left out; the LM head ``hidden -> vocab`` matmul is in, tied or not.
+* Mixture of experts: a token runs ``k`` of each MoE layer's ``E`` experts, so an expert kernel
+  (a leaf with an ``expert`` axis) counts ``k / E`` of its size; the router counts in full.
+  :func:`param_counts` gives the total and the active (per token) number of params.
 * ``12 * L * T * (H * d)``: per token per layer, the scores ``Q K^T`` and the weighted sum
   ``P V`` each cost ``2 * T * H * d`` forward, times 3 for forward plus backward. We count the
   full ``T x T`` score matrix even for causal models (as PaLM does); a causal kernel that skips
@@ -81,7 +84,27 @@ def _pretraining_class(config):
     raise ValueError(f"no FLOP count for model_type {kind!r}: no model class is registered for it; pass num_params")
 
 
-def matmul_param_count(config, lm_head: bool = True, model_class=None) -> int:
+def _active_size(spec, config) -> int:
+    """Scalars of ``spec`` one token uses: ``k / E`` of an expert-stacked leaf (``k`` =
+    ``config.num_experts_per_tok``, ``E`` its expert dim), all of any other."""
+    size = math.prod(spec.shape)
+    if "expert" not in spec.axes:
+        return size
+    _require(config, "num_experts_per_tok")
+    return size // spec.shape[spec.axes.index("expert")] * config.num_experts_per_tok
+
+
+def param_counts(config, model_class=None) -> dict:
+    """``{"total": all params, "active": the params one token uses}`` of ``model_class`` (default:
+    the family's pretraining class); they differ only for mixture-of-experts models, where a token
+    uses ``k`` of each layer's ``E`` experts."""
+    from transformers_jax.params import flatten_tree
+
+    specs = flatten_tree((model_class or _pretraining_class(config)).param_specs(config)).values()
+    return {"total": sum(math.prod(s.shape) for s in specs), "active": sum(_active_size(s, config) for s in specs)}
+
+
+def matmul_param_count(config, lm_head: bool = True, model_class=None, active: bool = True) -> int:
     """N of ``6N``: the weights of the matmuls one token goes through in training, read from the
     spec tree of ``model_class`` (default: the family's pretraining class).
 
@@ -90,7 +113,9 @@ def matmul_param_count(config, lm_head: bool = True, model_class=None) -> int:
     ``lm_head``: the output projection to the vocabulary, tied to the input embeddings (then the
     table multiplies every token) or not; without it, kernels with a ``vocab`` axis are left out.
     Not counted: biases, norms, embedding lookups (a gather, not a matmul). Where layers share
-    params (ALBERT's ``layer_groups``), a stacked kernel counts once per layer that runs it.
+    params (ALBERT's ``layer_groups``), a stacked kernel counts once per layer that runs it. With
+    ``active`` (the default) an MoE expert kernel counts ``k / E`` of its size (the experts a token
+    runs); ``active=False`` counts every expert.
     """
     from transformers_jax.params import flatten_tree
 
@@ -106,7 +131,7 @@ def matmul_param_count(config, lm_head: bool = True, model_class=None) -> int:
         if groups is not None and spec.axes[:1] == ("layers",):
             total += math.prod(spec.shape[1:]) * len(groups)  # one group's kernel per layer that runs it
         else:
-            total += math.prod(spec.shape)
+            total += _active_size(spec, config) if active else math.prod(spec.shape)
     if lm_head:
         keys = cls._torch_keys(config)
         for target in cls.tied_weights(config).values():

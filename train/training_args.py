@@ -75,7 +75,7 @@ class TrainingArguments:
     disable_tqdm: bool = False
     # ours
     mesh: dict = dataclasses.field(default_factory=lambda: {"data": -1})
-    sharding: Any = "dp"  # a preset name (dp, fsdp, tp, fsdp_tp) or a rules table [[logical, mesh axes], ...]
+    sharding: Any = "dp"  # a preset (dp, fsdp, tp, fsdp_tp, ep, fsdp_ep) or a rules table [[logical, mesh axes], ...]
     remat: str = "none"
     parallelism: str = "jit"  # "jit" (sharded over the mesh) or "pmap" (data parallel over local devices)
     freeze: tuple = ()  # regular expressions of param paths that do not train ("bert/encoder")

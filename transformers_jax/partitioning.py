@@ -45,7 +45,8 @@ def logical_to_partition_spec(axes: Sequence[str | None], rules: Rules, shape=No
     """PartitionSpec for one array's logical axes.
 
     Rules that would shard one array twice over the same mesh axis are refused. A dim that its
-    mesh axes do not divide (when ``shape`` and ``mesh`` are given) stays replicated.
+    mesh axes do not divide (when ``shape`` and ``mesh`` are given) stays replicated, except the
+    ``expert`` axis: experts split unevenly are an error (see :func:`check_expert_split`).
     """
     table = validate_rules(rules)
     owner: dict = {}
@@ -63,10 +64,24 @@ def logical_to_partition_spec(axes: Sequence[str | None], rules: Rules, shape=No
             size = 1
             for a in mesh_axes:
                 size *= mesh.shape[a]
+            if name == "expert":
+                check_expert_split(shape[i], mesh_axes, mesh)
             if shape[i] % size:
                 mesh_axes = ()
         spec.append(None if not mesh_axes else mesh_axes[0] if len(mesh_axes) == 1 else mesh_axes)
     return PartitionSpec(*spec)
+
+
+def check_expert_split(num_experts: int, mesh_axes: Sequence[str], mesh: Mesh) -> None:
+    """Refuse ``num_experts`` experts over ``mesh_axes`` whose size does not divide them: expert
+    parallelism needs whole experts on every device, and a silently replicated expert axis would
+    quietly turn it off."""
+    size = 1
+    for a in mesh_axes:
+        size *= mesh.shape[a]
+    if num_experts % size:
+        raise ValueError(f"{num_experts} experts cannot be split evenly over the expert mesh axis {tuple(mesh_axes)} "
+                         f"of size {size}: the axis size must divide the number of experts")
 
 
 def param_shardings(specs, mesh: Mesh, rules: Rules):

@@ -13,15 +13,17 @@ Expert params are stacked along a leading expert axis (logical axis ``expert``),
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 from transformers_jax.layers.basic import activation, dense
 from transformers_jax.layers.mlp import gated_mlp
-from transformers_jax.partitioning import constrain
+from transformers_jax.partitioning import active_sharding, check_expert_split, constrain, validate_rules
 
 GROUPED_MATMUL_IMPLEMENTATIONS = ("auto", "ragged_dot", "tiled")
 
@@ -90,6 +92,15 @@ def _tile_plan(rows: int, groups: int, group_sizes: jax.Array) -> _TilePlan:
     return _TilePlan(tile, group, used, row_ids, filled, slot)
 
 
+def _zeros(shape, dtype, *like) -> jax.Array:
+    """Zeros of ``shape`` that vary over the mesh axes each of ``like`` varies over (inside ``shard_map``,
+    a branch or loop carry must match the type of the values it meets; ``zeros_like`` keeps it)."""
+    out = jnp.zeros(shape, dtype)
+    for a in like:
+        out = out + jnp.zeros_like(a, shape=(), dtype=dtype)
+    return out
+
+
 def _gather_tiles(plan: _TilePlan, x: jax.Array) -> jax.Array:
     """The rows of ``x`` [M, D] laid out in tiles [num_tiles, tile, D], empty slots zero."""
     return jnp.where(plan.filled[..., None], x[plan.row_ids], 0)
@@ -102,7 +113,7 @@ def _tiled_product(plan: _TilePlan, x: jax.Array, w: jax.Array) -> jax.Array:
     def one_tile(_, inputs):
         x_tile, group, used = inputs
         y = jax.lax.cond(used, lambda: x_tile @ w[group].astype(x.dtype),
-                         lambda: jnp.zeros((plan.tile, out_dim), x.dtype))
+                         lambda: _zeros((plan.tile, out_dim), x.dtype, x_tile, w))
         return None, y
 
     _, y_tiles = jax.lax.scan(one_tile, None, (_gather_tiles(plan, x), plan.group, plan.used))  # [num_tiles, tile, F]
@@ -133,13 +144,28 @@ def _tiled_backward(residuals, dy):
 
     def accumulate(dw, inputs):
         x_tile, dy_tile, group, used = inputs
-        update = jax.lax.cond(used, lambda: (x_tile.T @ dy_tile).astype(dw.dtype), lambda: jnp.zeros(dw.shape[1:], dw.dtype))
+        update = jax.lax.cond(used, lambda: (x_tile.T @ dy_tile).astype(dw.dtype),
+                              lambda: _zeros(dw.shape[1:], dw.dtype, x_tile, dy_tile))
         current = jax.lax.dynamic_index_in_dim(dw, group, keepdims=False)
         return jax.lax.dynamic_update_index_in_dim(dw, current + update, group, 0), None
 
-    dw, _ = jax.lax.scan(accumulate, jnp.zeros(w.shape, jnp.float32),
+    dw, _ = jax.lax.scan(accumulate, _zeros(w.shape, jnp.float32, w, x, dy),
                          (_gather_tiles(plan, x), _gather_tiles(plan, dy), plan.group, plan.used))
-    return dx.astype(x.dtype), dw.astype(w.dtype), None
+    return _sum_to_type_of(dx, x).astype(x.dtype), _sum_to_type_of(dw, w).astype(w.dtype), None
+
+
+def _sum_to_type_of(grad: jax.Array, primal: jax.Array) -> jax.Array:
+    """Inside ``shard_map``: ``grad`` summed over the mesh axes it varies over and ``primal`` does not (a
+    weight replicated over ``data`` gets the sum of every data shard's gradient, as autodiff would give)."""
+    extra = _varying_axes(grad) - _varying_axes(primal)
+    return jax.lax.psum(grad, tuple(sorted(extra))) if extra else grad
+
+
+def _varying_axes(x: jax.Array) -> set:
+    """The ``shard_map`` mesh axes ``x`` varies over (``manual_axis_type.varying``; ``vma`` in older JAX)."""
+    aval = jax.typeof(x)
+    axis_type = getattr(aval, "manual_axis_type", None)
+    return set(axis_type.varying) if axis_type is not None else set(getattr(aval, "vma", ()))
 
 
 _tiled_grouped_matmul.defvjp(_tiled_forward, _tiled_backward)
@@ -248,7 +274,109 @@ def router_z_loss(router_logits: jax.Array, attention_mask: jax.Array | None = N
     return jnp.sum(z * mask) / jnp.sum(mask)
 
 
+# ----------------------------------------------------------------------------- expert parallelism
+# Logical axes of the expert kernels (without the stacked layer axis the decoder's scan strips).
+EXPERT_KERNEL_AXES = {"gate_proj": ("expert", "embed", "mlp"), "up_proj": ("expert", "embed", "mlp"),
+                      "down_proj": ("expert", "mlp", "embed")}
+
+
+def _shard_map(fn, mesh, in_specs, out_specs):
+    """``jax.shard_map`` (JAX >= 0.7), else the older ``jax.experimental.shard_map``."""
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
+    from jax.experimental.shard_map import shard_map
+
+    return shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
+
+
+def _mesh_axes(table: dict, name: str, mesh) -> tuple[str, ...]:
+    return tuple(a for a in table.get(name, ()) if a in mesh.shape)
+
+
+def _expert_parallel_shard(x, weights, experts, gate, up, down, *, axis, shards, act, implementation):
+    """One device's part of expert-parallel dispatch (inside ``shard_map``).
+
+    ``x`` [n, D], ``weights``/``experts`` [n, k] are this device's tokens and their routing (global
+    expert ids); ``gate``/``up`` [E_loc, D, F] and ``down`` [E_loc, F, D] its experts, the
+    ``E_loc`` consecutive ids ``rank * E_loc ...``. The ``a = n * k`` assignments, sorted by
+    expert (hence by owning device), go out in one all-to-all into a ``[S, a, D]`` buffer (``S`` =
+    ``shards``, the devices of the expert axis; ``a`` rows per destination is the dropless worst
+    case, every assignment to one device). Each device groups what it received by local expert,
+    runs :func:`expert_mlp`, and a second all-to-all returns the rows to their senders, which
+    combine them with the router weights exactly as :func:`dispatch_combine` does. Returns [n, D].
+    """
+    num_tokens, top_k = experts.shape
+    e_local = gate.shape[0]
+    a = num_tokens * top_k
+    flat = experts.reshape(-1)  # [a] global expert of each assignment
+    order = jnp.argsort(flat, stable=True)  # [a] assignments by expert, hence by destination device
+    dest = flat // e_local  # [a]
+    send_counts = jnp.zeros((shards,), jnp.int32).at[dest].add(1)  # [S]
+    send_start = jnp.cumsum(send_counts) - send_counts  # [S] first sorted assignment of each device
+    slot = jnp.arange(a)
+    valid = slot[None] < send_counts[:, None]  # [S, a]
+    assignment = order[jnp.minimum(send_start[:, None] + slot[None], a - 1)]  # [S, a]
+    send = jnp.where(valid[..., None], x[assignment // top_k], 0)  # [S, a, D]
+    send_expert = jnp.where(valid, flat[assignment] % e_local, e_local)  # [S, a]; e_local marks an empty slot
+
+    recv = jax.lax.all_to_all(send, axis, 0, 0, tiled=True)  # [S, a, D]: block s came from device s
+    recv_expert = jax.lax.all_to_all(send_expert, axis, 0, 0, tiled=True).reshape(-1)  # [S*a]
+    local_order = jnp.argsort(recv_expert, stable=True)  # empty slots sort last
+    group_sizes = jnp.zeros((e_local + 1,), jnp.int32).at[recv_expert].add(1)[:e_local]  # [E_loc]
+    params = {"gate_proj": {"kernel": gate}, "up_proj": {"kernel": up}, "down_proj": {"kernel": down}}
+    y_sorted = expert_mlp(params, recv.reshape(-1, x.shape[-1])[local_order], group_sizes, act, implementation)
+    y_recv = y_sorted[jnp.argsort(local_order)].reshape(send.shape)  # [S, a, D] in received order
+    back = jax.lax.all_to_all(y_recv, axis, 0, 0, tiled=True)  # [S, a, D]: back[d, j] answers send[d, j]
+
+    position = jnp.argsort(order)  # [a] each assignment's place in the sorted order
+    y = back[dest, position - send_start[dest]].reshape(num_tokens, top_k, -1)  # [n, k, D]
+    return jnp.einsum("nkd,nk->nd", y, weights.astype(y.dtype))
+
+
+def expert_parallel_dispatch(mesh, rules):
+    """A :func:`dispatch_combine` that runs expert-parallel over ``mesh`` with ``rules``.
+
+    Experts are split over the mesh axes of the logical ``expert`` axis (their size must divide
+    the number of experts). Tokens [N, D] are split over the batch and length mesh axes and also
+    over the expert axes (every expert-axis device routes its own tokens; when the rules do not
+    split the batch over the expert axis, the tokens are split further here and gathered back
+    after). Expert kernels enter with only their expert dim split: a shard along ``embed`` or
+    ``mlp`` (fsdp, tensor) is gathered on the way in, never the expert dim.
+    """
+    table = validate_rules(rules)
+    expert_axes = _mesh_axes(table, "expert", mesh)
+    token_axes = tuple(dict.fromkeys(_mesh_axes(table, "batch", mesh) + _mesh_axes(table, "length", mesh)
+                                     + expert_axes))
+    axis = expert_axes[0] if len(expert_axes) == 1 else expert_axes
+    token_shards = math.prod(mesh.shape[a] for a in token_axes)
+    expert_shards = math.prod(mesh.shape[a] for a in expert_axes)
+    token_spec = P(token_axes, None)
+
+    def dispatch(expert_params, x, weights, experts, act, implementation="auto"):
+        num_experts = expert_params["gate_proj"]["kernel"].shape[0]
+        check_expert_split(num_experts, expert_axes, mesh)
+        num_tokens = x.shape[0]
+        pad = -num_tokens % token_shards
+        if pad:  # padded rows route to expert 0 with weight 0 and are cut off below
+            x, weights, experts = (jnp.pad(v, ((0, pad), (0, 0))) for v in (x, weights, experts))
+        kernels = [expert_params[name]["kernel"] for name in ("gate_proj", "up_proj", "down_proj")]
+        shard = functools.partial(_expert_parallel_shard, axis=axis, shards=expert_shards, act=act,
+                                  implementation=implementation)
+        run = _shard_map(shard, mesh, (token_spec,) * 3 + (P(axis, None, None),) * 3, token_spec)
+        return run(x, weights, experts, *kernels)[:num_tokens]
+
+    return dispatch
+
+
 def active_dispatch():
-    """The expert-parallel :func:`dispatch_combine` for the active sharding context, or None (the
-    single-program dispatch, which the compiler partitions like any other op)."""
-    return None
+    """The expert-parallel dispatch (:func:`expert_parallel_dispatch`) when a ``logical_sharding``
+    context is active whose rules split ``expert`` over mesh axes of more than one device; else None
+    (the single-program :func:`dispatch_combine`, which the compiler partitions like any other op)."""
+    active = active_sharding()
+    if active is None:
+        return None
+    mesh, rules = active
+    axes = _mesh_axes(validate_rules(rules), "expert", mesh)
+    if math.prod(mesh.shape[a] for a in axes) <= 1:
+        return None
+    return expert_parallel_dispatch(mesh, rules)
