@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -52,27 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def matmul_params(config, every_expert: bool = False) -> int:
-    """Matmul params one token goes through: every kernel, expert kernels scaled by k/E (or in full)."""
-    from train.flops import _pretraining_class
-    from transformers_jax.params import flatten_tree
-
-    specs = flatten_tree(_pretraining_class(config).param_specs(config))
-    total = 0
-    for path, spec in specs.items():
-        if path[-1] != "kernel":
-            continue
-        size = math.prod(spec.shape)
-        if "expert" in spec.axes and not every_expert:
-            size = size * config.num_experts_per_tok // config.num_experts
-        total += size
-    return total
-
-
 def flops_per_token(config, seq: int, every_expert: bool = False) -> float:
-    from train.flops import flops_per_token as dense_flops
+    """``6 N + attention`` (``train.flops``), N with k/E of each expert kernel, or every expert."""
+    from train.flops import flops_per_token as count, matmul_param_count
 
-    return dense_flops(config, seq, num_params=matmul_params(config, every_expert))
+    return count(config, seq, num_params=matmul_param_count(config, active=not every_expert))
 
 
 def all_experts_dispatch():
