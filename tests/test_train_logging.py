@@ -169,3 +169,42 @@ def test_peak_flops_table_and_mfu():
     assert mfu(1000.0, 6e9, 8, None) is None
     with pytest.raises(ValueError, match="must be positive"):
         mfu(1000.0, 6e9, 0, 1e12)
+
+
+def test_logged_tokens_per_second_waits_for_the_steps(tmp_path, monkeypatch):
+    """The step runs asynchronously; a window's time must include waiting for its last step's result.
+    Each step's loss here becomes ready only ~0.5 s after the step is dispatched."""
+    import time
+
+    import numpy as np
+
+    from train import step as steps
+    from train.data import ArrayDataset
+    from train.trainer import Trainer
+    from train.training_args import TrainingArguments
+
+    delay = 0.5
+    slow = jax.jit(lambda x: jax.pure_callback(lambda v: (time.sleep(delay), v)[1],
+                                               jax.ShapeDtypeStruct(x.shape, x.dtype), x))
+    real = steps.make_train_step
+
+    def make_slow_step(*args, **kwargs):
+        step = real(*args, **kwargs)
+
+        def slow_step(state, batch):
+            state, metrics = step(state, batch)
+            return state, {**metrics, "loss": slow(metrics["loss"])}
+        return slow_step
+
+    monkeypatch.setattr(steps, "make_train_step", make_slow_step)
+    config = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16)
+    rows = 4 * jax.device_count()  # one global batch a step
+    ids = np.random.default_rng(0).integers(0, 50, (2 * rows, 8)).astype(np.int32)
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, logging_steps=1,
+                             save_strategy="no", report_to="none", disable_tqdm=True)
+    trainer = Trainer(LlamaForCausalLM(config, seed=0), args, train_dataset=ArrayDataset({"input_ids": ids, "labels": ids}))
+    trainer.train()
+    speeds = [r["tokens_per_second"] for r in trainer.state.log_history if "tokens_per_second" in r]
+    assert len(speeds) == 2
+    assert max(speeds) <= rows * 8 / delay  # rows x 8 tokens a step, each step at least `delay` long

@@ -305,8 +305,9 @@ class Trainer:
                 self._call("on_step_end")
                 data_state = {"epoch": epoch, "batch": batch_index}
                 if step % args.logging_steps == 0 or (args.logging_first_step and step == 1) or step == total:
-                    elapsed = time.perf_counter() - window_start
+                    # Steps run asynchronously: wait for the window's result before reading the clock.
                     mean_loss = float(np.asarray(jax.device_get(window_loss)).reshape(-1)[0]) / window_steps
+                    elapsed = time.perf_counter() - window_start
                     training_loss_sum += mean_loss * window_steps
                     training_steps += window_steps
                     logs = self._train_logs(metrics, mean_loss, window_tokens / max(elapsed, 1e-9), flops_per_token)
