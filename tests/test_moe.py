@@ -221,3 +221,34 @@ def test_router_jitter_applies_in_training_only(tiny_mixtral):
     np.testing.assert_array_equal(cls.forward(params, jittery, **batch).logits, plain)  # no key: evaluation
     trained = cls.forward(params, jittery, **batch, dropout_rng=key).logits
     assert float(jnp.abs(trained - plain).max()) > 1e-3
+
+
+@pytest.mark.parametrize("family", ["mixtral", "qwen2_moe_mixed"])
+def test_hf_v5_module_state_dict_with_fused_experts_loads(family, tmp_path):
+    """``model.state_dict()`` of HF v5 holds each layer's experts fused (``mlp.experts.gate_up_proj``
+    [E, 2F, D], ``mlp.experts.down_proj`` [E, D, F]; Mixtral's block under ``mlp``): it loads to the
+    params its ``save_pretrained`` checkpoint (per-expert tensors) gives."""
+    import transformers as hf
+
+    if family == "mixtral":
+        hf_config, ours_cls = hf.MixtralConfig(**TINY), tj.MixtralForCausalLM
+        hf_cls = hf.MixtralForCausalLM
+    else:
+        hf_config = hf.Qwen2MoeConfig(vocab_size=64, hidden_size=16, intermediate_size=20, moe_intermediate_size=12,
+                                      shared_expert_intermediate_size=8, num_hidden_layers=3, num_attention_heads=4,
+                                      num_key_value_heads=2, num_experts=4, num_experts_per_tok=2, mlp_only_layers=[1])
+        ours_cls, hf_cls = tj.Qwen2MoeForCausalLM, hf.Qwen2MoeForCausalLM
+    torch.manual_seed(0)
+    model = hf_cls(hf_config)
+    module_state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    assert any(k.endswith("mlp.experts.gate_up_proj") for k in module_state)
+    model.save_pretrained(tmp_path)
+    want = ours_cls.from_pretrained(tmp_path)
+    got = ours_cls.state_dict_to_params(module_state, want.config)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+    bad = dict(module_state)
+    key = next(k for k in bad if k.endswith("experts.gate_up_proj"))
+    bad[key] = bad[key][:, :-1]
+    with pytest.raises(ValueError, match=r"fused expert weight .*gate_up_proj.* has shape"):
+        ours_cls.state_dict_to_params(bad, want.config)

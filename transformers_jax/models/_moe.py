@@ -13,6 +13,8 @@ layer's experts are one ``[E, in, out]`` leaf (the checkpoint's ``experts`` cont
 """
 from __future__ import annotations
 
+import re
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -63,6 +65,34 @@ class MoePreTrainedModel(DecoderPreTrainedModel):
     """Base of the MoE families' classes: experts and the mixed dense/MoE stacks are stacked axes."""
 
     stacked_layer_keys = ("layers", "sparse_layers", "dense_layers", "experts")
+
+    @classmethod
+    def _normalize_checkpoint_keys(cls, state_dict: dict, config, source: str) -> dict:
+        """Also accepts the layout of Hugging Face v5's modules (what ``model.state_dict()`` holds, not what
+        ``save_pretrained`` writes): each layer's experts fused as ``mlp.experts.gate_up_proj`` [E, 2F, D]
+        (gate rows, then up rows) and ``mlp.experts.down_proj`` [E, D, F], under ``mlp`` for every family.
+        They are cut into the per-expert tensors of the checkpoint format first."""
+        fused = re.compile(r"^(?P<layer>(?:.*\.)?layers\.\d+)\.mlp\.experts\.(?P<which>gate_up_proj|down_proj)$")
+        if not any(fused.match(k) for k in state_dict):
+            return super()._normalize_checkpoint_keys(state_dict, config, source)
+        state = {}
+        for key, value in state_dict.items():
+            match = fused.match(key)
+            if match is None:  # other module keys in the v5 layout use the module names: map them as ours
+                state[cls.checkpoint_name(key)] = value
+                continue
+            value = np.asarray(value)
+            if match["which"] == "gate_up_proj":
+                if value.ndim != 3 or value.shape[1] % 2:
+                    raise ValueError(f"fused expert weight {key!r} in {source} has shape {value.shape}; expected "
+                                     "[experts, 2 * moe_intermediate_size, hidden_size]")
+                parts = dict(zip(("gate_proj", "up_proj"), np.split(value, 2, axis=1)))
+            else:
+                parts = {"down_proj": value}
+            for name, stacked in parts.items():
+                for expert, weight in enumerate(stacked):
+                    state[cls.checkpoint_name(f"{match['layer']}.mlp.experts.{expert}.{name}.weight")] = weight
+        return super()._normalize_checkpoint_keys(state, config, source)
 
     @classmethod
     def stacked_layer_numbers(cls, config) -> dict:
