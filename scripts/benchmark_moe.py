@@ -17,6 +17,7 @@ all-experts row every expert).
 
     python scripts/benchmark_moe.py                 # CPU: ours (4 rows) and HF (2 rows)
     python scripts/benchmark_moe.py --steps 5       # more timed steps
+    python scripts/benchmark_moe.py --generate      # batch-1 greedy decoding of the same Mixtral instead
 Run it alone: on a small machine another busy process makes the figures meaningless.
 """
 from __future__ import annotations
@@ -48,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seq", type=int, default=256, help="tokens per row (default 256)")
     parser.add_argument("--skip-hf", action="store_true", help="time ours only")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--generate", action="store_true",
+                        help="time batch-1 greedy generate (16-token prompt, 64 new tokens) against HF instead")
     return parser.parse_args(argv)
 
 
@@ -66,9 +69,50 @@ def all_experts_dispatch():
         moe.moe_dense_reference(params, x, weights, experts, act))
 
 
+def generate_rows(new_tokens: int = 64, repeats: int = 3) -> dict:
+    """Batch-1 greedy ``generate`` of the Mixtral, ours and HF's from the same weights: tokens/s
+    (median of ``repeats`` timed calls after one untimed) and whether the tokens are equal."""
+    import statistics
+    import tempfile
+
+    import torch
+    import transformers
+
+    import transformers_jax as tj
+
+    hf_config = {k: v for k, v in MOE.items() if k != "output_router_logits"}
+    torch.manual_seed(0)
+    theirs = transformers.MixtralForCausalLM(transformers.MixtralConfig(**hf_config)).eval()
+    folder = tempfile.mkdtemp()
+    theirs.save_pretrained(folder)
+    ours = tj.MixtralForCausalLM.from_pretrained(folder)
+    ids = np.random.default_rng(0).integers(3, MOE["vocab_size"], (1, 16))
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+
+    def ours_call():
+        return np.asarray(ours.generate(ids, **kwargs))
+
+    def hf_call():
+        with torch.no_grad():
+            return theirs.generate(torch.tensor(ids), pad_token_id=0, **kwargs).numpy()
+
+    out = {}
+    for name, call in (("ours", ours_call), ("HF PyTorch", hf_call)):
+        tokens = call()
+        out[name] = new_tokens / statistics.median(timed(call, 0, repeats))
+        out[name + " tokens"] = tokens
+    same = bool((out.pop("ours tokens") == out.pop("HF PyTorch tokens")).all())
+    print(f"batch-1 greedy, 16-token prompt, {new_tokens} new tokens: ours {out['ours']:.1f} tok/s, "
+          f"HF {out['HF PyTorch']:.1f} tok/s, ours / HF {out['ours'] / out['HF PyTorch']:.2f}x, same tokens: {same}")
+    return {**out, "same_tokens": same}
+
+
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     import jax
+
+    if args.generate:
+        return [generate_rows()]
 
     batch = np.random.default_rng(0).integers(0, MOE["vocab_size"], (args.batch, args.seq)).astype(np.int32)
     tokens = args.batch * args.seq
