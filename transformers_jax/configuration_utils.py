@@ -50,8 +50,11 @@ class PretrainedConfig:
             object.__setattr__(self, "id2label", {0: "LABEL_0", 1: "LABEL_1"})
         else:
             object.__setattr__(self, "id2label", {int(k): str(v) for k, v in self.id2label.items()})
-        if self.moe_implementation not in ("auto", "ragged_dot", "tiled"):
-            raise ValueError(f"moe_implementation={self.moe_implementation!r} is not one of 'auto', 'ragged_dot', 'tiled'")
+        if self.moe_implementation != "auto":
+            from transformers_jax.layers.moe import GROUPED_MATMUL_IMPLEMENTATIONS as known
+
+            if self.moe_implementation not in known:
+                raise ValueError(f"moe_implementation={self.moe_implementation!r} is not one of {', '.join(map(repr, known))}")
         if self.problem_type not in (None, "regression", "single_label_classification", "multi_label_classification"):
             raise ValueError(
                 f"problem_type={self.problem_type!r} is not one of 'regression', "

@@ -322,8 +322,8 @@ def _expert_parallel_shard(x, weights, experts, gate, up, down, *, axis, shards,
 
     recv = jax.lax.all_to_all(send, axis, 0, 0, tiled=True)  # [S, a, D]: block s came from device s
     recv_expert = jax.lax.all_to_all(send_expert, axis, 0, 0, tiled=True).reshape(-1)  # [S*a]
-    local_order = jnp.argsort(recv_expert, stable=True)  # empty slots sort last
-    group_sizes = jnp.zeros((e_local + 1,), jnp.int32).at[recv_expert].add(1)[:e_local]  # [E_loc]
+    local_order, group_sizes = sort_by_expert(recv_expert[:, None], e_local + 1)  # empty slots sort last
+    group_sizes = group_sizes[:e_local]  # [E_loc]; the empty slots' group is left out
     params = {"gate_proj": {"kernel": gate}, "up_proj": {"kernel": up}, "down_proj": {"kernel": down}}
     y_sorted = expert_mlp(params, recv.reshape(-1, x.shape[-1])[local_order], group_sizes, act, implementation)
     y_recv = y_sorted[jnp.argsort(local_order)].reshape(send.shape)  # [S, a, D] in received order

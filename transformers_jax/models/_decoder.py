@@ -278,12 +278,14 @@ def run_decoder_layers(layer_fn, carry, base: dict, config: DecoderConfig, layer
     layers = base["layers"]
     if isinstance(layers, tuple) or "sparse_layers" not in base:
         return L.run_layers(layer_fn, carry, layers, config, layer_inputs)
+    def take(tree, a, b):  # entries a..b-1 of every stacked leaf
+        return jax.tree.map(lambda x: x[a:b], tree)
+
     sparse = np.asarray(config.sparse_layers(), bool)
     runs = []
     for start, end, is_sparse in layer_segments(config):
         kind = "sparse_layers" if is_sparse else "dense_layers"
         first = int((sparse[:start] == is_sparse).sum())  # this run's first index in its kind's stack
-        take = lambda tree, a, b: jax.tree.map(lambda x: x[a:b], tree)  # noqa: E731
         run_params = {**take(layers, start, end), "mlp": take(base[kind]["mlp"], first, first + end - start)}
         carry, extras = L.run_layers(layer_fn, carry, run_params, config, take(layer_inputs, start, end))
         runs.append(extras)

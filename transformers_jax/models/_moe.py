@@ -104,7 +104,6 @@ class MoePreTrainedModel(DecoderPreTrainedModel):
                 "dense_layers": ("layers", np.flatnonzero(~sparse).tolist())}
 
 
-
 def _router_logits_requested(config, output_router_logits) -> bool:
     return config.output_router_logits if output_router_logits is None else bool(output_router_logits)
 
@@ -133,13 +132,12 @@ class MoeDecoderForCausalLM(DecoderForCausalLM):
     def router_loss(cls, config, router_logits, attention_mask=None, aux_loss=None):
         """What the routers add to the LM loss: ``router_aux_loss_coef * aux_loss`` plus, where the config
         sets ``router_z_loss_coef``, that times the z-loss (``router_logits``: one [B*T, E] per sparse layer)."""
-        logits = jnp.stack(router_logits)  # [L_sparse, B*T, E]
         if aux_loss is None:
-            aux_loss = L.moe.load_balancing_loss(logits, config.num_experts_per_tok, attention_mask)
+            aux_loss = L.moe.load_balancing_loss(jnp.stack(router_logits), config.num_experts_per_tok, attention_mask)
         total = config.router_aux_loss_coef * aux_loss
         z_coef = getattr(config, "router_z_loss_coef", 0.0)
         if z_coef:
-            total = total + z_coef * L.moe.router_z_loss(logits, attention_mask)
+            total = total + z_coef * L.moe.router_z_loss(jnp.stack(router_logits), attention_mask)  # [L_sparse, B*T, E]
         return total
 
     @classmethod
