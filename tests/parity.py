@@ -270,3 +270,70 @@ def tiny_bpe_tokenizer(corpus, vocab_size, chat_template=None):
     backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     return tj.PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                                       chat_template=chat_template)
+
+
+CLOSEST_CALL = 5e-6  # relative; float32 rounding of a score is ~1e-7, our scores differ from HF's by about that
+
+
+class BeamMargins:
+    """The closest call among the decisions HF's beam search makes (smallest gap between two scores whose order
+    changes the result, relative to the scores' size), recorded while ``generate`` runs.
+
+    Two candidates within float32 rounding of each other have two correct orders, and a float32 reimplementation
+    may pick either (seen on AVX2 CPUs: two continuations one ulp apart). A case is a fair test of token equality
+    only when its closest call is far above rounding; ``closest`` reports it. Decisions watched: which finished
+    candidates rank among the top ``num_beams`` of a step, which running candidates continue (the boundary between
+    the ``num_beams``-th and the next unfinished one), and the order of the best finished hypotheses (they are
+    returned in that order)."""
+
+    def __init__(self, model):
+        self.model, self.gaps = model, []
+
+    @staticmethod
+    def relative_gap(higher, lower):
+        if not np.isfinite(lower):  # -inf (a banned token) is below everything, exactly; two of them tie exactly
+            return float("inf")
+        return float((higher - lower) / max(abs(higher), abs(lower), 1.0))
+
+    def running(self, original):
+        def watch(**kwargs):
+            num_beams, finished = kwargs["num_beams"], kwargs["next_token_hits_stopping_criteria"]
+            for scores, done in zip(kwargs["topk_log_probs"].double().tolist(), finished.tolist()):  # best first
+                if done[num_beams - 1] != done[num_beams]:  # a finished one enters or leaves the top num_beams
+                    self.gaps.append(self.relative_gap(scores[num_beams - 1], scores[num_beams]))
+                alive = [s for s, d in zip(scores, done) if not d]
+                if len(alive) > num_beams:
+                    self.gaps.append(self.relative_gap(alive[num_beams - 1], alive[num_beams]))
+            return original(**kwargs)
+        return watch
+
+    def finished(self, original):
+        def watch(*args, **kwargs):
+            real_topk = torch.topk
+
+            def topk(scores, k, *a, **kw):  # the merge of old and new finished hypotheses
+                values = real_topk(scores, min(k + 1, scores.shape[-1]), *a, **kw).values.double()
+                for row in values.tolist():
+                    row = [v for v in row if v > -1e8]  # -1e9 marks "not a finished hypothesis"
+                    self.gaps += [self.relative_gap(a, b) for a, b in zip(row, row[1:])]
+                return real_topk(scores, k, *a, **kw)
+
+            torch.topk = topk
+            try:
+                return original(*args, **kwargs)
+            finally:
+                torch.topk = real_topk
+        return watch
+
+    def __enter__(self):
+        self.gaps = []
+        self.model._get_running_beams_for_next_iteration = self.running(self.model._get_running_beams_for_next_iteration)
+        self.model._update_finished_beams = self.finished(self.model._update_finished_beams)
+        return self
+
+    def __exit__(self, *exc):
+        del self.model._get_running_beams_for_next_iteration, self.model._update_finished_beams
+
+    @property
+    def closest(self):
+        return min(self.gaps, default=float("inf"))

@@ -17,7 +17,7 @@ import pytest
 import torch
 import transformers as hf
 
-from parity import count_compiles
+from parity import CLOSEST_CALL, BeamMargins, count_compiles
 
 import transformers_jax as tj
 from transformers_jax.generation.beam_search import beam_search
@@ -71,7 +71,9 @@ def eos_from_search(hf_model, ids, mask, steps=10):
 
 
 def check(hf_model, ours, ids, mask, **kwargs):
-    expected = hf_generate(hf_model, ids, mask, **kwargs)
+    with BeamMargins(hf_model) as margins:
+        expected = hf_generate(hf_model, ids, mask, **kwargs)
+    assert margins.closest > CLOSEST_CALL, f"HF's search made a call within rounding of a tie ({margins.closest:.1e})"
     got = beam_search(ours, ids, mask, **kwargs)
     assert got.shape == expected.shape, (got.shape, expected.shape, kwargs)
     np.testing.assert_array_equal(got, expected, err_msg=str(kwargs))

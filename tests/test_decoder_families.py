@@ -18,7 +18,7 @@ from jax.sharding import Mesh
 import transformers_jax as tj
 from family_cases import all_families
 from family_parity import check_hf_checkpoint_loads_here, check_our_checkpoint_loads_in_hf, hf_checkpoints
-from parity import assert_same_up_to_rounding, assert_trees_same_up_to_rounding
+from parity import CLOSEST_CALL, BeamMargins, assert_same_up_to_rounding, assert_trees_same_up_to_rounding
 
 FAMILIES = {family.name: family for family in all_families()}
 B, T = 3, 16
@@ -148,8 +148,10 @@ def test_greedy_and_beam_generate_equal_hf(causal_pair, family_name):
     np.testing.assert_array_equal(greedy, hf_generate(hf_model, ids, mask, max_new_tokens=n))
     beams = np.asarray(ours.generate(ids, attention_mask=mask, max_new_tokens=n, num_beams=3, num_return_sequences=2,
                                      do_sample=False, pad_token_id=PAD, eos_token_id=None))
-    np.testing.assert_array_equal(beams, hf_generate(hf_model, ids, mask, max_new_tokens=n, num_beams=3,
-                                                     num_return_sequences=2))
+    with BeamMargins(hf_model) as margins:
+        want = hf_generate(hf_model, ids, mask, max_new_tokens=n, num_beams=3, num_return_sequences=2)
+    assert margins.closest > CLOSEST_CALL, f"HF's search made a call within rounding of a tie ({margins.closest:.1e})"
+    np.testing.assert_array_equal(beams, want)
 
 
 @pytest.mark.parametrize("family_name", list(FAMILIES))

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import transformers_jax as tj
-from parity import count_compiles, perturb_torch
+from parity import CLOSEST_CALL, BeamMargins, count_compiles, perturb_torch
 from seq2seq_cases import all_families
 
 FAMILIES = {family.name: family for family in all_families()}
@@ -36,12 +36,19 @@ HEADS = generating_heads()
 IDS = [f"{f}-{c}-{n}" for f, c, n in HEADS]
 
 
+# (seed, scale) of the weight noise. Scale 0.5 separates the choices well for most families. BART's post-norm
+# decoder saturates at that scale: its output barely depends on the order of the context, so permuted
+# continuations score within an ulp of each other. Hence its smaller noise. BeamMargins checks every beam case.
+NOISE = {("bart", "base"): (2, 0.1), ("bart", "untied"): (5, 0.1)}
+
+
 def build_hf(family, class_name, config_name, path, generation_config=None):
-    """HF's model with noisy weights (scale 0.5: well separated choices) and the EOS id pushed up so that
-    rows stop at different steps; saved to ``path``."""
+    """HF's model with noisy weights (see NOISE) and the EOS id pushed up so that rows stop at different
+    steps; saved to ``path``."""
     config = family.hf_config_class(**family.configs[config_name])
     torch.manual_seed(0)
-    model = perturb_torch(family.heads[class_name](config), seed=1, scale=0.5).eval()
+    seed, scale = NOISE.get((family.name, config_name), (1, 0.5))
+    model = perturb_torch(family.heads[class_name](config), seed=seed, scale=scale).eval()
     if family.prepare_hf is not None:
         family.prepare_hf(model)
     ids, mask = encoder_batch(config, seed=5)
@@ -130,7 +137,11 @@ def test_generate_matches_hf(pair, head, release_programs):
     stopped_early = False
     eos = hf_model.config.eos_token_id
     for name, kwargs in CASES.items():
-        want = hf_generate(hf_model, ids, mask, **kwargs)
+        with BeamMargins(hf_model) as margins:
+            want = hf_generate(hf_model, ids, mask, **kwargs)
+        assert margins.closest > CLOSEST_CALL, (
+            f"case {name}: HF's beam search made a call within {margins.closest:.1e} (relative) of a tie; the "
+            "fixture cannot demand equal tokens there (change NOISE for this family)")
         got = ours.generate(ids, attention_mask=mask, **kwargs)
         try:
             assert_same_tokens(got, want)
@@ -168,7 +179,9 @@ def test_generation_config_defaults_are_read(tmp_path):
     ours = tj.BartForConditionalGeneration.from_pretrained(tmp_path)
     assert ours.generation_config.num_beams == 4 and ours.generation_config.length_penalty == 2.0
     ids, mask = encoder_batch(hf_model.config, seed=3)
-    want = hf_generate(hf_model, ids, mask)
+    with BeamMargins(hf_model) as margins:
+        want = hf_generate(hf_model, ids, mask)
+    assert margins.closest > CLOSEST_CALL and margins.gaps
     assert 8 <= want.shape[1] <= 18 and (want[:, 1] == 0).all()  # min/max length and the forced BOS from the file
     assert_same_tokens(ours.generate(ids, attention_mask=mask), want)
 
