@@ -26,7 +26,6 @@ from collections import defaultdict
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 # Published per-chip figures: dense bf16 peak FLOP/s, HBM bytes, HBM bandwidth (bytes/s).
 CHIPS = {
