@@ -52,9 +52,16 @@ def create_mesh(spec: MeshSpec, devices: Sequence | None = None) -> Mesh:
     """A mesh with named Auto axes over ``devices`` (default: all devices of all hosts)."""
     devices = list(jax.devices() if devices is None else devices)
     shape = resolve_mesh_shape(spec, len(devices))
-    return jax.make_mesh(
-        tuple(shape.values()), tuple(shape), axis_types=(AxisType.Auto,) * len(shape), devices=devices
-    )
+    types = (AxisType.Auto,) * len(shape)
+    try:
+        return jax.make_mesh(tuple(shape.values()), tuple(shape), axis_types=types, devices=devices)
+    except NotImplementedError:
+        # A TPU torus maps each mesh axis onto whole physical axes (a 4x4x4 slice takes 4, 16 or 64, not 8);
+        # an axis that needs part of one gets a physical axis split between two mesh axes.
+        from jax.experimental import mesh_utils
+
+        grid = mesh_utils.create_device_mesh(tuple(shape.values()), devices, allow_split_physical_axes=True)
+        return Mesh(grid, tuple(shape), axis_types=types)
 
 
 def data_axes(mesh: Mesh, rules) -> tuple[str, ...]:
