@@ -168,6 +168,8 @@ def test_from_pretrained_takes_attn_implementation(tmp_path):
         loaded = tj.AutoModelForCausalLM.from_pretrained(tmp_path, attn_implementation=asked)
         assert loaded.config.attn_implementation == stored
     assert "attn_implementation" not in (tmp_path / "config.json").read_text()
+    made = tj.AutoModelForCausalLM.from_config(tj.LlamaConfig(**TINY), attn_implementation="eager")
+    assert made.config.attn_implementation == "xla"
 
 
 def test_unknown_value_lists_the_allowed_ones():

@@ -336,7 +336,8 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
     values are written at slots ``cache_index ...`` and queries attend to every earlier slot;
     ``attention_mask`` is then the [B, S] mask of valid cache slots. Without a cache,
     ``attention_mask`` may hold document ids of packed rows (see ``causal_padding_mask``). With
-    ``dropout_rng`` (training), dropout at the family's rates.
+    ``dropout_rng`` (training), dropout at the family's rates. Attention runs the kernel
+    ``config.attn_implementation`` selects (``layers.attention_kernels``); steps with a cache run XLA.
     """
     dtype = jnp.dtype(config.compute_dtype)
     batch, length = input_ids.shape
