@@ -13,12 +13,14 @@ Implementations (``config.attn_implementation``, Hugging Face's config name):
   blocks, keeps no [T, S] buffer in the forward or the backward). A TPU kernel: on any other
   platform it runs only in Pallas interpret mode, switched on by ``config.pallas_interpret=True``
   (slow; meant for tests on a CPU). Takes causal, sliding-window, padding and packed-document masks,
-  grouped key/value heads and logit soft-capping (Gemma 2).
+  grouped key/value heads and logit soft-capping (Gemma 2). Any length (padded up to a multiple of
+  128 inside); head dims 8 to 256 in bfloat16 and float32 compile for TPU v5e (checked ahead of time).
 * ``"cudnn"``: ``jax.nn.dot_product_attention(..., implementation="cudnn")`` (cuDNN's fused flash
   attention; an NVIDIA GPU only). Needs bfloat16 or float16 ``compute_dtype``, a head dim that is a
   multiple of 8 and at most 128 (256 on Hopper and later, compute capability >= 9.0), no soft-capping.
   Causal and sliding-window masks are structural; padding and packed documents go to cuDNN as a
-  dense [B, 1, T, T] mask (JAX's cuDNN call has no segment ids), which costs [T, T] memory again.
+  dense [B, 1, T, T] mask (JAX's cuDNN call has no segment ids), which costs [T, T] memory again
+  (and, by JAX's check, an even length in a backward pass).
 * ``"auto"`` (the default): splash on TPU; cuDNN on an NVIDIA GPU when the cuDNN conditions above
   hold; XLA otherwise (CPU, other GPUs, float32 on GPU, ...). Also XLA for a call that needs what no
   kernel gives: ``output_attentions=True`` or attention dropout in training.
@@ -155,7 +157,10 @@ class CausalMaskSpec:
 
     Kernels see padding and documents as segment ids: a padded query then sees only padded keys
     (its row's output differs from XLA's, where it sees every valid earlier key; padded rows are
-    undefined either way and reach no real token).
+    undefined either way and reach no real token). One place where that shows: with left padding a
+    row's first label is predicted from its last padding position (in Hugging Face too, where that
+    output is just as arbitrary), so the loss differs between XLA and a kernel unless that label is
+    -100 or the batch is padded on the right (the collators' default).
     """
 
     key_mask: Any = None
