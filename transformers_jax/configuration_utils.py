@@ -15,7 +15,8 @@ from typing import ClassVar
 CONFIG_NAME = "config.json"
 
 # Fields that describe how we run a model, not the checkpoint; never written to config.json.
-RUNTIME_FIELDS = ("compute_dtype", "param_dtype", "scan_layers", "remat", "moe_implementation")
+RUNTIME_FIELDS = ("compute_dtype", "param_dtype", "scan_layers", "remat", "moe_implementation", "attn_implementation",
+                  "pallas_interpret")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -23,6 +24,9 @@ class PretrainedConfig:
     """Base config. Subclasses add architecture fields with Hugging Face's names and defaults."""
 
     model_type: ClassVar[str] = ""
+    # True where the model's attention runs through ``layers.attention_kernels`` (the shared decoder):
+    # only there may ``attn_implementation`` ask for a kernel ("splash", "cudnn").
+    attention_kernels: ClassVar[bool] = False
     # Hugging Face's aliases, {alias: stored field}: GPT-2 stores ``n_embd`` and answers to ``hidden_size``.
     # Aliases read like attributes and are accepted as config keys and overrides; config.json keeps the stored name.
     attribute_map: ClassVar[dict[str, str]] = {}
@@ -42,6 +46,12 @@ class PretrainedConfig:
     remat: bool = False
     # Grouped matmuls of mixture-of-experts layers: "auto", "ragged_dot" or "tiled" (``layers.moe``).
     moe_implementation: str = "auto"
+    # The attention kernel (Hugging Face's name): "auto", "xla", "splash" (TPU) or "cudnn" (GPU); HF's
+    # "eager" reads as "xla" and "sdpa" as "auto". The rule "auto" follows and what each kernel accepts:
+    # ``layers.attention_kernels``.
+    attn_implementation: str = "auto"
+    # Run Pallas kernels (attn_implementation="splash") in interpret mode: how they run on a CPU (tests).
+    pallas_interpret: bool = False
     # Every config.json key this class does not model, written back unchanged.
     extra: dict = dataclasses.field(default_factory=dict)
 
@@ -55,6 +65,14 @@ class PretrainedConfig:
 
             if self.moe_implementation not in known:
                 raise ValueError(f"moe_implementation={self.moe_implementation!r} is not one of {', '.join(map(repr, known))}")
+        from transformers_jax.layers.attention_kernels import normalize_attn_implementation
+
+        implementation = normalize_attn_implementation(self.attn_implementation)
+        if implementation not in ("auto", "xla") and not self.attention_kernels:
+            raise ValueError(f"{type(self).__name__}: attn_implementation={self.attn_implementation!r} is not available "
+                             "for this model (attention kernels serve the shared decoder families, Llama and those "
+                             "built like it); use 'xla' or 'auto'")
+        object.__setattr__(self, "attn_implementation", implementation)
         if self.problem_type not in (None, "regression", "single_label_classification", "multi_label_classification"):
             raise ValueError(
                 f"problem_type={self.problem_type!r} is not one of 'regression', "

@@ -2,11 +2,13 @@
 
 ``basic`` (activations, dropout, dense, norms, embeddings, soft-capping, head splitting),
 ``positions`` (rotary embeddings, relative positions and buckets), ``masks`` (padding, causal, sliding window, packed documents),
-``attention`` (``dot_product_attention``), ``kv_cache`` (the cache layout and its operations),
+``attention`` (``dot_product_attention``), ``attention_kernels`` (XLA, splash or cuDNN causal
+attention chosen by ``attn_implementation``), ``kv_cache`` (the cache layout and its operations),
 ``mlp`` (gated and plain feed-forward blocks), ``moe`` (mixture-of-experts routing and grouped matmuls), ``stack`` (``run_layers``).
 """
-from transformers_jax.layers import kv_cache, moe
+from transformers_jax.layers import attention_kernels, kv_cache, moe
 from transformers_jax.layers.attention import dot_product_attention
+from transformers_jax.layers.attention_kernels import CausalMaskSpec, causal_attention, select_attention_implementation
 from transformers_jax.layers.basic import (
     ACT2FN,
     activation,
@@ -47,7 +49,8 @@ from transformers_jax.layers.stack import run_layers, unstack_layers
 
 
 __all__ = [
-    "ACT2FN", "activation", "apply_rotary", "causal_padding_mask", "dense", "dot_product_attention", "dropout",
+    "ACT2FN", "activation", "apply_rotary", "attention_kernels", "causal_attention", "CausalMaskSpec",
+    "causal_padding_mask", "select_attention_implementation", "dense", "dot_product_attention", "dropout",
     "embed", "gated_mlp", "gather_relative_scores", "kv_cache", "layer_norm", "log_bucket_distances", "merge_heads", "moe",
     "padding_mask", "plain_mlp", "query_key_padding_mask", "query_key_slots", "relative_distance_table",
     "relative_bucket_table", "relative_position_bias", "relative_position_buckets",

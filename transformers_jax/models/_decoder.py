@@ -63,6 +63,7 @@ class DecoderArchitecture:
     qk_norm: ClassVar[bool] = False
     sandwich_norms: ClassVar[bool] = False
     scale_embeddings: ClassVar[bool] = False
+    attention_kernels: ClassVar[bool] = True  # attn_implementation may pick splash or cuDNN (layers.attention_kernels)
     # Shared fields the family's HF config does not have (Qwen2: head_dim, attention_bias, mlp_bias):
     # left out of config.json while they hold the value the family implies.
     fields_absent_in_hf: ClassVar[tuple[str, ...]] = ()
@@ -335,13 +336,15 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
     values are written at slots ``cache_index ...`` and queries attend to every earlier slot;
     ``attention_mask`` is then the [B, S] mask of valid cache slots. Without a cache,
     ``attention_mask`` may hold document ids of packed rows (see ``causal_padding_mask``). With
-    ``dropout_rng`` (training), dropout at the family's rates.
+    ``dropout_rng`` (training), dropout at the family's rates. Attention runs the kernel
+    ``config.attn_implementation`` selects (``layers.attention_kernels``); steps with a cache run XLA.
     """
     dtype = jnp.dtype(config.compute_dtype)
     batch, length = input_ids.shape
     embed_rate, attention_rate, residual_rate = config.dropout_rates()
     rngs = L.split_key(dropout_rng, 2)
     embed_rng, layer_rng = (None, None) if rngs is None else rngs
+    key_mask = attention_mask  # as given (None: no padding), for the kernels' segment ids
     if attention_mask is None:
         attention_mask = jnp.ones((batch, length), jnp.int32)
     if position_ids is None:
@@ -356,10 +359,15 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
     if config.position_type == "rope":
         cos, sin = _rope_tables(config, position_ids, dtype)  # [2, B, T, rotary_dim]
     query_start = 0 if cache is None else cache_index
-    mask = L.causal_padding_mask(attention_mask, length, query_start)  # [B, 1, T, S]
-    key_len = mask.shape[-1]
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
     softcap = config.attention_softcap()
+    implementation = L.select_attention_implementation(
+        config.attn_implementation, dtype=dtype, head_dim=config.head_dim, logit_softcap=softcap, cached=cache is not None,
+        output_attentions=output_attentions, dropout=attention_rate > 0 and layer_rng is not None,
+        interpret=config.pallas_interpret)
+    # The XLA path's causal-and-padding mask [B, 1, T, S], made once for every layer; the kernels need none.
+    mask = L.causal_padding_mask(attention_mask, length, query_start) if implementation == "xla" else None
+    window_sizes = tuple(sorted(set(per_layer_inputs(config)["window"].tolist())))
 
     def attention_block(p, h, layer_in, layer_cache, key):
         """Self-attention of one layer: (output [B, T, D], probabilities, the layer-stacked cache)."""
@@ -377,9 +385,10 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
             q, k = L.apply_rotary(q, layer_cos, layer_sin), L.apply_rotary(k, layer_cos, layer_sin)
         if layer_cache is not None:
             layer_cache, k, v = L.kv_cache.write(layer_cache, layer_in["index"], cache_index, k, v)
-        layer_mask = mask & L.sliding_window_mask(length, key_len, layer_in["window"], query_start)
-        out, probs = L.dot_product_attention(q, k, v, layer_mask, scale=layer_in["scale"], logit_softcap=softcap,
-                                             dropout_rate=attention_rate, dropout_rng=attn_key)
+        layer_mask = L.CausalMaskSpec(key_mask, query_start, layer_in["window"], window_sizes, base=mask)
+        out, probs = L.causal_attention(q, k, v, layer_mask, implementation=implementation, scale=layer_in["scale"],
+                                        logit_softcap=softcap, dropout_rate=attention_rate, dropout_rng=attn_key,
+                                        interpret=config.pallas_interpret)
         return L.dropout(L.dense(p["o_proj"], L.merge_heads(out)), residual_rate, out_key), probs, layer_cache
 
     def mlp_block(p, h, key):

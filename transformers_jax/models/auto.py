@@ -165,9 +165,12 @@ class _AutoModel:
         return cls._model_class(config_dict, source).from_pretrained(**location, **kwargs)
 
     @classmethod
-    def from_config(cls, config: PretrainedConfig, seed: int = 0):
-        """A randomly initialised model of this task for ``config``."""
+    def from_config(cls, config: PretrainedConfig, seed: int = 0, attn_implementation: str | None = None):
+        """A randomly initialised model of this task for ``config`` (``attn_implementation`` as Hugging Face's
+        keyword: replaces the config's)."""
         model_class = cls._model_class({"model_type": config.model_type}, "the config")
+        if attn_implementation is not None:
+            config = config.replace(attn_implementation=attn_implementation)
         return model_class(config, seed=seed)
 
 
