@@ -8,10 +8,11 @@ buffer assignment:
 * without remat, each layer keeps for the backward pass about ``B * T * (8 * D + 4 * F)`` values
   in the compute dtype (layer input, normed inputs, q/k/v, attention output, residuals; the MLP's
   pre-activation, activation, and for gated MLPs the up projection and product), plus the
-  attention probabilities ``B * H * T * T`` in float32;
+  attention probabilities ``B * H * T * T`` in float32 (not under a fused attention kernel: splash, cuDNN);
 * with full remat (``jax.checkpoint`` around each layer) only each layer's input ``B * T * D`` is
   kept, plus one layer's worth of the above, recomputed during the backward pass;
-* the logits ``B * T * V`` in float32, twice (the logits and their gradient / softmax).
+* the logits ``B * T * V`` once in the compute dtype and once in float32 (the loss's log-softmax and its
+  gradient); measured on XLA:TPU by scripts/aot_compile.py (docs/benchmarks.md).
 * a mixture-of-experts layer replaces the ``4 * F`` MLP values by ``S * k * (4 * F_e + 2 * D)``
   for its ``k`` routed experts of width ``F_e`` and their dispatch buffers (rows sorted by expert,
   results), plus ``4 * F_s`` for a shared expert and ``E`` router logits. ``S`` is the size of the
@@ -111,14 +112,17 @@ def _positive_int(name, value):
 
 def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int, seq_len: int,
                     optimizer: str = "adamw", remat=None, param_dtype: str | None = None,
-                    compute_dtype: str | None = None, lm_logits: bool = True) -> MemoryEstimate:
+                    compute_dtype: str | None = None, lm_logits: bool = True,
+                    attention_scores: bool | None = None) -> MemoryEstimate:
     """Estimate per-device bytes of a training step of the model with ``config`` and ``specs``.
 
     ``mesh`` None means one device. Sizes (hidden, layers, heads, intermediate, vocab) are read
     from ``config``; ``remat``, ``param_dtype`` and ``compute_dtype`` default to the config's.
     Gradients take the params' dtype and sharding; optimizer state is float32, ``adamw``/``adam``
     2 copies per param, ``lion``/``momentum`` 1, ``sgd`` 0. ``lm_logits`` adds the ``B*T*V``
-    logits (off for classification heads). The activation model is in the module docstring.
+    logits (off for classification heads). ``attention_scores`` says whether the attention keeps its
+    [B, H, T, T] float32 scores (default: :func:`keeps_attention_scores`, False under a fused kernel). The
+    activation model is in the module docstring.
     """
     _positive_int("batch_per_device", batch_per_device)
     _positive_int("seq_len", seq_len)
@@ -139,7 +143,10 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
     b, t = batch_per_device, seq_len
     act_item = np.dtype(jax.numpy.dtype(compute_dtype)).itemsize
     kept = largest_layer = activations = 0
+    if attention_scores is None:
+        attention_scores = keeps_attention_scores(config, mesh, rules)
     for layers, d, heads, mlp_values, attention_maps in stacks:
+        attention_maps = attention_maps if attention_scores else 0
         one_layer = b * t * (ACT_VALUES_PER_D * d + mlp_values) * act_item
         one_layer += attention_maps * b * heads * t * t * 4
         kept += layers * b * t * d * act_item
@@ -154,9 +161,32 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
         gradients=param_bytes,
         optimizer_state=OPTIMIZER_FLOAT32_COPIES[optimizer] * 4 * scalars,
         activations=activations,
-        logits=2 * b * t * config.vocab_size * 4 if lm_logits else 0,
+        logits=b * t * config.vocab_size * (4 + act_item) if lm_logits else 0,
         settings=settings,
     )
+
+
+def keeps_attention_scores(config, mesh=None, rules=()) -> bool:
+    """Whether a training step of ``config`` on ``mesh`` holds [B, H, T, T] attention scores: True for the XLA
+    attention, False where ``attn_implementation`` picks a fused kernel (splash on TPU, cuDNN on GPU) for the
+    platform of ``mesh`` (see ``layers.attention_kernels``)."""
+    if not getattr(type(config), "attention_kernels", False) or not hasattr(config, "attention_softcap"):
+        return True  # families outside the shared decoder always run the XLA attention
+    from transformers_jax.layers.attention_kernels import select_attention_implementation
+    from transformers_jax.partitioning import logical_sharding
+
+    def select():
+        return select_attention_implementation(
+            config.attn_implementation, dtype=jax.numpy.dtype(config.compute_dtype), head_dim=config.head_dim,
+            logit_softcap=config.attention_softcap(), interpret=getattr(config, "pallas_interpret", False))
+
+    try:
+        if mesh is None:
+            return select() == "xla"
+        with logical_sharding(mesh, rules):
+            return select() == "xla"
+    except ValueError:  # a kernel that cannot run here; the step itself will say so
+        return True
 
 
 def _layer_stacks(config) -> list[tuple[int, int, int, int, int]]:

@@ -17,9 +17,9 @@ import yaml
 from train import aot, cli
 from train.pretrain import DATA_DEFAULTS
 
-# A Llama at realistic proportions (vocab 8k, 1k-token rows, F = 3D) but small enough to compile in seconds.
+# A Llama at realistic proportions (vocab 32k, 1k-token rows, F = 3D) but small enough to compile in seconds.
 RECIPE = {
-    "model": {"config": {"model_type": "llama", "vocab_size": 8000, "hidden_size": 512, "intermediate_size": 1536,
+    "model": {"config": {"model_type": "llama", "vocab_size": 32000, "hidden_size": 512, "intermediate_size": 1536,
                          "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 4,
                          "max_position_embeddings": 1024}},
     "data": {"token_file": None, "max_length": 1024},
@@ -166,4 +166,16 @@ def test_script_exit_codes_name_the_problem(tmp_path, capsys):
     captured = capsys.readouterr()
     assert exit_.value.code == 1, captured
     assert "does not fit" in captured.err and "over by" in captured.err and "the largest term is" in captured.err
-    assert "our estimate's largest component is activations" in captured.err
+    assert "our estimate's largest component is logits" in captured.err  # 64 x 8192 x 32000 of them per chip
+
+
+def test_jaxpr_flops_counts_shard_maps_and_ragged_products():
+    """A shard_map body sees one device's shard (times the devices); a ragged product multiplies each row by one
+    group's matrix (2 * rows * in * out, not times the groups)."""
+    from jax.sharding import AxisType, PartitionSpec as P
+
+    mesh = jax.make_mesh((4,), ("x",), axis_types=(AxisType.Auto,), devices=jax.devices()[:4])
+    sharded = jax.jit(jax.shard_map(lambda a, w: a @ w, mesh=mesh, in_specs=(P("x"), P()), out_specs=P("x")))
+    assert aot.jaxpr_flops(jax.make_jaxpr(sharded)(jnp.ones((16, 8)), jnp.ones((8, 3)))) == 2 * 16 * 8 * 3
+    ragged = jax.make_jaxpr(jax.lax.ragged_dot)(jnp.ones((10, 8)), jnp.ones((4, 8, 3)), jnp.array([1, 2, 3, 4]))
+    assert aot.jaxpr_flops(ragged) == 2 * 10 * 8 * 3

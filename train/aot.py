@@ -130,7 +130,7 @@ def _computations(text: str) -> tuple[dict[str, list[str]], str]:
             current = header.group(2)
             computations[current] = []
             entry = current if header.group(1) else entry
-        elif line.startswith("}"):
+        elif line.rstrip() == "}":  # (a custom call's multi-line config may put "}}, ..." at column 0)
             current = None
         elif current is not None and "=" in line:
             computations[current].append(line)
@@ -211,14 +211,16 @@ def summarize_hlo(text: str) -> HloSummary:
 
 def jaxpr_flops(closed_jaxpr) -> float:
     """Matmul FLOPs of a traced program (global, all devices together): ``2 * out * contracted`` per
-    ``dot_general``, a ``scan`` body times its length, every other sub-program (jit, remat's recomputation,
-    custom derivatives, conditionals' largest branch) as often as it is called, a ``while`` body once."""
+    ``dot_general`` and ``ragged_dot``, a ``shard_map`` body times its devices, a ``scan`` body times its length, a Pallas kernel's block times its grid (every block,
+    also those a causal kernel skips), every other sub-program (jit, remat's recomputation, custom
+    derivatives, conditionals' largest branch) as often as it is called, a ``while`` body once."""
     def count(jaxpr) -> float:
         total = 0.0
         for eqn in jaxpr.eqns:
-            if eqn.primitive.name == "dot_general":
-                (contract, _), _ = eqn.params["dimension_numbers"]
-                lhs = eqn.invars[0].aval.shape
+            if eqn.primitive.name in ("dot_general", "ragged_dot_general"):
+                numbers = eqn.params.get("dimension_numbers") or eqn.params["ragged_dot_dimension_numbers"]
+                (contract, _), _ = getattr(numbers, "dot_dimension_numbers", numbers)
+                lhs = eqn.invars[0].aval.shape  # a ragged product: each row meets one group's matrix
                 total += 2.0 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in contract)
                 continue
             subs = [count(sub.jaxpr if hasattr(sub, "jaxpr") else sub) for sub in _sub_jaxprs(eqn.params)]
@@ -226,6 +228,12 @@ def jaxpr_flops(closed_jaxpr) -> float:
                 total += max(subs, default=0.0)
             elif eqn.primitive.name == "scan":
                 total += eqn.params["length"] * sum(subs)
+            elif eqn.primitive.name == "pallas_call":  # the kernel body is one block: times the grid
+                total += math.prod(eqn.params["grid_mapping"].grid) * sum(subs)
+            elif eqn.primitive.name == "shard_map":  # the body sees one device's shard: times the manual devices
+                mesh = eqn.params["mesh"]
+                manual = eqn.params.get("newly_manual_axes", eqn.params.get("manual_axes", mesh.axis_names))
+                total += math.prod(mesh.shape[a] for a in manual) * sum(subs)
             else:
                 total += sum(subs)
         return total
