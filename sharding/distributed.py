@@ -22,6 +22,7 @@ fails if none is present. JAX itself also reads ``JAX_COORDINATOR_ADDRESS`` and
 from __future__ import annotations
 
 import os
+import sys
 from typing import Sequence
 
 import jax
@@ -103,6 +104,11 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     kwargs = {"coordinator_address": address, "num_processes": num, "process_id": pid}
     if local_device_ids is not None:
         kwargs["local_device_ids"] = list(local_device_ids)
+    # JAX waits (5 minutes by default) for every process to reach the coordinator, then ends the process from C++
+    # without a Python exception: say first what this process is waiting for.
+    who = "?" if pid is None else pid
+    print(f"jax.distributed: process {who} of {num or '?'} joining the coordinator at "
+          f"{address or '(auto-detected)'}", file=sys.stderr, flush=True)
     jax.distributed.initialize(**kwargs)
     _STATE["initialized"] = True
     return True

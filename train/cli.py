@@ -319,8 +319,11 @@ def run_script(doc: str, data_defaults: Mapping, run, argv=None):
     touched), read the recipe and flags, run; recipe errors exit with code 2 and the message."""
     from sharding.distributed import initialize
 
-    initialize()
     parser = build_parser(doc)
+    try:
+        initialize()
+    except ValueError as err:
+        parser.error(f"multi-process settings: {err}")
     args, recipe = parse_recipe(parser, argv, data_defaults)
     compilation_cache.configure_from_args(args)
     try:

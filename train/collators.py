@@ -18,6 +18,7 @@ objective, with :func:`compute_input_and_target_lengths`).
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -190,6 +191,10 @@ def default_data_collator(features: list[Mapping], rng: np.random.Generator | No
     return _rename_labels({key: _stack_values([f[key] for f in features], key) for key in keys})
 
 
+# Row i of the batch is feature i stacked, whatever the other rows: a loader may collate just its host's rows.
+default_data_collator.rowwise = True
+
+
 class DataCollatorWithPadding:
     """Pad a batch of tokenized features (classification fine-tuning), like HF's ``DataCollatorWithPadding``.
 
@@ -230,7 +235,8 @@ class DataCollatorWithPadding:
 class DataCollatorForLanguageModeling:
     """Language-modelling batches, like HF's ``DataCollatorForLanguageModeling``.
 
-    Rows are padded to the longest (rounded up to ``pad_to_multiple_of``). Incoming ``labels`` are replaced.
+    Rows are padded to the longest (rounded up to ``pad_to_multiple_of``), or to exactly ``max_length`` when it is
+    given (a longer row is then an error: truncate when tokenizing). Incoming ``labels`` are replaced.
 
     * ``mlm=True`` (BERT): each non-special, non-padding token is chosen with probability ``mlm_probability``; a
       chosen token becomes ``[MASK]`` with probability 0.8, a uniformly random id in ``[0, len(tokenizer))`` with
@@ -240,10 +246,14 @@ class DataCollatorForLanguageModeling:
       and features give the same batch.
     * ``mlm=False`` (causal LM): ``labels`` = ``input_ids`` with -100 at padding (``attention_mask == 0``); the
       model shifts labels itself. No randomness.
+
+    :attr:`rowwise` is True for ``mlm=False`` with ``max_length``: each row then depends on its feature alone and
+    every batch has the same width, so a multi-host loader collates just its own rows (see
+    :class:`~train.data.DataLoader`).
     """
 
     def __init__(self, tokenizer, mlm: bool = True, mlm_probability: float = 0.15,
-                 pad_to_multiple_of: int | None = None):
+                 pad_to_multiple_of: int | None = None, max_length: int | None = None):
         if mlm and tokenizer.mask_token_id is None:
             raise ValueError(
                 "mlm=True needs a tokenizer with a mask token (tokenizer.mask_token is None); "
@@ -251,11 +261,13 @@ class DataCollatorForLanguageModeling:
             )
         if not 0.0 < float(mlm_probability) < 1.0:
             raise ValueError(f"mlm_probability must be in (0, 1), got {mlm_probability!r}")
-        _check_padding("longest", None, pad_to_multiple_of)
+        self.padding = _check_padding("longest" if max_length is None else "max_length", max_length,
+                                      pad_to_multiple_of)
         self.tokenizer = tokenizer
         self.mlm = mlm
         self.mlm_probability = float(mlm_probability)
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.max_length = max_length
         self._special_ids = np.asarray(sorted(set(tokenizer.all_special_ids)), np.int64)
 
     def __call__(self, features: list[Mapping], rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
@@ -267,7 +279,7 @@ class DataCollatorForLanguageModeling:
                 f"(got {type(rng).__name__}); the DataLoader passes one derived from (seed, epoch, batch)"
             )
         features = [{k: v for k, v in f.items() if k not in ("labels", *_LABEL_ALIASES)} for f in features]
-        batch = _pad_inputs(features, self.tokenizer, "longest", None, self.pad_to_multiple_of)
+        batch = _pad_inputs(features, self.tokenizer, self.padding, self.max_length, self.pad_to_multiple_of)
         special = batch.pop("special_tokens_mask", None)
         if not self.mlm:
             batch["labels"] = np.where(batch["attention_mask"] == 0, IGNORE_INDEX, batch["input_ids"]).astype(np.int32)
@@ -277,6 +289,12 @@ class DataCollatorForLanguageModeling:
             ignore |= special.astype(bool)
         batch["input_ids"], batch["labels"] = self._mask(batch["input_ids"], ignore, rng)
         return batch
+
+    @property
+    def rowwise(self) -> bool:
+        """Whether row i of a batch depends on feature i alone and the batch's width on nothing (causal LM padded
+        to ``max_length``); MLM draws its masks for the whole batch from one ``rng``."""
+        return not self.mlm and self.max_length is not None
 
     def _mask(self, input_ids: np.ndarray, ignore: np.ndarray, rng: np.random.Generator):
         """BERT masking of ``input_ids`` [B, T] outside ``ignore`` [B, T]; returns (inputs, labels), int32 [B, T]."""
@@ -569,40 +587,114 @@ def group_texts(token_lists: Iterable[Sequence[int]], length: int) -> np.ndarray
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _document_chunks(token_lists: Iterable, seq_len: int, eos_token_id: int | None) -> list[np.ndarray]:
-    """Each document (+ EOS), cut into pieces of at most ``seq_len`` tokens; empty documents are dropped."""
-    chunks = []
+def _check_documents(token_lists: Iterable) -> list[np.ndarray]:
+    """Each document as a 1-D array, or an error naming the first one that is not a flat list of token ids."""
+    documents = []
     for index, tokens in enumerate(token_lists):
         tokens = np.asarray(tokens)
         if tokens.ndim != 1 or not (tokens.size == 0 or np.issubdtype(tokens.dtype, np.integer)):
             raise ValueError(
                 f"document {index} must be a flat list of token ids, got shape {tokens.shape} dtype {tokens.dtype}"
             )
-        if tokens.size == 0:
-            continue
-        if eos_token_id is not None:
-            tokens = np.append(tokens, eos_token_id)
-        chunks.extend(tokens[start:start + seq_len] for start in range(0, len(tokens), seq_len))
-    return chunks
+        documents.append(tokens)
+    return documents
 
 
-def _first_fit(chunks: list[np.ndarray], seq_len: int) -> list[list[np.ndarray]]:
-    """Place each chunk, in order, into the first row with room for it (a new row when none has)."""
-    rows: list[list[np.ndarray]] = []
+def _first_fit(chunk_lengths: Sequence[int], seq_len: int) -> np.ndarray:
+    """The row of each chunk: every chunk, in order, goes into the first row with room for it (a new row when none
+    has). int64 [chunks]."""
+    rows = np.empty(len(chunk_lengths), np.int64)  # [C]
     free: list[int] = []  # free slots per row
     open_rows: list[int] = []  # rows that still have room, in creation order
-    for chunk in chunks:
-        target = next((r for r in open_rows if free[r] >= len(chunk)), None)
+    for index, length in enumerate(chunk_lengths):
+        target = next((r for r in open_rows if free[r] >= length), None)
         if target is None:
-            target = len(rows)
-            rows.append([])
+            target = len(free)
             free.append(seq_len)
             open_rows.append(target)
-        rows[target].append(chunk)
-        free[target] -= len(chunk)
+        rows[index] = target
+        free[target] -= length
         if free[target] == 0:
             open_rows.remove(target)
     return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class PackingLayout:
+    """Where :func:`pack_sequences` puts every piece of every document, computed from the documents' lengths alone
+    (:func:`packing_layout`), so that any row can be built from just the documents it holds.
+
+    Chunks are listed row by row, in placement order within a row: chunk ``c`` is tokens ``start[c]:stop[c]`` of
+    document ``doc[c]`` followed by EOS (when the layout was made with ``eos=True``); row ``r`` holds chunks
+    ``row_starts[r]:row_starts[r + 1]``.
+    """
+
+    seq_len: int
+    eos: bool
+    doc: np.ndarray  # int64 [C]
+    start: np.ndarray  # int64 [C]
+    stop: np.ndarray  # int64 [C]
+    row_starts: np.ndarray  # int64 [R + 1]
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.row_starts) - 1
+
+    def documents(self, rows: Sequence[int]) -> np.ndarray:
+        """The documents (sorted, unique) that rows ``rows`` hold pieces of."""
+        pieces = [self.doc[self.row_starts[r]:self.row_starts[r + 1]] for r in rows]
+        return np.unique(np.concatenate(pieces)) if pieces else np.zeros(0, np.int64)
+
+    def fill(self, rows: Sequence[int], tokens: Mapping[int, np.ndarray], pad_token_id: int,
+             eos_token_id: int | None) -> dict[str, np.ndarray]:
+        """Rows ``rows`` of the packed arrays (see :func:`pack_sequences`), int32 [len(rows), seq_len] each;
+        ``tokens[d]`` holds the ids of document ``d`` (without EOS) for every document of those rows."""
+        if self.eos and eos_token_id is None:
+            raise ValueError("this layout appends EOS to every document; pass eos_token_id")
+        shape = (len(rows), self.seq_len)
+        input_ids = np.full(shape, pad_token_id, np.int32)  # [B, L]
+        doc_ids = np.zeros(shape, np.int32)  # [B, L]
+        position_ids = np.zeros(shape, np.int32)  # [B, L]
+        labels = np.full(shape, IGNORE_INDEX, np.int32)  # [B, L]
+        full = {}  # document -> its ids with EOS
+        for i, r in enumerate(rows):
+            at = 0
+            for number, c in enumerate(range(self.row_starts[r], self.row_starts[r + 1]), start=1):
+                d = int(self.doc[c])
+                if d not in full:
+                    full[d] = np.append(tokens[d], eos_token_id) if self.eos else np.asarray(tokens[d])
+                chunk = full[d][self.start[c]:self.stop[c]]
+                end = at + len(chunk)
+                input_ids[i, at:end] = chunk
+                doc_ids[i, at:end] = number
+                position_ids[i, at:end] = np.arange(len(chunk))
+                labels[i, at + 1:end] = chunk[1:]
+                at = end
+        return {"input_ids": input_ids, "attention_mask": doc_ids, "position_ids": position_ids, "labels": labels}
+
+
+def packing_layout(lengths: Sequence[int], seq_len: int, eos: bool = True) -> PackingLayout:
+    """The :class:`PackingLayout` of :func:`pack_sequences` for documents of ``lengths`` tokens (without EOS; add
+    one each when ``eos``). Empty documents are dropped; each document (+ EOS) is cut into chunks of at most
+    ``seq_len`` tokens, placed greedily first-fit, in order."""
+    if not isinstance(seq_len, (int, np.integer)) or isinstance(seq_len, bool) or seq_len <= 0:
+        raise ValueError(f"seq_len must be a positive integer, got {seq_len!r}")
+    lengths = np.asarray(lengths, np.int64).reshape(-1)  # [N]
+    if len(lengths) and lengths.min() < 0:
+        raise ValueError(f"document lengths must be non-negative, got {int(lengths.min())}")
+    docs, starts, stops = [], [], []
+    for d in np.flatnonzero(lengths):
+        total = int(lengths[d]) + bool(eos)
+        for at in range(0, total, seq_len):
+            docs.append(d)
+            starts.append(at)
+            stops.append(min(at + seq_len, total))
+    docs, starts, stops = (np.asarray(x, np.int64) for x in (docs, starts, stops))  # [C] each
+    rows = _first_fit((stops - starts).tolist(), int(seq_len))  # [C]
+    order = np.argsort(rows, kind="stable")  # row by row, placement order within a row
+    counts = np.bincount(rows, minlength=int(rows.max()) + 1 if len(rows) else 0)
+    row_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return PackingLayout(int(seq_len), bool(eos), docs[order], starts[order], stops[order], row_starts)
 
 
 def pack_sequences(token_lists: Iterable[Sequence[int]], seq_len: int, pad_token_id: int,
@@ -625,24 +717,13 @@ def pack_sequences(token_lists: Iterable[Sequence[int]], seq_len: int, pad_token
       token this changes nothing, as no position predicts it.
 
     Use :class:`~train.data.ArrayDataset` to feed the result to the DataLoader with :func:`default_data_collator`.
+    The layout depends only on the documents' lengths (:func:`packing_layout`); :class:`train.corpus.PackedDataset`
+    builds the same rows one batch at a time from documents tokenized on demand.
     """
     if not isinstance(seq_len, (int, np.integer)) or seq_len <= 0:
         raise ValueError(f"seq_len must be a positive integer, got {seq_len!r}")
     if not isinstance(pad_token_id, (int, np.integer)):
         raise ValueError(f"pad_token_id must be an integer token id, got {pad_token_id!r}")
-    rows = _first_fit(_document_chunks(token_lists, seq_len, eos_token_id), seq_len)
-    shape = (len(rows), seq_len)
-    input_ids = np.full(shape, pad_token_id, np.int32)  # [R, L]
-    doc_ids = np.zeros(shape, np.int32)  # [R, L]
-    position_ids = np.zeros(shape, np.int32)  # [R, L]
-    labels = np.full(shape, IGNORE_INDEX, np.int32)  # [R, L]
-    for r, chunks in enumerate(rows):
-        start = 0
-        for doc, chunk in enumerate(chunks, start=1):
-            end = start + len(chunk)
-            input_ids[r, start:end] = chunk
-            doc_ids[r, start:end] = doc
-            position_ids[r, start:end] = np.arange(len(chunk))
-            labels[r, start + 1:end] = chunk[1:]
-            start = end
-    return {"input_ids": input_ids, "attention_mask": doc_ids, "position_ids": position_ids, "labels": labels}
+    documents = _check_documents(token_lists)
+    layout = packing_layout([len(d) for d in documents], seq_len, eos=eos_token_id is not None)
+    return layout.fill(range(layout.num_rows), documents, pad_token_id, eos_token_id)

@@ -95,6 +95,7 @@ class ColumnCollator:
         self.collate_fn, self.model_class = collate_fn, model_class
         self.columns, self.description, self.accepted = columns, description, accepted
         self.required = required_inputs(model_class)
+        self.rowwise = bool(getattr(collate_fn, "rowwise", False))  # dropping columns keeps a collator row-wise
 
     def __call__(self, features, rng=None):
         """Collate ``features`` (a list of row dicts) as ``collate_fn(features, rng=rng)`` does."""

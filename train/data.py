@@ -201,6 +201,7 @@ class ArrayDataset:
         if len(set(lengths.values())) != 1 or None in lengths.values():
             raise ValueError(f"ArrayDataset arrays need one common leading length, got {lengths}")
         self._length = next(iter(lengths.values()))
+        self.column_names = list(self.arrays)
 
     def __len__(self) -> int:
         return self._length
@@ -217,7 +218,8 @@ class TokenFileDataset:
     ``.npy`` files are opened with ``np.load(mmap_mode="r")``; raw ``.bin`` files need ``dtype`` (e.g.
     ``np.uint16``). Item ``i`` is ``tokens[i*seq_len:(i+1)*seq_len]`` as ``{"input_ids", "labels"}`` (int32 [seq_len],
     labels equal to input_ids: the model shifts them). ``len`` is ``floor(n_tokens / seq_len)``; a shorter tail is
-    left out.
+    left out. Reading item ``i`` touches only its ``seq_len`` tokens of the file; ``bytes_read`` counts the bytes
+    of the items read so far (what a host of a multi-host run reads: its own rows only, see :class:`DataLoader`).
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for an unknown extension, a ``.bin`` without
     ``dtype``, an array that is not 1-D or not integer, or a file with fewer than ``seq_len`` tokens.
@@ -241,6 +243,9 @@ class TokenFileDataset:
             raise ValueError(f"{path}: token ids must be integers, got dtype {self.tokens.dtype}")
         if len(self.tokens) < self.seq_len:
             raise ValueError(f"{path}: holds {len(self.tokens)} tokens, fewer than one row of seq_len={self.seq_len}")
+        self.bytes_read = 0
+
+    column_names = ["input_ids", "labels"]
 
     @staticmethod
     def _open(path: Path, suffix: str, dtype: Any) -> np.ndarray:
@@ -264,7 +269,9 @@ class TokenFileDataset:
         if not -n <= index < n:
             raise IndexError(f"TokenFileDataset index {index} out of range for {n} rows")
         index %= n
-        row = np.asarray(self.tokens[index * self.seq_len:(index + 1) * self.seq_len], np.int32)  # [seq_len]
+        stored = self.tokens[index * self.seq_len:(index + 1) * self.seq_len]  # [seq_len], a view of the file
+        self.bytes_read += stored.nbytes
+        row = np.asarray(stored, np.int32)  # [seq_len]
         return {"input_ids": row, "labels": row.copy()}
 
 
@@ -306,8 +313,8 @@ def _check_position(state: Mapping[str, int]) -> tuple[int, int]:
 
 
 class _HostBatcher:
-    """What both loaders share: arguments, the position ``(epoch, batch)`` and collating a global batch into this
-    host's rows (see :class:`DataLoader` for the rules)."""
+    """What both loaders share: arguments, the position ``(epoch, batch)``, and making this host's rows of a global
+    batch (see :class:`DataLoader` for the rules). ``rows_read`` counts the dataset rows this host has read."""
 
     def __init__(self, dataset, global_batch_size: int, collate_fn: Callable, seed: int, drop_last: bool,
                  process_index: int | None, process_count: int | None):
@@ -316,28 +323,43 @@ class _HostBatcher:
         self.global_batch_size, self.seed, self.drop_last = global_batch_size, seed, drop_last
         self.process_index, self.process_count = process_index, process_count
         self.local_batch_size = global_batch_size // process_count
+        self.rowwise = bool(getattr(collate_fn, "rowwise", False))
+        self.rows_read = 0
         self._epoch, self._batch = 0, 0
 
+    def host_rows(self) -> slice:
+        """This host's positions in a global batch: ``[p*G/P, (p+1)*G/P)``."""
+        lo = self.process_index * self.local_batch_size
+        return slice(lo, lo + self.local_batch_size)
+
+    def _collate(self, rows: list, valid: np.ndarray, epoch: int, batch: int) -> dict[str, np.ndarray]:
+        """``collate_fn`` over ``rows`` (with the batch's rng), checked to give one row per feature; ``_valid``
+        added when ``drop_last`` is off."""
+        collated = self.collate_fn(rows, rng=np.random.default_rng([self.seed, 1, epoch, batch]))
+        out = {}
+        for key, value in collated.items():
+            value = np.asarray(value)
+            if value.ndim == 0 or value.shape[0] != len(rows):
+                whole = "this host's rows" if len(rows) != self.global_batch_size else "the global batch"
+                raise ValueError(
+                    f"collate_fn returned '{key}' with shape {value.shape}; expected {whole} ({len(rows)} rows) on "
+                    "axis 0"
+                )
+            out[key] = value
+        if not self.drop_last:
+            out["_valid"] = valid
+        return out
+
     def _host_batch(self, rows: list, epoch: int, batch: int) -> dict[str, np.ndarray]:
-        """Collate the global batch ``rows`` (padded to G by repeating its first row when ``drop_last`` is off) and
-        return this host's slice of it."""
+        """This host's part of the global batch ``rows`` (padded to G by repeating its first row when ``drop_last``
+        is off): its own rows collated when the collator is row-wise, else the whole batch collated and sliced."""
         G = self.global_batch_size
         valid = np.arange(G) < len(rows)  # [G]
         rows = list(rows) + [rows[0]] * (G - len(rows))
-        collated = self.collate_fn(rows, rng=np.random.default_rng([self.seed, 1, epoch, batch]))
-        if not self.drop_last:
-            collated["_valid"] = valid
-        lo = self.process_index * self.local_batch_size
-        local = {}
-        for key, value in collated.items():
-            value = np.asarray(value)
-            if value.ndim == 0 or value.shape[0] != G:
-                raise ValueError(
-                    f"collate_fn returned '{key}' with shape {value.shape}; expected the global batch "
-                    f"({G} rows) on axis 0"
-                )
-            local[key] = value[lo:lo + self.local_batch_size]
-        return local
+        mine = self.host_rows()
+        if self.rowwise:
+            return self._collate(rows[mine], valid[mine], epoch, batch)
+        return {key: value[mine] for key, value in self._collate(rows, valid, epoch, batch).items()}
 
     def state_dict(self) -> dict[str, int]:
         """``{"epoch", "batch"}`` of the NEXT batch that iteration will produce."""
@@ -355,11 +377,15 @@ class DataLoader(_HostBatcher):
     without shuffling); every host computes the same order. Global batch ``b`` is ``order[b*G:(b+1)*G]``, and host
     ``p`` of ``P`` gets rows ``[p*G/P, (p+1)*G/P)`` of it, so the hosts' batches together are the single-host batch.
 
-    Collation: ``collate_fn(features, rng=np.random.default_rng([seed, 1, e, b]))`` runs on the WHOLE global batch
-    on every host, and then the host's rows are sliced out. So random masking of a row, and the padded length, do
-    not depend on the number of hosts (all hosts get the same shapes), and a batch is reproduced exactly after a
-    resume whatever came before. ``collate_fn`` must accept the ``rng`` keyword and return arrays with the batch
-    on axis 0.
+    Collation: ``collate_fn(features, rng=np.random.default_rng([seed, 1, e, b]))``. A row-wise collator (its
+    ``rowwise`` attribute is true: row i of its output depends on feature i alone, without randomness, and the
+    output's shape on nothing but the number of rows; :func:`default_data_collator`, and causal-LM
+    ``DataCollatorForLanguageModeling`` with ``max_length``) gets only the host's rows, which are the only rows the
+    host reads from the dataset (a :class:`TokenFileDataset` reads only their bytes). Any other collator runs on
+    the WHOLE global batch on every host, and then the host's rows are sliced out, so random masking of a row,
+    and the padded length, do not depend on the number of hosts (all hosts get the same shapes). Either way a batch
+    is reproduced exactly after a resume whatever came before. ``collate_fn`` must accept the ``rng`` keyword and
+    return arrays with the batch on axis 0. ``rows_read`` counts the rows this host has read.
 
     ``drop_last=True`` (training) drops the last partial batch. ``drop_last=False`` (eval) pads it up to ``G`` rows
     by repeating its first row, and every batch then carries ``"_valid"``: bool [G/P], False on those padding rows
@@ -409,15 +435,25 @@ class DataLoader(_HostBatcher):
             indices = np.concatenate([indices, np.full(G - len(indices), indices[0])])
         return indices, valid
 
+    def _read(self, indices: np.ndarray) -> list:
+        """Dataset rows ``indices`` (each distinct row read once; one ``__getitems__`` call when the dataset has
+        it)."""
+        distinct, where = np.unique(indices, return_inverse=True)
+        distinct = [int(i) for i in distinct]
+        if hasattr(self.dataset, "__getitems__"):
+            rows = self.dataset.__getitems__(distinct)
+        else:
+            rows = [self.dataset[i] for i in distinct]
+        self.rows_read += len(distinct)
+        return [rows[i] for i in where.reshape(-1)]
+
     def load_batch(self, epoch: int, batch: int) -> dict[str, np.ndarray]:
         """This host's part of global batch ``batch`` of ``epoch`` (collated as described in the class doc)."""
         indices, valid = self.global_indices(epoch, batch)
-        indices = [int(i) for i in indices[valid]]
-        if hasattr(self.dataset, "__getitems__"):
-            rows = self.dataset.__getitems__(indices)
-        else:
-            rows = [self.dataset[i] for i in indices]
-        return self._host_batch(rows, epoch, batch)
+        if self.rowwise:  # read and collate only this host's rows
+            mine = self.host_rows()
+            return self._collate(self._read(indices[mine]), valid[mine], epoch, batch)
+        return self._host_batch(self._read(indices[valid]), epoch, batch)
 
     def iter_epoch(self, epoch: int = 0):
         """Yield every batch of one ``epoch`` in order (for eval); the loader's state is left alone."""
@@ -456,9 +492,10 @@ class StreamingDataLoader(_HostBatcher):
     in the stream's own order (a stream shuffles itself: ``dataset.shuffle(seed=..., buffer_size=...)``). For
     training (``drop_last=True``) the loader calls ``dataset.set_epoch(e)`` before each pass when the dataset has it,
     as Hugging Face's Trainer does, so a shuffled stream is reshuffled every epoch; a pass's last partial batch is
-    dropped. Every host reads every row and collates the whole global batch exactly as :class:`DataLoader` does
-    (same ``rng`` per ``(seed, epoch, batch)``, same host slicing, same ``_valid`` padding with ``drop_last=False``),
-    so a stream gives the batches of a map-style dataset holding the same rows in the same order.
+    dropped. Every host reads every row (a stream cannot skip rows unread) and collates as :class:`DataLoader`
+    does (only its own rows with a row-wise collator, else the whole global batch; same ``rng`` per ``(seed, epoch,
+    batch)``, same host slicing, same ``_valid`` padding with ``drop_last=False``), so a stream gives the batches
+    of a map-style dataset holding the same rows in the same order.
 
     Resuming at ``(epoch, batch)`` re-opens pass ``epoch`` and skips its first ``batch * G`` rows (reading them: a
     stream cannot seek). Iteration looks one batch ahead, so the state after a pass's last full batch is already
@@ -486,10 +523,13 @@ class StreamingDataLoader(_HostBatcher):
             self.dataset.set_epoch(epoch)
         rows = iter(self.dataset)
         skipped = sum(1 for _ in itertools.islice(rows, skip))
+        self.rows_read += skipped
         return rows if skipped == skip else None
 
     def _take(self, rows) -> list:
-        return list(itertools.islice(rows, self.global_batch_size))
+        chunk = list(itertools.islice(rows, self.global_batch_size))
+        self.rows_read += len(chunk)
+        return chunk
 
     def _first_chunk(self, epoch: int, batch: int):
         """(rows iterator, first full global batch) of pass ``epoch`` from batch ``batch``, or an error."""

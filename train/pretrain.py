@@ -56,8 +56,11 @@ def objective(config, requested: str | None = None) -> str:
     raise cli.RecipeError(f"model_type {config.model_type!r} has neither a causal-LM, a masked-LM nor a seq2seq-LM head")
 
 
-def token_lists(data: dict, key: str, tokenizer, truncate: bool) -> list[list[int]] | None:
-    """Token ids of every document in ``data[key]`` (None when the optional key is unset)."""
+def text_corpus(data: dict, key: str, tokenizer, truncate: bool):
+    """The documents of ``data[key]`` as a :class:`~train.corpus.TextCorpus` that tokenizes a document when a row
+    needs it (None when the optional key is unset). Every host reads the whole file; each tokenizes what its rows
+    need."""
+    from train.corpus import TextCorpus
     from train.data import load_rows
 
     path = cli.require_file(data, key, required=False)
@@ -72,7 +75,11 @@ def token_lists(data: dict, key: str, tokenizer, truncate: bool) -> list[list[in
     if not rows:
         raise cli.RecipeError(f"data.{key}: {path} holds no documents")
     limit = {"truncation": True, "max_length": data["max_length"]} if truncate else {}
-    return [list(ids) for ids in tokenizer([row[data["text_field"]] for row in rows], **limit)["input_ids"]]
+    try:
+        return TextCorpus([row[data["text_field"]] for row in rows],
+                          lambda texts: tokenizer(texts, **limit)["input_ids"])
+    except ValueError as err:
+        raise cli.RecipeError(f"data.{key}: {path}: {err}") from None
 
 
 def token_file_dataset(data: dict, key: str):
@@ -91,7 +98,8 @@ def token_file_dataset(data: dict, key: str):
 def span_corruption_datasets(data: dict, tokenizer, config):
     """(train dataset, eval dataset or None, collator) of T5 span corruption: rows of ``collator.tokens_length``
     tokens (documents concatenated, or token-file rows) that the collator corrupts to ``data.max_length``."""
-    from train.collators import DataCollatorForT5MLM, group_texts
+    from train.collators import DataCollatorForT5MLM
+    from train.corpus import GroupedDataset
 
     if tokenizer is None:
         raise cli.RecipeError("span corruption needs a tokenizer (its EOS id and its sentinel ids): set data.tokenizer")
@@ -113,22 +121,22 @@ def span_corruption_datasets(data: dict, tokenizer, config):
         raise cli.RecipeError("data.train_file is required (or data.token_file for a pre-tokenized corpus)")
     splits = []
     for key in ("train_file", "eval_file"):
-        documents = token_lists(data, key, tokenizer, truncate=False)
-        if documents is None:
+        corpus = text_corpus(data, key, tokenizer, truncate=False)
+        if corpus is None:
             splits.append(None)
             continue
         try:
-            rows = group_texts(documents, collator.tokens_length)
+            splits.append(GroupedDataset(corpus, corpus.lengths(), collator.tokens_length))
         except ValueError as err:
             raise cli.RecipeError(f"data.{key}: {err} (span corruption to data.max_length={data['max_length']} "
                                   f"reads rows of {collator.tokens_length} tokens)") from None
-        splits.append([{"input_ids": row} for row in rows])
     return splits[0], splits[1], collator
 
 
 def datasets(data: dict, tokenizer, task: str, config=None):
     """(train dataset, eval dataset or None, collator) for the objective ``task``."""
-    from train.data import ArrayDataset, DataCollatorForLanguageModeling, default_data_collator, pack_sequences
+    from train.corpus import DocumentDataset, PackedDataset
+    from train.data import DataCollatorForLanguageModeling, default_data_collator
 
     if task == "span_corruption":
         return span_corruption_datasets(data, tokenizer, config)
@@ -144,17 +152,19 @@ def datasets(data: dict, tokenizer, task: str, config=None):
     packing = task == "clm" and data["packing"]
     if data["packing"] and task != "clm":
         raise cli.RecipeError("data.packing applies to causal LM only; masked LM pads each document")
-    splits = [token_lists(data, key, tokenizer, truncate=not packing) for key in ("train_file", "eval_file")]
-    if packing:
+    splits = [text_corpus(data, key, tokenizer, truncate=not packing) for key in ("train_file", "eval_file")]
+    if packing:  # the layout needs every document's length: the hosts share that tokenizing (corpus.lengths)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        packed = [None if s is None else ArrayDataset(pack_sequences(s, data["max_length"], pad,
-                                                                     tokenizer.eos_token_id)) for s in splits]
+        packed = [None if c is None else PackedDataset(c, c.lengths(), data["max_length"], pad, tokenizer.eos_token_id)
+                  for c in splits]
         return packed[0], packed[1], default_data_collator
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # Every batch max_length long; causal LM pads to exactly that, so a host collates only its own rows.
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=task == "mlm", mlm_probability=data["mlm_probability"],
-                                               pad_to_multiple_of=data["max_length"])  # every batch max_length long
-    train, evaluation = ([{"input_ids": ids} for ids in s] if s is not None else None for s in splits)
+                                               pad_to_multiple_of=data["max_length"],
+                                               max_length=data["max_length"] if task == "clm" else None)
+    train, evaluation = (DocumentDataset(c) if c is not None else None for c in splits)
     return train, evaluation, collator
 
 
@@ -163,6 +173,22 @@ def check_vocab(config, tokenizer) -> None:
     if tokenizer is not None and len(tokenizer) > config.vocab_size:
         raise cli.RecipeError(f"the tokenizer has {len(tokenizer)} ids but the model's vocab_size is "
                               f"{config.vocab_size}; set model.config.vocab_size >= {len(tokenizer)}")
+
+
+def data_reading(train_set, train_metrics: dict) -> dict:
+    """What this process read of the train set: its index, the rows its loader read, and the bytes of a token file
+    or the documents of a text file it tokenized (each host reads and tokenizes only what its rows need)."""
+    import jax
+
+    out = {"process_index": jax.process_index(), "process_count": jax.process_count(),
+           "train_rows_read": train_metrics.get("train_rows_read")}
+    if hasattr(train_set, "bytes_read"):
+        out["train_bytes_read"] = train_set.bytes_read
+    corpus = getattr(train_set, "corpus", None)
+    if corpus is not None:
+        out["train_documents_tokenized"] = corpus.documents_tokenized
+        out["train_documents"] = len(corpus)
+    return out
 
 
 def run(recipe: cli.Recipe, resume=None) -> dict:
@@ -184,7 +210,8 @@ def run(recipe: cli.Recipe, resume=None) -> dict:
     trainer = Trainer(model, recipe.training, train_dataset=train_set, eval_dataset=eval_set, data_collator=collator,
                       processing_class=tokenizer)
     result = trainer.train(resume_from_checkpoint=resume)
-    metrics = {"train_loss": result.training_loss, "global_step": result.global_step, "objective": task}
+    metrics = {"train_loss": result.training_loss, "global_step": result.global_step, "objective": task,
+               **data_reading(train_set, result.metrics)}
     if eval_set is not None:
         metrics.update(trainer.evaluate())
         metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))

@@ -337,7 +337,10 @@ class Trainer:
         steps_run = self.state.global_step - step0
         metrics = {"train_loss": training_loss, "train_runtime": runtime,
                    "train_samples_per_second": steps_run * self.train_batch_size / max(runtime, 1e-9),
-                   "train_steps_per_second": steps_run / max(runtime, 1e-9)}
+                   "train_steps_per_second": steps_run / max(runtime, 1e-9),
+                   "train_rows_read": loader.rows_read}  # by this process: its rows of each batch (row-wise collator)
+        logger.info("process %d of %d read %d rows of the train set (%d-row global batches)", jax.process_index(),
+                    jax.process_count(), loader.rows_read, self.train_batch_size)
         return TrainOutput(self.state.global_step, training_loss, metrics)
 
     def _device_batch(self, batch: dict):
