@@ -20,11 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from test_scripts import write_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = "the cat sat on a mat and the dog ran to the park while birds sang in tall green trees".split()
 STEPS, SAVE_AT, GLOBAL_BATCH, DOCUMENTS = 4, 2, 16, 2000
 MESH_DATA_FSDP = ["--set", "training.mesh={data: 2, fsdp: 4}", "--set", "training.sharding=fsdp"]
 MESH_FSDP = ["--set", "training.mesh={fsdp: 8}", "--set", "training.sharding=fsdp"]
@@ -121,13 +120,7 @@ def pretrain_args(corpus: Path, output_dir: Path, mesh: list[str], *extra: str) 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
-    rng = np.random.RandomState(0)
-    with open(path, "w") as handle:
-        for _ in range(DOCUMENTS):
-            start, n = rng.randint(len(WORDS)), rng.randint(5, 14)
-            handle.write(" ".join(WORDS[(start + j) % len(WORDS)] for j in range(n)) + "\n")
-    return path
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt", DOCUMENTS)
 
 
 @pytest.fixture(scope="module")
