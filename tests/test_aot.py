@@ -179,3 +179,23 @@ def test_jaxpr_flops_counts_shard_maps_and_ragged_products():
     assert aot.jaxpr_flops(jax.make_jaxpr(sharded)(jnp.ones((16, 8)), jnp.ones((8, 3)))) == 2 * 16 * 8 * 3
     ragged = jax.make_jaxpr(jax.lax.ragged_dot)(jnp.ones((10, 8)), jnp.ones((4, 8, 3)), jnp.array([1, 2, 3, 4]))
     assert aot.jaxpr_flops(ragged) == 2 * 10 * 8 * 3
+
+
+def test_decode_step_splits_params_and_cache_by_heads(tmp_path):
+    """The serving decode step under tensor parallelism: each chip holds a quarter of the attention and MLP
+    weights and of the KV cache (4 KV heads over 4 chips), the cache is donated (updated in place), and the
+    roofline reads exactly those bytes once per step."""
+    _, path = recipe(tmp_path)
+    loaded = cli.load_recipe(path, ["training.sharding=tp", "model.config.num_key_value_heads=4",
+                                    "model.config.vocab_size=512"], DATA_DEFAULTS)
+    report = aot.compile_decode_step(loaded, "v5e:2x2", {"tensor": 4}, batch=2, max_length=256)
+    c = RECIPE["model"]["config"]
+    layers, d, f, head_dim = c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"], 512 // 8
+    cache = 2 * layers * 2 * 256 * 4 * head_dim * 2  # k and v [L, B, S, K, D] in bf16, all chips together
+    kv = 4 * head_dim
+    split = (layers * (2 * d * d + 2 * d * kv + 3 * d * f) + 2 * 512 * d) * 2  # q/k/v/o, MLP, embedding, lm_head
+    replicated = (2 * layers + 1) * d * 2  # the norms' scales
+    assert report.hbm_bytes_min == (cache + split) // 4 + replicated, report.format()
+    assert report.memory["alias"] >= cache // 4  # the cache is updated in place
+    assert report.memory["argument"] >= report.hbm_bytes_min
+    assert report.fits and report.tokens == 2 and "decode step" in report.what
