@@ -35,6 +35,12 @@ PRESETS: dict[str, tuple] = {
     # Megatron style: attention heads, MLP hidden units and the vocabulary split over tensor.
     "tp": (("batch", ("data", "fsdp")), *_TENSOR),
     "fsdp_tp": (("batch", ("data", "fsdp")), ("embed", "fsdp"), *_TENSOR),
+    # Sequence (context) parallelism: activations split along the length over "sequence" through the whole
+    # model (every activation constraint names its "length" axis); attention gathers the keys and values it
+    # needs across the axis (XLA's partitioner inserts the all-gathers). Rows split over data/fsdp as before.
+    "sp": (("batch", ("data", "fsdp")), ("length", "sequence")),
+    "fsdp_sp": (("batch", ("data", "fsdp")), ("embed", "fsdp"), ("length", "sequence")),
+    "fsdp_tp_sp": (("batch", ("data", "fsdp")), ("embed", "fsdp"), ("length", "sequence"), *_TENSOR),
     # Expert parallelism: each device of the expert axis holds E / size whole experts; the expert
     # axis is data-parallel for everything else, so the batch is split over it too and tokens
     # travel to their experts' devices by all-to-all (``layers.moe.active_dispatch``).

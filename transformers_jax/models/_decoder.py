@@ -419,6 +419,7 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
             x = x + attn_out
             mlp_out, router_logits = mlp_block(p["mlp"], _norm(config, p["post_attention_layernorm"], x), mlp_key)
             x = x + mlp_out
+        x = constrain(x, ("batch", "length", "act_embed"))  # the residual stream keeps its split from layer to layer
         return (x, layer_cache), (x if output_hidden_states else None, probs if output_attentions else None,
                                   router_logits if output_router_logits else None)
 
