@@ -20,8 +20,9 @@ buffer assignment:
   receiving room for every assignment of all ``S`` devices of its expert group. Params count
   every expert (their shards under the expert axis), activations only the top-k.
 
-``B`` is the batch per device. Activation sharding over a ``tensor`` mesh axis is not modelled,
-so with tensor parallelism the activation figure is an upper bound.
+``B`` is the batch per device. Under sequence parallelism (a ``length`` rule) ``T`` is each device's
+stretch of the length, except as the keys of the attention scores. Activation sharding over a ``tensor``
+mesh axis is not modelled, so with tensor parallelism the activation figure is an upper bound.
 """
 from __future__ import annotations
 
@@ -141,15 +142,16 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
         param_bytes, scalars = param_bytes + nbytes, scalars + size
 
     b, t = batch_per_device, seq_len
+    local_t = t / _length_shards(mesh, rules)  # sequence parallelism: each device holds its stretch of the length
     act_item = np.dtype(jax.numpy.dtype(compute_dtype)).itemsize
     kept = largest_layer = activations = 0
     if attention_scores is None:
         attention_scores = keeps_attention_scores(config, mesh, rules)
     for layers, d, heads, mlp_values, attention_maps in stacks:
         attention_maps = attention_maps if attention_scores else 0
-        one_layer = b * t * (ACT_VALUES_PER_D * d + mlp_values) * act_item
-        one_layer += attention_maps * b * heads * t * t * 4
-        kept += layers * b * t * d * act_item
+        one_layer = b * local_t * (ACT_VALUES_PER_D * d + mlp_values) * act_item
+        one_layer += attention_maps * b * heads * local_t * t * 4
+        kept += layers * b * local_t * d * act_item
         largest_layer = max(largest_layer, one_layer)
         activations += layers * one_layer
     if remat == "full":
@@ -160,8 +162,8 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
         params=param_bytes,
         gradients=param_bytes,
         optimizer_state=OPTIMIZER_FLOAT32_COPIES[optimizer] * 4 * scalars,
-        activations=activations,
-        logits=b * t * config.vocab_size * (4 + act_item) if lm_logits else 0,
+        activations=int(activations),
+        logits=int(b * local_t * config.vocab_size * (4 + act_item)) if lm_logits else 0,
         settings=settings,
     )
 
@@ -200,6 +202,13 @@ def _layer_stacks(config) -> list[tuple[int, int, int, int, int]]:
     if missing:
         raise ValueError(f"{type(config).__name__} lacks {', '.join(missing)}, needed for the memory estimate")
     return [(config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size, 1)]
+
+
+def _length_shards(mesh, rules) -> int:
+    """How many devices the activations' ``length`` axis is split over (sequence parallelism; 1 without)."""
+    if mesh is None:
+        return 1
+    return math.prod(mesh.shape[a] for a in validate_rules(rules).get("length", ()) if a in mesh.shape)
 
 
 def _expert_shards(mesh, rules) -> int:

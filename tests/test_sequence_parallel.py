@@ -95,3 +95,21 @@ def test_rules_refuse_sequence_twice():
     rules = (("batch", "sequence"), ("length", "sequence"))
     with pytest.raises(ValueError, match="sequence"):
         check_rules(rules, mesh, tj.LlamaForCausalLM.param_specs(tj.LlamaConfig(**CONFIG)))
+
+
+def test_memory_estimate_splits_the_length():
+    """Under ``fsdp_sp`` the estimate's activations and logits are each device's stretch of the length: a quarter
+    of those of the same rows without the sequence axis (attention scores: a quarter of the queries over every
+    key)."""
+    from sharding import create_mesh, rules_for_mesh
+    from sharding.memory import estimate_memory
+
+    config = tj.LlamaConfig(**CONFIG)
+    specs = tj.LlamaForCausalLM.param_specs(config)
+    split = create_mesh({"fsdp": 2, "sequence": 4})
+    whole = create_mesh({"fsdp": 2, "data": 4})
+    kwargs = dict(batch_per_device=2, seq_len=32, attention_scores=True)
+    sp = estimate_memory(config, specs, split, rules_for_mesh("fsdp_sp", split), **kwargs)
+    plain = estimate_memory(config, specs, whole, rules_for_mesh("fsdp", whole), **kwargs)
+    assert sp.logits * 4 == plain.logits and sp.activations * 4 == plain.activations
+    assert sp.params == plain.params
