@@ -13,7 +13,6 @@ buffer where XLA's does. The cuDNN comparison runs only with a GPU (skipped on C
 Tolerance: kernel and XLA compute the same float32 function with sums in another order (blockwise
 online softmax); they must agree to 84 ulps of each tensor's largest magnitude, i.e. 1e-5 relative.
 """
-import os
 import re
 
 import jax
@@ -222,17 +221,10 @@ def test_unsupported_features_are_named():
 
 # ----------------------------------------------------------------------------- TPU, compiled ahead of time
 def _v5e_device():
-    pytest.importorskip("libtpu", reason="libtpu (the TPU compiler) is not installed")
-    from jax.experimental import topologies
+    """One described TPU v5e chip (libtpu is a test extra: a missing one fails here, it is not skipped)."""
+    from train.aot import topology_devices
 
-    # libtpu takes a machine-wide lock file meant for processes that drive TPU chips; a CPU host that
-    # only compiles may run several such processes at once (another AOT compile, a test worker).
-    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
-
-    try:
-        return topologies.get_topology_desc(topology_name="v5e:2x2", platform="tpu").devices[0]
-    except Exception as err:  # noqa: BLE001 - no TPU compiler usable here
-        pytest.skip(f"no TPU topology description: {err}")
+    return topology_devices("v5e:2x2")[1][0]
 
 
 def test_splash_compiles_for_tpu_without_a_scores_buffer():
