@@ -319,7 +319,7 @@ def test_encoder_decoder_model(tmp_path, capsys):
     assert generate_main(["--model", str(model_dir), "--input", str(_write(tmp_path / "in.jsonl", rows)),
                           "--output", str(out), "--batch-size", "3", "--max-new-tokens", "7", "--no-progress"]) == 0
     seconds = float(re.search(r"new tokens in ([0-9.]+) s", capsys.readouterr().err).group(1))
-    assert 0 < seconds < time.perf_counter() - started  # the reported wall time is the run's
+    assert 0 < seconds < time.perf_counter() - started + 0.05  # the run's wall time (printed to 0.1 s)
     results = _read(out)
     assert [r["id"] for r in results] == [r["id"] for r in rows]
     for row, result in zip(rows, results):

@@ -215,6 +215,12 @@ _KILLED_CHILD = textwrap.dedent("""
     manager.wait_until_finished()
     big = jax.block_until_ready(state(2))
     manager.save(2, big, {"step": 2})
+    # The background write makes its temporary directory a moment after save() returns (later on a busy
+    # machine): look once it is there, polling finely, long before 32 MB are written.
+    import time
+    deadline = time.monotonic() + 30
+    while not any(n.startswith("2") for n in os.listdir(directory)) and time.monotonic() < deadline:
+        time.sleep(0.001)
     report = {"finished": os.path.isdir(os.path.join(directory, "2")),
               "tmp": sorted(n for n in os.listdir(directory) if n.startswith("2.")),
               "listed": manager.all_steps()}
