@@ -33,6 +33,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -463,8 +464,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """``transformers-jax prepare-data``: prints the index summary as one JSON line; errors exit with status 2."""
+    """``transformers-jax prepare-data``: prints a summary (documents, tokens, shards, dtype, seconds) as one JSON
+    line; errors are printed and give exit status 2."""
     args = parser().parse_args(argv)
+    start = time.perf_counter()
     try:
         index = prepare(args.inputs, args.tokenizer, args.output_dir, text_field=args.text_field,
                         dataset=args.dataset, dataset_config=args.dataset_config, split=args.split,
@@ -474,6 +477,8 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, OSError) as err:
         print(f"prepare-data: error: {err}", file=sys.stderr)
         return 2
+    seconds = time.perf_counter() - start  # of this run (a resumed run did only the rest)
     print(json.dumps({"output_dir": str(args.output_dir), "num_documents": index["num_documents"],
-                      "num_tokens": index["num_tokens"], "shards": len(index["shards"]), "dtype": index["dtype"]}))
+                      "num_tokens": index["num_tokens"], "shards": len(index["shards"]), "dtype": index["dtype"],
+                      "seconds": round(seconds, 2)}))
     return 0
