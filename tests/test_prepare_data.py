@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import transformers_jax_cli
 from test_scripts import WORDS
 
 from train.prepare_data import main, prepare
@@ -181,5 +182,6 @@ def test_bad_inputs_are_named(tmp_path, capsys):
         run([str(tmp_path / "c.parquet")])
     assert main([str(tmp_path / "c.docx"), "--tokenizer", "minilm", "--output-dir", str(tmp_path / "o")]) == 2
     assert "prepare-data: error: " in capsys.readouterr().err
-    assert main([str(tmp_path / "c.txt"), *ARGS, "--output-dir", str(tmp_path / "o")]) == 0
+    assert transformers_jax_cli.main(["prepare-data", str(tmp_path / "c.txt"), *ARGS, "--output-dir",
+                                      str(tmp_path / "o")]) == 0  # the console script's subcommand
     assert json.loads(capsys.readouterr().out)["num_tokens"] == 3  # "a document" [SEP]
