@@ -335,7 +335,8 @@ class ShardWriter:
         from transformers_jax.file_utils import atomic_path
 
         number = len(self.state["shards"])
-        name, payload = shard_name(number), tokens.astype(tokens.dtype.newbyteorder("<"), copy=False).tobytes()
+        name = shard_name(number)
+        payload = tokens.astype(tokens.dtype.newbyteorder("<"), copy=False).view(np.uint8)  # [2n or 4n] bytes
         with atomic_path(self.output_dir / name) as tmp:
             with open(tmp, "wb") as handle:
                 if os.environ.get(KILL_ENV) == f"writing:{number}":
