@@ -18,6 +18,7 @@ from train.data import (  # noqa: F401
     load_rows,
     tokenize_rows,
 )
+from train.shards import ShardDataset, ShardLoader, index_shuffle  # noqa: F401
 from train.trainer import (  # noqa: F401
     EvalPrediction,
     PredictionOutput,

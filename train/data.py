@@ -17,7 +17,7 @@ import csv
 import itertools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -65,8 +65,9 @@ def _check_fields(row: Any, required: Sequence[str], where: str) -> dict:
     return row
 
 
-def _read_jsonl(path: Path, required: Sequence[str]) -> list[dict]:
-    rows = []
+def iter_jsonl(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict]]:
+    """``(line number, row)`` of each JSON object of a ``.jsonl`` file, read a line at a time (blank lines skipped);
+    every row must hold the ``required`` fields. Errors name ``path:line``."""
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -75,8 +76,7 @@ def _read_jsonl(path: Path, required: Sequence[str]) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{line_number}: malformed JSON: {err.msg} (column {err.colno})") from None
-            rows.append(_check_fields(row, required, f"{path}:{line_number}"))
-    return rows
+            yield line_number, _check_fields(row, required, f"{path}:{line_number}")
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> list[dict]:
@@ -101,9 +101,12 @@ def _read_csv(path: Path, required: Sequence[str]) -> list[dict]:
     return rows
 
 
-def _read_txt(path: Path, text_field: str) -> list[dict]:
+def iter_txt(path: Path) -> Iterator[str]:
+    """The documents of a ``.txt`` file: one per non-empty line (line end removed), read a line at a time."""
     with open(path, encoding="utf-8") as handle:
-        return [{text_field: line.rstrip("\r\n")} for line in handle if line.strip()]
+        for line in handle:
+            if line.strip():
+                yield line.rstrip("\r\n")
 
 
 def load_rows(path: str | os.PathLike, text_field: str = "text", required_fields: Sequence[str] = ()) -> list[dict]:
@@ -126,10 +129,10 @@ def load_rows(path: str | os.PathLike, text_field: str = "text", required_fields
         raise FileNotFoundError(f"Dataset file not found: {path}")
     required = [text_field, *[f for f in required_fields if f != text_field]]
     if suffix == ".jsonl":
-        return _read_jsonl(path, required)
+        return [row for _, row in iter_jsonl(path, required)]
     if suffix == ".csv":
         return _read_csv(path, required)
-    return _read_txt(path, text_field)
+    return [{text_field: text} for text in iter_txt(path)]
 
 
 def _label_value(value: Any, index: int, field: str, label2id: Mapping | None) -> int | float | list:
@@ -423,12 +426,17 @@ class DataLoader(_HostBatcher):
             self._order_cache = (epoch, order)
         return self._order_cache[1]
 
+    def batch_order(self, epoch: int, positions: np.ndarray) -> np.ndarray:
+        """The dataset indices at ``positions`` (int64 [k]) of ``epoch``'s row order (int64 [k]). Here a slice of
+        :meth:`epoch_order`; a subclass may compute them without the whole order (``train.shards.ShardLoader``)."""
+        return self.epoch_order(epoch)[positions]
+
     def global_indices(self, epoch: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """Dataset indices of global batch ``batch`` of ``epoch`` ([G]) and which of them are real rows ([G] bool)."""
         if not 0 <= batch < self.batches_per_epoch:
             raise IndexError(f"batch {batch} out of range: an epoch has {self.batches_per_epoch} batches")
         G = self.global_batch_size
-        indices = self.epoch_order(epoch)[batch * G:(batch + 1) * G]  # [<=G]
+        indices = self.batch_order(epoch, np.arange(batch * G, min((batch + 1) * G, self.num_rows)))  # [<=G]
         valid = np.ones(G, bool)  # [G]
         if len(indices) < G:
             valid[len(indices):] = False

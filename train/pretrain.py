@@ -3,13 +3,15 @@
     transformers-jax pretrain --config configs/cpu_smoke.yaml --set data.train_file=corpus.txt \\
         [--output_dir DIR] [--max_steps N] [--set training.learning_rate=1e-3] [--resume]
 
-Text comes from .txt (one document a line), .jsonl or .csv files (data.text_field), or from a
-pre-tokenized token file (data.token_file: .npy, or .bin with data.dtype). Causal LMs pack
-documents into rows of data.max_length tokens when data.packing is true, else each document is
-truncated and padded. Every batch has data.max_length columns, so the step compiles once. The
-model is fresh from model.config or loaded from model.name_or_path; the tokenizer comes from
-data.tokenizer (a directory or "minilm") or the model directory. Prints the final metrics as one
-JSON line and writes OUTPUT_DIR/final as a Hugging Face directory.
+Text comes from .txt (one document a line), .jsonl or .csv files (data.text_field), from a
+pre-tokenized token file (data.token_file: .npy, or .bin with data.dtype), or from a shard
+directory written by `transformers-jax prepare-data` (data.shards, data.eval_shards: rows of
+data.max_length tokens in a shuffled order computed a batch at a time, so memory does not grow
+with the corpus). Causal LMs pack documents into rows of data.max_length tokens when data.packing
+is true, else each document is truncated and padded. Every batch has data.max_length columns, so
+the step compiles once. The model is fresh from model.config or loaded from model.name_or_path;
+the tokenizer comes from data.tokenizer (a directory or "minilm") or the model directory. Prints
+the final metrics as one JSON line and writes OUTPUT_DIR/final as a Hugging Face directory.
 
 data.objective picks the objective: "clm", "mlm" or "span_corruption"; unset, it follows the
 model (span corruption for encoder-decoders, causal LM where the model has a causal-LM head, else
@@ -17,7 +19,7 @@ masked LM). Span corruption (T5's; Hugging Face's run_t5_mlm_flax.py) concatenat
 cuts them into rows that corrupt to exactly data.max_length encoder tokens (noise density
 data.noise_density, mean span length data.mean_noise_span_length; the target length follows), and
 replaces each noise span by a sentinel id counting down from the tokenizer's last id (T5's
-<extra_id_0>, <extra_id_1>, ...). data.token_file rows work for it too.
+<extra_id_0>, <extra_id_1>, ...). data.token_file and data.shards rows work for it too.
 """
 from __future__ import annotations
 
@@ -29,9 +31,14 @@ DATA_DEFAULTS = {
     "train_file": None, "eval_file": None, "text_field": "text", "tokenizer": None, "max_length": 128,
     "packing": False, "token_file": None, "eval_token_file": None, "dtype": None, "mlm_probability": 0.15,
     "max_train_samples": None, "objective": None, "noise_density": 0.15, "mean_noise_span_length": 3.0,
+    "shards": None, "eval_shards": None,
 }
+# pre-tokenized sources: (train key, eval key)
+PRETOKENIZED = (("shards", "eval_shards"), ("token_file", "eval_token_file"))
 # objective: the model task (Auto class registry) it trains
 OBJECTIVES = {"clm": "causal_lm", "mlm": "masked_lm", "span_corruption": "seq2seq_lm"}
+MISSING_TRAIN = ("data.train_file is required (or data.token_file / data.shards for a pre-tokenized corpus, "
+                 "see transformers-jax prepare-data)")
 
 
 def objective(config, requested: str | None = None) -> str:
@@ -82,17 +89,35 @@ def text_corpus(data: dict, key: str, tokenizer, truncate: bool):
         raise cli.RecipeError(f"data.{key}: {path}: {err}") from None
 
 
-def token_file_dataset(data: dict, key: str):
-    """A TokenFileDataset of ``data[key]`` (None when unset)."""
+def token_dataset(data: dict, key: str, seq_len: int):
+    """Rows of ``seq_len`` tokens of ``data[key]`` (None when unset): a ShardDataset of a shard directory
+    (data.shards, data.eval_shards), a TokenFileDataset of a token file."""
     from train.data import TokenFileDataset
+    from train.shards import ShardDataset
 
-    path = cli.require_file(data, key, required=False)
-    if path is None:
+    if data[key] is None:
         return None
+    path = data[key] if key.endswith("shards") else cli.require_file(data, key)
     try:
-        return TokenFileDataset(path, data["max_length"], dtype=data["dtype"])
-    except ValueError as err:
+        if key.endswith("shards"):
+            return ShardDataset(path, seq_len)
+        return TokenFileDataset(path, seq_len, dtype=data["dtype"])
+    except (ValueError, FileNotFoundError) as err:
         raise cli.RecipeError(f"data.{key}: {err}") from None
+
+
+def pretokenized(data: dict, seq_len: int) -> tuple | None:
+    """(train, eval or None) datasets of data.shards or data.token_file; None when neither is set."""
+    given = [keys for keys in PRETOKENIZED if data[keys[0]] is not None or data[keys[1]] is not None]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise cli.RecipeError("set either data.shards or data.token_file (and its eval_ key), not both")
+    train_key, eval_key = given[0]
+    train = token_dataset(data, train_key, seq_len)
+    if train is None:
+        raise cli.RecipeError(f"data.{eval_key} needs data.{train_key} for training")
+    return train, token_dataset(data, eval_key, seq_len)
 
 
 def span_corruption_datasets(data: dict, tokenizer, config):
@@ -112,13 +137,11 @@ def span_corruption_datasets(data: dict, tokenizer, config):
     if data["packing"]:
         raise cli.RecipeError("data.packing applies to causal LM only; span corruption concatenates the documents "
                               "itself")
-    if data["token_file"] is not None or data["eval_token_file"] is not None:
-        train = token_file_dataset({**data, "max_length": collator.tokens_length}, "token_file")
-        if train is None:
-            raise cli.RecipeError("data.eval_token_file needs data.token_file for training")
-        return train, token_file_dataset({**data, "max_length": collator.tokens_length}, "eval_token_file"), collator
+    splits = pretokenized(data, collator.tokens_length)
+    if splits is not None:
+        return *splits, collator
     if data["train_file"] is None:
-        raise cli.RecipeError("data.train_file is required (or data.token_file for a pre-tokenized corpus)")
+        raise cli.RecipeError(MISSING_TRAIN)
     splits = []
     for key in ("train_file", "eval_file"):
         corpus = text_corpus(data, key, tokenizer, truncate=False)
@@ -140,15 +163,14 @@ def datasets(data: dict, tokenizer, task: str, config=None):
 
     if task == "span_corruption":
         return span_corruption_datasets(data, tokenizer, config)
-    if data["token_file"] is not None or data["eval_token_file"] is not None:
+    splits = pretokenized(data, data["max_length"])
+    if splits is not None:
         if task != "clm":
-            raise cli.RecipeError("data.token_file serves causal-LM rows; masked LM needs text files")
-        train = token_file_dataset(data, "token_file")
-        if train is None:
-            raise cli.RecipeError("data.eval_token_file needs data.token_file for training")
-        return train, token_file_dataset(data, "eval_token_file"), default_data_collator
+            key = "token_file" if data["shards"] is None and data["eval_shards"] is None else "shards"
+            raise cli.RecipeError(f"data.{key} serves causal-LM rows; masked LM needs text files")
+        return *splits, default_data_collator
     if data["train_file"] is None:
-        raise cli.RecipeError("data.train_file is required (or data.token_file for a pre-tokenized corpus)")
+        raise cli.RecipeError(MISSING_TRAIN)
     packing = task == "clm" and data["packing"]
     if data["packing"] and task != "clm":
         raise cli.RecipeError("data.packing applies to causal LM only; masked LM pads each document")
@@ -168,11 +190,15 @@ def datasets(data: dict, tokenizer, task: str, config=None):
     return train, evaluation, collator
 
 
-def check_vocab(config, tokenizer) -> None:
-    """The tokenizer's ids must fit the model's embedding table."""
+def check_vocab(config, tokenizer, train_set=None) -> None:
+    """The tokenizer's ids, and those of a shard directory, must fit the model's embedding table."""
     if tokenizer is not None and len(tokenizer) > config.vocab_size:
         raise cli.RecipeError(f"the tokenizer has {len(tokenizer)} ids but the model's vocab_size is "
                               f"{config.vocab_size}; set model.config.vocab_size >= {len(tokenizer)}")
+    shards_vocab = getattr(train_set, "vocab_size", None)
+    if shards_vocab is not None and shards_vocab > config.vocab_size:
+        raise cli.RecipeError(f"data.shards was tokenized with {shards_vocab} ids but the model's vocab_size is "
+                              f"{config.vocab_size}; set model.config.vocab_size >= {shards_vocab}")
 
 
 def data_reading(train_set, train_metrics: dict) -> dict:
@@ -200,10 +226,11 @@ def run(recipe: cli.Recipe, resume=None) -> dict:
     data = recipe.data
     task = objective(config, data["objective"])
     has_tokenizer = data["tokenizer"] is not None or recipe.model.get("name_or_path") is not None
-    needs_tokenizer = data["token_file"] is None or task == "span_corruption"
+    needs_tokenizer = (data["token_file"] is None and data["shards"] is None) or task == "span_corruption"
     tokenizer = cli.load_tokenizer(data, recipe.model) if has_tokenizer or needs_tokenizer else None
     check_vocab(config, tokenizer)
     train_set, eval_set, collator = datasets(data, tokenizer, task, config)
+    check_vocab(config, None, train_set)
     auto = {"clm": tj.AutoModelForCausalLM, "mlm": tj.AutoModelForMaskedLM,
             "span_corruption": tj.AutoModelForSeq2SeqLM}[task]
     model = cli.load_model(auto, recipe.model)

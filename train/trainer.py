@@ -35,6 +35,7 @@ from train.collators import default_data_collator
 from train.columns import prepare_dataset
 from train.data import DataLoader, StreamingDataLoader, is_streamed
 from train.logging import MetricsLogger
+from train.shards import ShardDataset, ShardLoader
 from train.optim import lr_schedule, make_optimizer, trainable_mask, warmup_steps_for
 from train.training_args import TrainingArguments
 from transformers_jax.losses import IGNORE_INDEX
@@ -177,9 +178,10 @@ class Trainer:
         return self._prepared[key][2]
 
     def _loader(self, dataset, batch_size: int, train: bool, description: str | None = None):
-        """A :class:`DataLoader` (map-style dataset) or :class:`StreamingDataLoader` (a stream) of global batches of
-        ``batch_size`` rows: shuffled by ``train_sampling_strategy`` and dropping the last partial batch for
-        training, in order and padded for evaluation."""
+        """A :class:`DataLoader` (map-style dataset; a :class:`ShardLoader` for a :class:`ShardDataset`) or
+        :class:`StreamingDataLoader` (a stream) of global batches of ``batch_size`` rows: shuffled by
+        ``train_sampling_strategy`` and dropping the last partial batch for training, in order and padded for
+        evaluation."""
         if dataset is None:
             raise ValueError(f"Trainer needs {'a train_dataset' if train else 'an eval_dataset'} for this")
         check_batch_size(batch_size, self.mesh, self.rules)
@@ -191,7 +193,9 @@ class Trainer:
                 self._check_max_steps(dataset)
             return StreamingDataLoader(dataset, batch_size, collate, seed=seed, drop_last=train)
         shuffle = train and self.args.train_sampling_strategy == "random"
-        return DataLoader(dataset, batch_size, collate, shuffle=shuffle, seed=seed, drop_last=train)
+        # A shard directory's order is computed a batch at a time: memory independent of the corpus size.
+        loader_class = ShardLoader if isinstance(dataset, ShardDataset) else DataLoader
+        return loader_class(dataset, batch_size, collate, shuffle=shuffle, seed=seed, drop_last=train)
 
     # ------------------------------------------------------------------ state
     def _init_state(self, optimizer):

@@ -1,13 +1,14 @@
 """``transformers-jax``: the command-line tool installed with the package.
 
-    transformers-jax serve     OpenAI-compatible HTTP server over the continuous-batching engine
-    transformers-jax chat      talk to a chat model in the terminal (replies stream)
-    transformers-jax generate  batch generation: JSONL or a dataset in, JSONL out (resumable)
-    transformers-jax pipeline  any pipeline task over a JSONL file, JSONL out (resumable)
-    transformers-jax convert   checkpoints between orbax, Hugging Face (safetensors, Flax) and GGUF
-    transformers-jax finetune  fine-tune a sequence classifier from a YAML recipe
-    transformers-jax pretrain  pre-train (masked or causal LM) from a YAML recipe
-    transformers-jax env       versions, devices and settings, for bug reports
+    transformers-jax serve         OpenAI-compatible HTTP server over the continuous-batching engine
+    transformers-jax chat          talk to a chat model in the terminal (replies stream)
+    transformers-jax generate      batch generation: JSONL or a dataset in, JSONL out (resumable)
+    transformers-jax pipeline      any pipeline task over a JSONL file, JSONL out (resumable)
+    transformers-jax convert       checkpoints between orbax, Hugging Face (safetensors, Flax) and GGUF
+    transformers-jax finetune      fine-tune a sequence classifier from a YAML recipe
+    transformers-jax pretrain      pre-train (masked or causal LM) from a YAML recipe
+    transformers-jax prepare-data  tokenize a corpus into packed token shards (resumable, worker processes)
+    transformers-jax env           versions, devices and settings, for bug reports
 
 Each command's code lives in the package it belongs to (``serving/cli.py``, ``train/``); this module
 only dispatches, so the model library itself never imports the training or serving layers.
@@ -25,6 +26,7 @@ COMMANDS = {
     "convert": ("train.convert", "main", "convert checkpoints: orbax, Hugging Face safetensors and Flax, GGUF"),
     "finetune": ("train.finetune", "main", "fine-tune a sequence classifier from a YAML recipe"),
     "pretrain": ("train.pretrain", "main", "pre-train a masked or causal LM from a YAML recipe"),
+    "prepare-data": ("train.prepare_data", "main", "tokenize a corpus into packed token shards for pretraining"),
     "env": ("transformers_jax_cli.env", "main", "versions, devices and settings, for bug reports"),
 }
 
