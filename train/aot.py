@@ -583,10 +583,12 @@ def main(argv=None) -> AotReport:
         print("note: run with JAX_PLATFORMS=cpu so JAX itself stays on the host CPU", file=sys.stderr)
     mesh = None
     if args.mesh:
+        from sharding.mesh import parse_mesh_spec
+
         try:
-            mesh = {name.strip(): int(size) for name, size in (item.split("=") for item in args.mesh.split(","))}
-        except ValueError:
-            parser.error(f"--mesh {args.mesh!r}: expected axis=size pairs separated by commas, e.g. data=2,fsdp=-1")
+            mesh = parse_mesh_spec(args.mesh)
+        except ValueError as err:
+            parser.error(str(err))
     try:
         recipe = cli.load_recipe(args.config, args.sets, DATA_DEFAULTS,
                                  extra=[(["training", "output_dir"], "/tmp/aot_compile", "aot")])
