@@ -21,6 +21,11 @@ kv_heads, head_dim]`` (``model.init_cache``). A background thread runs the sched
    first token is published right after prefill). Finished slots (stop token, budget, cancel) are
    freed and refilled at step 1: requests join and leave between chunks.
 
+On a mesh (``Engine(model, mesh=..., rules="tp")``, or a model placed by ``model.shard``) the same programs
+run sharded: params split by the rules, the cache's rows (slots) over the batch axes (``data``, ``fsdp``)
+and its KV heads over ``tensor``, traced under the placement's ``logical_sharding``; the tokens are those
+of one device.
+
 Nothing recompiles after :meth:`Engine.warmup` (called by :meth:`Engine.start`; it compiles the
 prefill of every prompt bucket and the chunk of every window bucket up to ``max_length``);
 host-side state is kept in NumPy and handed to the compiled programs.

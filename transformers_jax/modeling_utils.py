@@ -31,7 +31,8 @@ from transformers_jax.params import (
     is_spec,
     unflatten_tree,
 )
-from transformers_jax.partitioning import MeshRules, active_sharding, check_rules, mesh_rules
+from transformers_jax.partitioning import MeshRules, active_sharding, check_rules
+from transformers_jax.partitioning import mesh_rules as place_on
 
 logger = logging.getLogger("transformers_jax")
 
@@ -264,7 +265,7 @@ class PreTrainedModel:
         axes (``data``, ``fsdp``) and its KV heads over ``tensor``. A model larger than one device serves this
         way. Returns ``self``. Refuses an unknown preset, a table that uses one mesh axis twice within a param,
         and KV heads that the tensor axes do not divide (errors name both numbers)."""
-        placement = mesh_rules(mesh, rules)
+        placement = place_on(mesh, rules)
         self.check_placement(self.config, placement)
         self.params = placement.place_params(self.params, self.param_specs(self.config))
         self.mesh_rules = placement
@@ -510,7 +511,7 @@ class PreTrainedModel:
 
         if sharding_rules is not None and mesh is None:
             raise ValueError("sharding_rules needs a mesh: pass mesh= too (e.g. sharding.create_mesh({'tensor': 8}))")
-        placement = None if mesh is None else mesh_rules(mesh, "tp" if sharding_rules is None else sharding_rules)
+        placement = None if mesh is None else place_on(mesh, "tp" if sharding_rules is None else sharding_rules)
         hub_kwargs = hub_download.pop_hub_kwargs(kwargs)
         runtime = {}
         if dtype is not None:
