@@ -19,19 +19,44 @@ from transformers_jax import compilation_cache
 SERVE_DEFAULTS = {
     "model": None, "gguf_file": None, "revision": None, "dtype": None, "served_model_name": None,
     "host": "127.0.0.1", "port": 8000, "num_slots": 8, "max_length": 512, "chunk_steps": 8, "max_queue": 256,
-    "default_max_tokens": 16, "shutdown_timeout": 60.0,
+    "default_max_tokens": 16, "shutdown_timeout": 60.0, "mesh": None, "sharding": None,
 }
 
 
 # ----------------------------------------------------------------------------- loading
 def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    """--model, --gguf-file, --revision, --dtype and the compilation-cache flags."""
+    """--model, --gguf-file, --revision, --dtype, the mesh flags and the compilation-cache flags."""
     parser.add_argument("--model", required=required,
                         help="model directory, hub repo id, or 'smollm2' for the shipped SmolLM2 GGUF")
     parser.add_argument("--gguf-file", dest="gguf_file", help="GGUF file name inside --model")
     parser.add_argument("--revision", help="hub branch, tag or commit of --model")
     parser.add_argument("--dtype", help="compute dtype, e.g. bfloat16 (params stay float32)")
+    parser.add_argument("--mesh", help="serve on a device mesh, e.g. tensor=8 or data=2,tensor=4 (one axis may be -1: "
+                                       "the devices left); params split by --sharding, the KV cache by KV heads "
+                                       "over tensor and by rows (slots) over data")
+    parser.add_argument("--sharding", help="with --mesh: the rules preset, tp (default) or fsdp_tp (also dp, fsdp)")
     compilation_cache.add_arguments(parser)
+
+
+def mesh_settings(mesh, sharding) -> tuple:
+    """(mesh spec dict or None, rules or None) from --mesh (text, or a mapping from a YAML recipe) and --sharding,
+    checked: an unknown preset, a malformed mesh, or --sharding without --mesh is a ValueError naming it."""
+    from transformers_jax.partitioning import PRESETS
+
+    if mesh is None:
+        if sharding is not None:
+            raise ValueError(f"--sharding {sharding!r} needs --mesh (e.g. --mesh tensor=8)")
+        return None, None
+    if isinstance(mesh, str):
+        from sharding.mesh import parse_mesh_spec
+
+        mesh = parse_mesh_spec(mesh)
+    if not isinstance(mesh, dict) or not mesh:
+        raise ValueError(f"mesh must be axis sizes such as tensor=8 (or {{tensor: 8}} in a recipe), got {mesh!r}")
+    sharding = "tp" if sharding is None else sharding
+    if isinstance(sharding, str) and sharding not in PRESETS:
+        raise ValueError(f"unknown --sharding preset {sharding!r}; known presets: {sorted(PRESETS)}")
+    return dict(mesh), sharding
 
 
 def shipped_smollm2_gguf() -> Path:
@@ -48,9 +73,11 @@ def shipped_smollm2_gguf() -> Path:
 
 
 def load_model_and_tokenizer(model: str, gguf_file: str | None = None, revision: str | None = None,
-                             dtype: str | None = None):
+                             dtype: str | None = None, mesh: dict | None = None, sharding=None):
     """(generating model, tokenizer, display name) for a --model argument: a causal LM, or an encoder-decoder
-    (``AutoModelForSeq2SeqLM``) when the checkpoint's config says ``is_encoder_decoder``."""
+    (``AutoModelForSeq2SeqLM``) when the checkpoint's config says ``is_encoder_decoder``. With ``mesh`` (axis
+    sizes, see :func:`mesh_settings`) the params load straight into their shards on that mesh of all devices,
+    split by the ``sharding`` rules, and generation runs there (``from_pretrained(mesh=, sharding_rules=)``)."""
     import transformers_jax as tj
 
     model_path = str(model)
@@ -63,7 +90,12 @@ def load_model_and_tokenizer(model: str, gguf_file: str | None = None, revision:
     auto = tj.AutoModelForCausalLM
     if not gguf_file and getattr(tj.AutoConfig.from_pretrained(model_path, **files), "is_encoder_decoder", False):
         auto = tj.AutoModelForSeq2SeqLM
-    model = auto.from_pretrained(model_path, **files, **({"dtype": dtype} if dtype else {}))
+    placement = {}
+    if mesh is not None:
+        from sharding.mesh import create_mesh
+
+        placement = {"mesh": create_mesh(mesh), "sharding_rules": sharding}
+    model = auto.from_pretrained(model_path, **files, **({"dtype": dtype} if dtype else {}), **placement)
     tokenizer = tj.AutoTokenizer.from_pretrained(model_path, **files)
     name = Path(gguf_file).stem if gguf_file else Path(model_path).name
     return model, tokenizer, name
@@ -102,6 +134,10 @@ def parse_serve_args(argv=None) -> dict:
     settings.update({k: v for k, v in vars(args).items() if k != "config" and v is not None})
     if not settings["model"]:
         parser.error("--model is required (or 'model:' in the --config recipe)")
+    try:
+        settings["mesh"], settings["sharding"] = mesh_settings(settings["mesh"], settings["sharding"])
+    except ValueError as err:
+        parser.error(str(err))
     return settings
 
 
@@ -111,7 +147,7 @@ def build_server(settings: dict):
     from serving.server import OpenAIServer
 
     model, tokenizer, name = load_model_and_tokenizer(settings["model"], settings["gguf_file"], settings["revision"],
-                                                      settings["dtype"])
+                                                      settings["dtype"], settings["mesh"], settings["sharding"])
     engine = Engine(model, num_slots=int(settings["num_slots"]), max_length=int(settings["max_length"]),
                     chunk_steps=int(settings["chunk_steps"]), max_queue=int(settings["max_queue"]))
     return OpenAIServer(engine, tokenizer, model_name=settings["served_model_name"] or name,
@@ -127,8 +163,9 @@ def serve_main(argv=None) -> int:
     from serving.server import serve_forever
 
     server = build_server(settings)
-    print(f"compiling and starting the engine ({settings['num_slots']} slots, max_length {settings['max_length']})...",
-          flush=True)
+    on_mesh = f", mesh {settings['mesh']} by {settings['sharding']}" if settings["mesh"] else ""
+    print(f"compiling and starting the engine ({settings['num_slots']} slots, max_length {settings['max_length']}"
+          f"{on_mesh})...", flush=True)
     asyncio.run(serve_forever(server, settings["host"], int(settings["port"])))
     return 0
 
@@ -179,10 +216,14 @@ def generate_main(argv=None) -> int:
     args = parser.parse_args(argv)
     compilation_cache.configure_from_args(args)
 
+    try:
+        mesh, sharding = mesh_settings(args.mesh, args.sharding)
+    except ValueError as err:
+        parser.error(str(err))
     inputs = args.input if args.input is not None else load_split(args.dataset, args.split)
     from serving.batch import run_batch
 
-    model, tokenizer, _ = load_model_and_tokenizer(args.model, args.gguf_file, args.revision, args.dtype)
+    model, tokenizer, _ = load_model_and_tokenizer(args.model, args.gguf_file, args.revision, args.dtype, mesh, sharding)
     summary = run_batch(
         model, tokenizer, inputs, args.output, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
         errors_path=args.errors, seed=args.seed, progress=not args.no_progress,
@@ -314,8 +355,13 @@ def chat_main(argv=None) -> int:
     parser.add_argument("--max-length", type=int, default=2048, help="positions of the KV cache (prompt + reply)")
     parser.add_argument("--chunk-steps", type=int, default=4, help="tokens decoded per step of the stream")
     args = parser.parse_args(argv)
+    try:
+        mesh, sharding = mesh_settings(args.mesh, args.sharding)
+    except ValueError as err:
+        parser.error(str(err))
     compilation_cache.configure_from_args(args)
-    model, tokenizer, name = load_model_and_tokenizer(args.model, args.gguf_file, args.revision, args.dtype)
+    model, tokenizer, name = load_model_and_tokenizer(args.model, args.gguf_file, args.revision, args.dtype, mesh,
+                                                      sharding)
     try:
         session = ChatSession(model, tokenizer, system=args.system, max_new_tokens=args.max_new_tokens,
                               temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,

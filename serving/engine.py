@@ -21,6 +21,11 @@ kv_heads, head_dim]`` (``model.init_cache``). A background thread runs the sched
    first token is published right after prefill). Finished slots (stop token, budget, cancel) are
    freed and refilled at step 1: requests join and leave between chunks.
 
+On a mesh (``Engine(model, mesh=..., rules="tp")``, or a model placed by ``model.shard``) the same programs
+run sharded: params split by the rules, the cache's rows (slots) over the batch axes (``data``, ``fsdp``)
+and its KV heads over ``tensor``, traced under the placement's ``logical_sharding``; the tokens are those
+of one device.
+
 Nothing recompiles after :meth:`Engine.warmup` (called by :meth:`Engine.start`; it compiles the
 prefill of every prompt bucket and the chunk of every window bucket up to ``max_length``);
 host-side state is kept in NumPy and handed to the compiled programs.
@@ -59,6 +64,7 @@ from transformers_jax.generation.configuration_utils import resolve_eos_token_id
 from transformers_jax.generation.sampling import choose_tokens, fold_in_rows, host_prng_key, validate_sampling_args
 from transformers_jax.generation.utils import decoding_params
 from transformers_jax.layers import kv_cache
+from transformers_jax.partitioning import activate, mesh_rules
 
 MAX_STOP_IDS = 16  # per request, EOS ids included (a static width of the per-slot stop table)
 _DONE = object()
@@ -221,9 +227,16 @@ def _choose(logits, greedy, sampling, positions):
                          temperature=sampling["temperature"], top_k=sampling["top_k"], top_p=sampling["top_p"])
 
 
-def _prefill(params, cache, ids, length, slot, sampling, *, decode, init_cache, config):
+def _prefill(params, cache, ids, length, slot, sampling, *, decode, init_cache, config, sharding=None):
     """ids [1, Pb] right padded, ``length`` real tokens; writes the prompt's keys/values into cache
-    row ``slot`` and returns (cache, first new token)."""
+    row ``slot`` and returns (cache, first new token). ``sharding``: see :func:`_decode_chunk`."""
+    with activate(sharding):
+        cache, token = _prefill_row(params, cache, ids, length, slot, sampling, decode=decode, init_cache=init_cache,
+                                    config=config)
+        return kv_cache.constrain(cache), token
+
+
+def _prefill_row(params, cache, ids, length, slot, sampling, *, decode, init_cache, config):
     bucket = ids.shape[1]
     row = init_cache(config, 1, bucket)
     mask = (jnp.arange(bucket)[None] < length).astype(jnp.int32)
@@ -235,7 +248,17 @@ def _prefill(params, cache, ids, length, slot, sampling, *, decode, init_cache, 
     return cache, token
 
 
-def _decode_chunk(params, cache, state, *, decode, config, steps: int, window: int):
+def _decode_chunk(params, cache, state, *, decode, config, steps: int, window: int, sharding=None):
+    """Up to ``steps`` decoding steps over every slot (:func:`_run_chunk`). Under ``sharding`` (a
+    ``partitioning.MeshRules``) the program is traced inside its ``logical_sharding``: the activations carry
+    their constraints and the cache stays split, rows (slots) over the batch axes and KV heads over the tensor
+    axes. The compiled serving decode step: ``train.aot.compile_decode_step`` compiles this for TPU slices."""
+    with activate(sharding):
+        cache, state, out = _run_chunk(params, cache, state, decode=decode, config=config, steps=steps, window=window)
+        return kv_cache.constrain(cache), state, out
+
+
+def _run_chunk(params, cache, state, *, decode, config, steps: int, window: int):
     """Up to ``steps`` decoding steps over every slot. state (all [B] unless noted): ``token`` (the
     last token, not yet in the cache), ``position`` (its position), ``remaining`` (tokens still
     allowed), ``active``, ``stop`` [B, MAX_STOP_IDS] (-1 = none) and the sampling arrays.
@@ -258,6 +281,7 @@ def _decode_chunk(params, cache, state, *, decode, config, steps: int, window: i
         active, position = st["active"], st["position"]
         cache_mask = (slots <= position[:, None]).astype(jnp.int32)
         logits, cache = decode(params, config, st["token"][:, None], position[:, None], cache_mask, cache, position)
+        cache = kv_cache.constrain(cache)  # (a no-op off a mesh)
         token = _choose(logits[:, -1].astype(jnp.float32), st["greedy"] | ~active, st, position + 1)
         out = jax.lax.dynamic_update_slice_in_dim(out, jnp.where(active, token, -1)[:, None], step, axis=1)
         remaining = st["remaining"] - active.astype(jnp.int32)
@@ -276,13 +300,26 @@ def _decode_chunk(params, cache, state, *, decode, config, steps: int, window: i
     return cache, state, out
 
 
+def empty_state(num_slots: int) -> dict:
+    """The decode chunk's per-slot state with every slot free (see :func:`_decode_chunk`): NumPy arrays."""
+    b = num_slots
+    return {
+        "token": np.zeros(b, np.int32), "position": np.zeros(b, np.int32), "remaining": np.zeros(b, np.int32),
+        "active": np.zeros(b, bool), "stop": np.full((b, MAX_STOP_IDS), -1, np.int32),
+        "greedy": np.ones(b, bool), "temperature": np.ones(b, np.float32), "top_k": np.zeros(b, np.int32),
+        "top_p": np.ones(b, np.float32), "key": np.zeros((b, 2), np.uint32),
+    }
+
+
 @functools.cache
-def _programs(decode, init_cache, config, steps: int):
+def programs(decode, init_cache, config, steps: int):
     """The jitted prefill and decode chunk (shared by engines over the same model class/config, so
-    a second engine reuses the first one's compilations)."""
-    prefill = jax.jit(functools.partial(_prefill, decode=decode, init_cache=init_cache, config=config), donate_argnums=(1,))
+    a second engine reuses the first one's compilations). Both donate the cache (argument 1) and take
+    ``sharding`` (a ``partitioning.MeshRules`` or None) as a static argument; the chunk also ``window``."""
+    prefill = jax.jit(functools.partial(_prefill, decode=decode, init_cache=init_cache, config=config), donate_argnums=(1,),
+                      static_argnames=("sharding",))
     chunk = jax.jit(functools.partial(_decode_chunk, decode=decode, config=config, steps=steps), donate_argnums=(1,),
-                    static_argnames=("window",))
+                    static_argnames=("window", "sharding"))
     return prefill, chunk
 
 
@@ -301,10 +338,16 @@ class Engine:
     ``generation_config``). ``chunk_steps`` decoding steps run per compiled call (also the
     streaming granularity and how often requests can join or leave); ``max_queue`` bounds the
     requests waiting for a slot (:class:`QueueFull` beyond).
+
+    On a mesh (``mesh`` with ``rules``, a preset name such as ``"tp"`` (the default) or ``"fsdp_tp"``, or a
+    rules table; or a model placed by ``model.shard``/``from_pretrained(mesh=...)``) the params are split by
+    the rules and the KV cache by slots over the batch axes (``data``, ``fsdp``) and by KV heads over
+    ``tensor``: a model larger than one device serves, with the tokens one device gives. ``num_slots`` must
+    split evenly over the batch axes and the KV heads over the tensor axes (errors name both numbers).
     """
 
     def __init__(self, model, *, num_slots: int = 8, max_length: int = 512, chunk_steps: int = 8,
-                 max_queue: int = 256, params=None):
+                 max_queue: int = 256, params=None, mesh=None, rules=None):
         if num_slots < 1 or max_length < 2 or chunk_steps < 1 or max_queue < 0:
             raise ValueError(f"bad engine sizes: num_slots={num_slots}, max_length={max_length}, "
                              f"chunk_steps={chunk_steps}, max_queue={max_queue}")
@@ -320,12 +363,21 @@ class Engine:
         self.max_positions = min(max_length, int(limit)) if limit else max_length
         self.eos_token_ids = resolve_eos_token_ids(model)
         cls = type(model)
-        self._prefill, self._chunk = _programs(cls.decode, cls.init_cache, self.config, chunk_steps)
+        if rules is not None and mesh is None:
+            raise ValueError("rules needs a mesh: pass mesh= too (or shard the model: model.shard(mesh, rules))")
+        self.mesh_rules = model.mesh_rules if mesh is None else mesh_rules(mesh, "tp" if rules is None else rules)
+        self._prefill, self._chunk = programs(cls.decode, cls.init_cache, self.config, chunk_steps)
+        if self.mesh_rules is None:
+            self._cache = cls.init_cache(self.config, num_slots, max_length)
+        else:
+            cls.check_placement(self.config, self.mesh_rules)
+            self._cache = kv_cache.init_placed(cls.init_cache, self.config, num_slots, max_length, self.mesh_rules,
+                                               rows="num_slots")
+            self.params = self.mesh_rules.place_params(self.params, cls.param_specs(self.config))
         # The decode chunks read the params as the model class lays them out for decoding loops, made
         # once here rather than in every chunk (on CPU: the layers unstacked, a second copy of the weights).
         self._decode_params = decoding_params(cls.decode, self.params)
-        self._cache = cls.init_cache(self.config, num_slots, max_length)
-        self._state = self._empty_state()
+        self._state = empty_state(num_slots)
         self._slots: list[_Slot | None] = [None] * num_slots
         self._queue: collections.deque[RequestHandle] = collections.deque()
         self._lock = threading.Condition()
@@ -354,11 +406,13 @@ class Engine:
         for bucket in sorted(set(self.buckets() if buckets is None else buckets)):
             ids = np.zeros((1, bucket), np.int32)
             self._cache, token = self._prefill(self.params, self._cache, ids, np.int32(1), np.int32(0),
-                                               self._sampling_row(SamplingParams(temperature=0.0)))
+                                               self._sampling_row(SamplingParams(temperature=0.0)),
+                                               sharding=self.mesh_rules)
             jax.block_until_ready(token)
             self._warm_buckets.add(bucket)
         for window in self.buckets():  # nothing active: no step runs
-            self._cache, _, out = self._chunk(self._decode_params, self._cache, self._state, window=window)
+            self._cache, _, out = self._chunk(self._decode_params, self._cache, self._state, window=window,
+                                              sharding=self.mesh_rules)
             jax.block_until_ready(out)
 
     def start(self, warmup: bool = True) -> None:
@@ -451,15 +505,6 @@ class Engine:
         return [int(t) for t in ids]
 
     # -- state -----------------------------------------------------------------------------------
-    def _empty_state(self) -> dict:
-        b = self.num_slots
-        return {
-            "token": np.zeros(b, np.int32), "position": np.zeros(b, np.int32), "remaining": np.zeros(b, np.int32),
-            "active": np.zeros(b, bool), "stop": np.full((b, MAX_STOP_IDS), -1, np.int32),
-            "greedy": np.ones(b, bool), "temperature": np.ones(b, np.float32), "top_k": np.zeros(b, np.int32),
-            "top_p": np.ones(b, np.float32), "key": np.zeros((b, 2), np.uint32),
-        }
-
     @staticmethod
     def _sampling_row(p: SamplingParams) -> dict:
         return {"greedy": np.bool_(p.greedy), "temperature": np.float32(p.temperature if p.temperature > 0 else 1.0),
@@ -516,7 +561,8 @@ class Engine:
         ids = np.zeros((1, bucket), np.int32)
         ids[0, :n] = handle.prompt_ids
         sampling = self._sampling_row(p)
-        self._cache, token = self._prefill(self.params, self._cache, ids, np.int32(n), np.int32(slot), sampling)
+        self._cache, token = self._prefill(self.params, self._cache, ids, np.int32(n), np.int32(slot), sampling,
+                                           sharding=self.mesh_rules)
         token = int(token)
         stop = self._stop_ids(p)
         handle._push([token])
@@ -545,7 +591,8 @@ class Engine:
         return bucket_size(need, maximum=self.max_length)
 
     def _run_chunk(self) -> None:
-        self._cache, state, out = self._chunk(self._decode_params, self._cache, self._state, window=self._window())
+        self._cache, state, out = self._chunk(self._decode_params, self._cache, self._state, window=self._window(),
+                                              sharding=self.mesh_rules)
         out = np.asarray(out)
         state = {name: np.array(value) for name, value in state.items()}  # writable host copies
         emitted = 0

@@ -48,6 +48,19 @@ def resolve_mesh_shape(spec: MeshSpec, num_devices: int) -> dict[str, int]:
     return dict(items)
 
 
+def parse_mesh_spec(text: str) -> dict[str, int]:
+    """The command lines' spelling of a mesh (``--mesh``): ``"data=2,fsdp=-1"`` -> ``{"data": 2, "fsdp": -1}``."""
+    try:
+        pairs = [item.split("=") for item in text.split(",")]
+        spec = {name.strip(): int(size) for name, size in pairs}
+    except ValueError:
+        raise ValueError(f"--mesh {text!r}: expected axis=size pairs separated by commas, e.g. data=2,fsdp=-1 "
+                         "or tensor=8") from None
+    if "" in spec:
+        raise ValueError(f"--mesh {text!r}: an axis has no name")
+    return spec
+
+
 def create_mesh(spec: MeshSpec, devices: Sequence | None = None) -> Mesh:
     """A mesh with named Auto axes over ``devices`` (default: all devices of all hosts)."""
     devices = list(jax.devices() if devices is None else devices)

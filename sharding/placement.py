@@ -6,17 +6,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from sharding.mesh import data_axes, data_parallel_size
-from transformers_jax.partitioning import Rules, param_shardings
+from transformers_jax.partitioning import Rules, place_params  # noqa: F401 (re-exported)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
     """A sharding that keeps a full copy on every device."""
     return NamedSharding(mesh, PartitionSpec())
-
-
-def place_params(params, specs, mesh: Mesh, rules: Rules):
-    """``params`` moved onto the mesh with the shardings their specs' logical axes give."""
-    return jax.device_put(params, param_shardings(specs, mesh, rules))
 
 
 def like_params_shardings(tree, params_shardings, mesh: Mesh):

@@ -24,7 +24,7 @@ BASE = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_l
             num_key_value_heads=2, max_position_embeddings=128, bos_token_id=1, pad_token_id=0,
             tie_word_embeddings=False, rope_parameters={"rope_type": "default", "rope_theta": 1000.0})
 GREEDY = dict(temperature=0.0)
-# Engines of one shape share their compiled programs (serving.engine._programs): most tests use this one;
+# Engines of one shape share their compiled programs (serving.engine.programs): most tests use this one;
 # the cancel and shutdown tests need a single slot and long budgets.
 SHAPE = dict(num_slots=4, max_length=64, chunk_steps=4)
 ONE_SLOT = dict(num_slots=1, max_length=128, chunk_steps=2)

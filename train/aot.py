@@ -468,17 +468,20 @@ def compile_train_step(recipe, topology: str, mesh_spec=None, check_fits: bool =
 
 # ----------------------------------------------------------------------------- compiling the decode step
 def compile_decode_step(recipe, topology: str, mesh_spec=None, batch: int = 8, max_length: int = 4096) -> AotReport:
-    """Compile one serving decode step of the recipe's causal LM for ``topology``: ``batch`` rows each feed one
-    token and attend to a KV cache of ``max_length`` slots (bfloat16 params and cache, as served). Params follow
-    ``training.sharding`` (e.g. ``tp`` or ``fsdp_tp``); the cache is split by rows over the batch axes and by
-    KV heads like the attention heads; the cache is donated (updated in place). The roofline is the HBM time to
-    read every param and cache byte of a device once per step."""
+    """Compile one step of the serving engine's decode program (``serving.engine``'s decode chunk, the program
+    a server runs, here with one step per call) of the recipe's causal LM for ``topology``: ``batch`` slots each
+    feed one token and attend to a KV cache of ``max_length`` slots (bfloat16 params and cache, as served).
+    Params follow ``training.sharding`` (e.g. ``tp`` or ``fsdp_tp``); the cache is split as the engine splits it
+    on a mesh (``layers.kv_cache.shardings``: slots over the batch axes, KV heads over the tensor axes; either
+    not splitting evenly is an error) and donated (updated in place). The roofline is the HBM time to read every
+    param and cache byte of a device once per step."""
     import time
 
+    from serving.engine import empty_state, programs
     from sharding.mesh import create_mesh
-    from sharding.rules import check_rules, rules_for_mesh
     from train import cli
-    from transformers_jax.partitioning import logical_sharding, logical_to_partition_spec, param_shardings
+    from transformers_jax.layers import kv_cache
+    from transformers_jax.partitioning import mesh_rules
 
     chip, devices = topology_devices(topology)
     spec = dict(mesh_spec or recipe.training.mesh)
@@ -488,30 +491,20 @@ def compile_decode_step(recipe, topology: str, mesh_spec=None, batch: int = 8, m
         raise TopologyError(f"mesh {spec} does not match {topology} ({len(devices)} devices): {err}") from None
     config = cli.build_config(recipe.model).replace(param_dtype="bfloat16", compute_dtype="bfloat16")
     model_class = _model_class(config, "causal_lm")
-    rules = rules_for_mesh(recipe.training.sharding, mesh)
-    specs = model_class.param_specs(config)
-    check_rules(rules, mesh, specs)
-    named = lambda axes, shape: jax.sharding.NamedSharding(mesh, logical_to_partition_spec(axes, rules, shape, mesh))
-    params = _with_sharding(model_class.abstract_params(config), param_shardings(specs, mesh, rules))
+    placement = mesh_rules(mesh, recipe.training.sharding)
+    model_class.check_placement(config, placement)
+    params = _with_sharding(model_class.abstract_params(config), placement.params(model_class.param_specs(config)))
     cache = jax.eval_shape(lambda: model_class.init_cache(config, batch, max_length))
-    cache = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=named((None, "batch", None, "kv_heads", None), v.shape))
-             for k, v in cache.items()}
-    rows = named(("batch", None), (batch, max_length))
-    inputs = {"input_ids": jax.ShapeDtypeStruct((batch, 1), jnp.int32, sharding=named(("batch", None), (batch, 1))),
-              "position_ids": jax.ShapeDtypeStruct((batch, 1), jnp.int32, sharding=named(("batch", None), (batch, 1))),
-              "cache_mask": jax.ShapeDtypeStruct((batch, max_length), jnp.int32, sharding=rows)}
-    index = jax.ShapeDtypeStruct((), jnp.int32, sharding=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    cache = _with_sharding(cache, kv_cache.shardings(cache, placement, rows="--batch (the decode step's slots)"))
+    state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=placement.replicated),
+                         empty_state(batch))
+    _, chunk = programs(model_class.decode, model_class.init_cache, config, 1)
 
-    def decode_step(params, cache, inputs, cache_index):
-        with logical_sharding(mesh, rules):
-            logits, cache = model_class.decode(params, config, inputs["input_ids"], inputs["position_ids"],
-                                               inputs["cache_mask"], cache, cache_index)
-            return jnp.argmax(logits[:, -1], axis=-1), cache  # greedy: the next token of every row
+    def step_fn(params, cache, state):  # one decoding step of every slot, the whole cache attended
+        return chunk(params, cache, state, window=max_length, sharding=placement)
 
-    step_fn = jax.jit(decode_step, donate_argnums=1,
-                      out_shardings=(named(("batch",), (batch,)), {k: v.sharding for k, v in cache.items()}))
     start = time.perf_counter()
-    compiled = _compile(step_fn.lower(params, cache, inputs, index), chip, None)
+    compiled = _compile(chunk.lower(params, cache, state, window=max_length, sharding=placement), chip, None)
     seconds = time.perf_counter() - start
     text = compiled.as_text()
     memory = _memory(compiled)
@@ -520,7 +513,7 @@ def compile_decode_step(recipe, topology: str, mesh_spec=None, batch: int = 8, m
     return AotReport(
         what=f"decode step (batch {batch}, {max_length} cache slots)", topology=topology, chip=chip,
         devices=len(devices), mesh=dict(mesh.shape), memory=memory, estimate=None, hlo=summarize_hlo(text),
-        program_flops=jaxpr_flops(jax.make_jaxpr(step_fn)(params, cache, inputs, index)) / len(devices),
+        program_flops=jaxpr_flops(jax.make_jaxpr(step_fn)(params, cache, state)) / len(devices),
         cost_analysis_flops=_cost_flops(compiled), model_flops=None, hbm_bytes_min=param_bytes + cache_bytes,
         tokens=batch, compile_seconds=seconds, text=text)
 
@@ -582,7 +575,7 @@ def main(argv=None) -> AotReport:
     parser.add_argument("--json", help="also write the report as JSON to this file")
     parser.add_argument("--hlo", help="write the optimized HLO text to this file")
     parser.add_argument("--decode", action="store_true",
-                        help="compile the serving decode step (bf16, greedy) instead of the train step")
+                        help="compile one step of the serving engine's decode program (bf16) instead of the train step")
     parser.add_argument("--batch", type=int, default=8, help="--decode: rows decoded together (default 8)")
     parser.add_argument("--max-length", type=int, default=4096, help="--decode: KV cache slots per row")
     args = parser.parse_args(argv)
@@ -590,10 +583,12 @@ def main(argv=None) -> AotReport:
         print("note: run with JAX_PLATFORMS=cpu so JAX itself stays on the host CPU", file=sys.stderr)
     mesh = None
     if args.mesh:
+        from sharding.mesh import parse_mesh_spec
+
         try:
-            mesh = {name.strip(): int(size) for name, size in (item.split("=") for item in args.mesh.split(","))}
-        except ValueError:
-            parser.error(f"--mesh {args.mesh!r}: expected axis=size pairs separated by commas, e.g. data=2,fsdp=-1")
+            mesh = parse_mesh_spec(args.mesh)
+        except ValueError as err:
+            parser.error(str(err))
     try:
         recipe = cli.load_recipe(args.config, args.sets, DATA_DEFAULTS,
                                  extra=[(["training", "output_dir"], "/tmp/aot_compile", "aot")])

@@ -31,7 +31,8 @@ from transformers_jax.params import (
     is_spec,
     unflatten_tree,
 )
-from transformers_jax.partitioning import active_sharding
+from transformers_jax.partitioning import MeshRules, active_sharding, check_rules
+from transformers_jax.partitioning import mesh_rules as place_on
 
 logger = logging.getLogger("transformers_jax")
 
@@ -254,6 +255,34 @@ class PreTrainedModel:
                 f"input length {ids.shape[-1]} exceeds max_position_embeddings={limit} of this model"
             )
 
+    # ------------------------------------------------------------------ placement on a mesh
+    mesh_rules: MeshRules | None = None  # set by shard(): generate and the serving engine then run on the mesh
+
+    def shard(self, mesh, rules="tp"):
+        """Place the params on ``mesh`` by ``rules`` (a preset name such as ``"tp"`` or ``"fsdp_tp"``, or a
+        rules table; see ``partitioning.PRESETS``) and keep the placement as ``self.mesh_rules``: ``generate``
+        and the serving engine then run sharded, the params by the rules, the KV cache's rows over the batch
+        axes (``data``, ``fsdp``) and its KV heads over ``tensor``. A model larger than one device serves this
+        way. Returns ``self``. Refuses an unknown preset, a table that uses one mesh axis twice within a param,
+        and KV heads that the tensor axes do not divide (errors name both numbers)."""
+        placement = place_on(mesh, rules)
+        self.check_placement(self.config, placement)
+        self.params = placement.place_params(self.params, self.param_specs(self.config))
+        self.mesh_rules = placement
+        return self
+
+    @classmethod
+    def check_placement(cls, config, placement: MeshRules) -> None:
+        """The checks of :meth:`shard`: the rules against every param, and the KV cache's split (for classes
+        with one)."""
+        check_rules(placement.rules, placement.mesh, cls.param_specs(config))
+        init_cache = getattr(cls, "init_cache", None)
+        if init_cache is not None:
+            from transformers_jax.layers import kv_cache
+
+            rows = placement.split("batch")[1]  # a batch the rows split evenly: only the KV heads are checked here
+            kv_cache.shardings(jax.eval_shape(lambda: init_cache(config, rows, 1)), placement)
+
     # ------------------------------------------------------------------ conversion
     @classmethod
     def _torch_keys(cls, config) -> dict[str, "CheckpointKey"]:
@@ -316,11 +345,13 @@ class PreTrainedModel:
         return state
 
     @classmethod
-    def state_dict_to_params(cls, state_dict: dict[str, np.ndarray], config, source: str = "checkpoint", seed: int = 0):
+    def state_dict_to_params(cls, state_dict: dict[str, np.ndarray], config, source: str = "checkpoint", seed: int = 0,
+                             placement: MeshRules | None = None):
         """A PyTorch-named state dict -> our param tree, strictly.
 
         Missing, unexpected or mis-shaped keys are errors naming the key. Tied weights, buffers and
         older spellings are accepted; a head that the checkpoint lacks is initialised and reported.
+        With ``placement`` each param goes from the host straight into its shards on the mesh.
         """
         state = cls._normalize_checkpoint_keys(state_dict, config, source)
         expected = cls._torch_keys(config)
@@ -367,6 +398,8 @@ class PreTrainedModel:
                 cls.__name__, source, ", ".join(k for k in missing if expected[k].parts[0].path in initialisable),
             )
             flat.update(fresh)
+        if placement is not None:
+            return placement.place_params(unflatten_tree(flat), cls.param_specs(config))
         return jax.tree.map(jnp.asarray, unflatten_tree(flat))
 
     @classmethod
@@ -455,6 +488,8 @@ class PreTrainedModel:
         from_flax: bool | None = None,
         gguf_file: str | None = None,
         seed: int = 0,
+        mesh=None,
+        sharding_rules=None,
         **kwargs,
     ):
         """Load a Hugging Face checkpoint: a local directory, or a hub repo id (downloaded into the HF cache).
@@ -467,11 +502,16 @@ class PreTrainedModel:
         directly). The hub keywords ``revision``, ``token``, ``cache_dir``, ``local_files_only``,
         ``force_download`` and ``subfolder`` are those of :func:`transformers_jax.hub_download.open_source`;
         other keyword arguments override config values (``num_labels=3``) before params are built.
+        ``mesh`` (a ``jax.sharding.Mesh``) with ``sharding_rules`` (a preset name, default ``"tp"``, or a
+        rules table) loads each param straight into its shards and keeps the placement, as :meth:`shard`.
         From a hub repo only the files needed are downloaded: config.json, the weights chosen,
         generation_config.json for models that generate.
         """
         from transformers_jax import hub_download
 
+        if sharding_rules is not None and mesh is None:
+            raise ValueError("sharding_rules needs a mesh: pass mesh= too (e.g. sharding.create_mesh({'tensor': 8}))")
+        placement = None if mesh is None else place_on(mesh, "tp" if sharding_rules is None else sharding_rules)
         hub_kwargs = hub_download.pop_hub_kwargs(kwargs)
         runtime = {}
         if dtype is not None:
@@ -495,8 +535,11 @@ class PreTrainedModel:
             directory = hub_download.fetch_weights(files, use_safetensors=use_safetensors, from_flax=from_flax)
             state, source = cls._load_weights(directory, config, use_safetensors, from_flax)
         config = cls.config_for_checkpoint(config, state, source)
-        params = cls.state_dict_to_params(state, config, source=source, seed=seed)
+        if placement is not None:
+            cls.check_placement(config, placement)
+        params = cls.state_dict_to_params(state, config, source=source, seed=seed, placement=placement)
         model = cls(config, params)
+        model.mesh_rules = placement
         if cls.can_generate() and gguf_path is None:
             from transformers_jax.generation.configuration_utils import GENERATION_CONFIG_NAME, GenerationConfig
 

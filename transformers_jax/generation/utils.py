@@ -30,6 +30,7 @@ from transformers_jax.generation import logits_process as lp
 from transformers_jax.generation.buckets import MIN_BUCKET, bucket_size, pad_left
 from transformers_jax.generation.configuration_utils import GenerationConfig, token_ids
 from transformers_jax.generation.sampling import choose_tokens, validate_sampling_args
+from transformers_jax.partitioning import MeshRules, activate, constrain
 
 
 class StaticOptions(NamedTuple):
@@ -54,7 +55,18 @@ def decoding_params(decode, params):
     return params if prepare is None else prepare(params)
 
 
-def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, static: StaticOptions):
+def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, static: StaticOptions,
+                 sharding: MeshRules | None = None):
+    """Prefill + the whole decoding loop (:func:`_run_loop`). Under ``sharding`` (the model's placement on a
+    mesh) it is traced inside that placement's ``logical_sharding``: the activations carry their constraints,
+    the cache stays split by rows and KV heads through the loop, the tokens come back split by rows."""
+    with activate(sharding):
+        tokens, steps, cache = _run_loop(params, cache, input_ids, mask, key, scalars, decode=decode, config=config,
+                                         static=static)
+        return constrain(tokens, ("batch", None)), steps, kv_cache.constrain(cache)
+
+
+def _run_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, static: StaticOptions):
     """Prefill + the whole decoding loop. input_ids/mask: [B, Pb] (left padded); the cache has
     Pb + Nb slots. Returns (token buffer [B, Pb + Nb], number of steps run, final cache).
 
@@ -119,6 +131,7 @@ def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config
         fed = prompt_bucket + step - 1  # slot of the token picked last step, fed now
         last = jax.lax.dynamic_slice_in_dim(tokens, fed, 1, axis=1)  # [B, 1]
         logits, cache = decode(params, config, last, (counts + step - 1)[:, None], cache_mask, cache, fed)
+        cache = kv_cache.constrain(cache)  # (a no-op off a mesh)
         tokens, unfinished, key = pick(step, tokens, logits[:, -1].astype(jnp.float32), unfinished, key)
         return step + 1, tokens, cache, unfinished, key
 
@@ -130,7 +143,7 @@ def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config
 
 @functools.cache
 def _compiled_loop():
-    return jax.jit(_decode_loop, static_argnames=("decode", "config", "static"), donate_argnames=("cache",))
+    return jax.jit(_decode_loop, static_argnames=("decode", "config", "static", "sharding"), donate_argnames=("cache",))
 
 
 def _to_numpy_ids(input_ids, attention_mask):
@@ -205,6 +218,11 @@ class GenerationMixin:
         pad = gc.pad_token_id
         if pad is None and eos:
             pad = eos[0]  # HF: "Setting pad_token_id to eos_token_id for open-end generation"
+        if self.mesh_rules is not None and (encoder_decoder or int(gc.num_beams) > 1):
+            raise NotImplementedError(
+                "generate on a mesh (model.shard) runs greedy and sampled decoding of causal LMs; "
+                + ("encoder-decoder models" if encoder_decoder else f"beam search (num_beams={gc.num_beams})")
+                + " run on one device: use a model that was not sharded")
         if encoder_decoder:
             ids, mask, context = self._encoder_decoder_prompt(input_ids, attention_mask, gc, pad, params, **seq2seq_inputs)
         else:
@@ -283,14 +301,18 @@ class GenerationMixin:
         }
         if prng_key is None:
             prng_key = jax.random.PRNGKey(0)
-        cache = {**type(self).init_cache(self.config, batch, prompt_bucket + budget_bucket), **context}
+        if self.mesh_rules is None:
+            cache = {**type(self).init_cache(self.config, batch, prompt_bucket + budget_bucket), **context}
+        else:
+            params, cache, padded_ids, padded_mask = _placed_inputs(self, params, padded_ids, padded_mask,
+                                                                    prompt_bucket + budget_bucket)
         tokens, steps, _ = _compiled_loop()(
             params, cache, padded_ids, padded_mask, prng_key, scalars,
-            decode=type(self).decode, config=self.config, static=static,
+            decode=type(self).decode, config=self.config, static=static, sharding=self.mesh_rules,
         )
         tokens = np.asarray(tokens)
         steps = int(steps)
-        return jax.device_put(np.ascontiguousarray(tokens[:, extra : prompt_bucket + steps]))
+        return jax.device_put(np.ascontiguousarray(tokens[:batch, extra : prompt_bucket + steps]))
 
     def _causal_prompt(self, input_ids, attention_mask, eos, pad):
         """A causal LM's prompt and its mask (inferred from the pad id as Hugging Face does), checked."""
@@ -367,6 +389,22 @@ class GenerationMixin:
 
 
 SEQ2SEQ_INPUTS = ("encoder_outputs", "decoder_input_ids", "decoder_attention_mask")
+
+
+def _placed_inputs(model, params, ids, mask, cache_length: int):
+    """The compiled loop's inputs on the model's mesh (``model.mesh_rules``): params by the rules (no copy when
+    they are placed already), a KV cache made in its shards (rows by the batch axes, KV heads by the tensor
+    axes), ``ids``/``mask`` [B, Pb] split by rows. Rows are added (copies of the last one, cut from the output
+    again) up to a multiple of the data-parallel ways: rows are independent, so the real rows are unchanged."""
+    placement = model.mesh_rules
+    spare = -ids.shape[0] % placement.split("batch")[1]
+    if spare:
+        ids = np.concatenate([ids, np.repeat(ids[-1:], spare, axis=0)])  # [B + spare, Pb]
+        mask = np.concatenate([mask, np.repeat(mask[-1:], spare, axis=0)])
+    rows = placement.exact(("batch", None), ids.shape)
+    params = placement.place_params(params, type(model).param_specs(model.config))
+    cache = kv_cache.init_placed(type(model).init_cache, model.config, ids.shape[0], cache_length, placement)
+    return params, cache, jax.device_put(ids, rows), jax.device_put(mask, rows)
 
 
 def _infer_mask(ids, mask, eos, pad):

@@ -6,13 +6,27 @@ dim). An encoder-decoder's cache adds the cross-attention entries of :func:`cros
 per generation, and ``cross_mask`` [1, B, S_enc], the encoder's padding (the row axis is axis 1
 everywhere, so the row operations below treat every entry alike). Generation, beam search and the
 serving engine go through these functions only.
+
+On a mesh (:class:`transformers_jax.partitioning.MeshRules`) the rows are split like a batch (the
+``batch`` logical axis: ``data``/``fsdp``) and the KV heads like the attention heads (``kv_heads``:
+``tensor`` under the ``tp`` presets): :func:`shardings`, :func:`init_placed`, and :func:`constrain` inside
+compiled programs.
 """
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 
+from transformers_jax.partitioning import MeshRules
+from transformers_jax.partitioning import constrain as constrain_axes
+
 ROW_AXIS, SLOT_AXIS = 1, 2
+# Logical axes of each entry: [L, B, S, K, D] (the cross entries' heads are the decoder's kv heads too),
+# and the cross mask [1, B, S].
+_ENTRY_AXES = (None, "batch", None, "kv_heads", None)
+_MASK_AXES = (None, "batch", None)
 
 
 def init_cache(num_layers: int, batch: int, length: int, num_kv_heads: int, head_dim: int, dtype) -> dict:
@@ -104,3 +118,36 @@ def prefix(cache: dict, length: int) -> dict:
 def restore_prefix(full: dict, head: dict) -> dict:
     """``full`` with its first slots replaced by ``head`` (the inverse of :func:`prefix` after updates)."""
     return jax.tree.map(lambda c, h: jax.lax.dynamic_update_slice_in_dim(c, h, 0, axis=SLOT_AXIS), full, head)
+
+
+# ----------------------------------------------------------------------------- on a mesh
+def _axes(name: str) -> tuple:
+    return _MASK_AXES if name == "cross_mask" else _ENTRY_AXES
+
+
+def shardings(cache: dict, placement: MeshRules, rows: str = "batch size") -> dict:
+    """The NamedSharding of every entry of ``cache`` (arrays or ``jax.ShapeDtypeStruct``) on ``placement``:
+    rows over the batch's mesh axes, KV heads over theirs. Either not splitting evenly is a ValueError that
+    names it and both sizes (``rows`` is what the caller calls the rows: "batch size", "num_slots")."""
+    names = {"batch": rows, "kv_heads": "num_key_value_heads (the KV heads of the cache)"}
+    return {name: placement.exact(_axes(name), value.shape, names) for name, value in cache.items()}
+
+
+def constrain(cache: dict) -> dict:
+    """``cache`` with its entries' logical axes named: a sharding constraint inside a compiled program traced
+    under ``partitioning.logical_sharding`` (rows and KV heads stay split through loops), else unchanged."""
+    return {name: constrain_axes(value, _axes(name)) for name, value in cache.items()}
+
+
+def init_placed(init_cache, config, batch: int, length: int, placement: MeshRules, rows: str = "batch size") -> dict:
+    """``init_cache(config, batch, length)`` made directly in its shards on ``placement`` (no device ever
+    holds the whole cache): one compiled program per shape, see :func:`shardings` for the errors."""
+    shapes = jax.eval_shape(lambda: init_cache(config, batch, length))
+    shardings(shapes, placement, rows)  # the checks, with the caller's name for the rows
+    return _placed_init(init_cache, config, batch, length, placement)()
+
+
+@functools.cache
+def _placed_init(init_cache, config, batch: int, length: int, placement: MeshRules):
+    shapes = jax.eval_shape(lambda: init_cache(config, batch, length))
+    return jax.jit(lambda: init_cache(config, batch, length), out_shardings=shardings(shapes, placement))
