@@ -12,7 +12,7 @@ buffer assignment:
 * with full remat (``jax.checkpoint`` around each layer) only each layer's input ``B * T * D`` is
   kept, plus one layer's worth of the above, recomputed during the backward pass;
 * the logits ``B * T * V`` once in the compute dtype and once in float32 (the loss's log-softmax and its
-  gradient); measured on XLA:TPU by scripts/aot_compile.py (docs/benchmarks.md).
+  gradient), ``T`` replaced by ``config.loss_chunk_size`` under a chunked loss; measured on XLA:TPU by scripts/aot_compile.py (docs/benchmarks.md).
 * a mixture-of-experts layer replaces the ``4 * F`` MLP values by ``S * k * (4 * F_e + 2 * D)``
   for its ``k`` routed experts of width ``F_e`` and their dispatch buffers (rows sorted by expert,
   results), plus ``4 * F_s`` for a shared expert and ``E`` router logits. ``S`` is the size of the
@@ -47,7 +47,8 @@ _ADVICE = {
     "gradients": "shard params (and so gradients) over more devices (a larger fsdp or tensor mesh axis)",
     "optimizer_state": "shard over more devices (a larger fsdp mesh axis) or use an optimizer with less state",
     "activations": "turn on remat (remat=True), lower batch_per_device or seq_len, or add tensor sharding",
-    "logits": "lower batch_per_device or seq_len, or shard the vocab axis over a tensor mesh axis",
+    "logits": "set loss_chunk_size (a chunked loss), lower batch_per_device or seq_len, or shard the vocab axis "
+              "over a tensor mesh axis",
 }
 
 
@@ -156,6 +157,9 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
         activations += layers * one_layer
     if remat == "full":
         activations = kept + largest_layer
+    # a chunked loss (config.loss_chunk_size) holds one chunk's logits at a time
+    chunk = getattr(config, "loss_chunk_size", 0)
+    logit_positions = min(local_t, chunk) if chunk else local_t
     settings = {"optimizer": optimizer, "remat": remat, "param_dtype": param_dtype,
                 "compute_dtype": compute_dtype, "batch_per_device": b, "seq_len": t}
     return MemoryEstimate(
@@ -163,7 +167,7 @@ def estimate_memory(config, specs, mesh=None, rules=(), *, batch_per_device: int
         gradients=param_bytes,
         optimizer_state=OPTIMIZER_FLOAT32_COPIES[optimizer] * 4 * scalars,
         activations=int(activations),
-        logits=int(b * local_t * config.vocab_size * (4 + act_item)) if lm_logits else 0,
+        logits=int(b * logit_positions * config.vocab_size * (4 + act_item)) if lm_logits else 0,
         settings=settings,
     )
 

@@ -407,12 +407,7 @@ def compile_train_step(recipe, topology: str, mesh_spec=None, check_fits: bool =
     config = cli.build_config(recipe.model)
     task = objective(config, recipe.data.get("objective"))
     model_class = _model_class(config, OBJECTIVES[task])
-    changes = {"param_dtype": "float32"}  # as the Trainer: float32 master weights
-    if args.bf16:
-        changes["compute_dtype"] = "bfloat16"
-    if args.remat != "none":
-        changes["remat"] = True
-    config = config.replace(**changes)
+    config = args.run_config(model_class, config)  # as the Trainer
     rules = rules_for_mesh(args.sharding, mesh)
     specs = model_class.param_specs(config)
     check_rules(rules, mesh, specs)

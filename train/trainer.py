@@ -114,12 +114,7 @@ class Trainer:
         self.control = TrainerControl()
 
         config = model.config
-        changes = {"param_dtype": "float32"}  # float32 master weights
-        if args.bf16:
-            changes["compute_dtype"] = "bfloat16"
-        if args.remat != "none":
-            changes["remat"] = True
-        self.config = config.replace(**changes)
+        self.config = args.run_config(self.model_class, config)
         if args.parallelism == "pmap":
             mesh = mesh or Mesh(np.array(jax.local_devices()), ("data",))
         self.mesh = mesh or create_mesh(args.mesh)
@@ -483,8 +478,10 @@ class Trainer:
         key = (layout, return_predictions)
         if key not in self._eval_steps:
             batch_shardings = {k: batch_sharding(self.mesh, self.rules, ndim) for k, ndim in layout}
+            # predictions are the logits: a chunked loss (which never makes them) is for steps that return none
+            config = self.config if not return_predictions else self.config.replace(loss_chunk_size=0)
             self._eval_steps[key] = steps.make_eval_step(
-                self.model_class, self.config, mesh=self.mesh, rules=self.rules,
+                self.model_class, config, mesh=self.mesh, rules=self.rules,
                 params_shardings=self.params_shardings, batch_shardings=batch_shardings,
                 label_smoothing=self.label_smoothing, return_predictions=return_predictions)
         return self._eval_steps[key]

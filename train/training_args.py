@@ -77,6 +77,9 @@ class TrainingArguments:
     mesh: dict = dataclasses.field(default_factory=lambda: {"data": -1})
     sharding: Any = "dp"  # a preset (dp, fsdp, tp, fsdp_tp, ep, fsdp_ep) or a rules table [[logical, mesh axes], ...]
     remat: str = "none"
+    # Causal LMs: the training loss over chunks of this many positions, never the whole [B, T, vocab] logits
+    # (0: off; see ``losses.chunked_causal_lm_loss``). For large vocabularies (Llama 3's 128k) at long rows.
+    loss_chunk_size: int = 0
     parallelism: str = "jit"  # "jit" (sharded over the mesh) or "pmap" (data parallel over local devices)
     freeze: tuple = ()  # regular expressions of param paths that do not train ("bert/encoder")
     async_checkpointing: bool = True
@@ -110,12 +113,33 @@ class TrainingArguments:
             raise ValueError(f"TrainingArguments.label_smoothing_factor must be in [0, 1), got "
                              f"{self.label_smoothing_factor!r}")
         self.label_smoothing_factor = float(self.label_smoothing_factor)
+        if not isinstance(self.loss_chunk_size, int) or self.loss_chunk_size < 0:
+            raise ValueError(f"TrainingArguments.loss_chunk_size must be an integer >= 0 (0: off), got "
+                             f"{self.loss_chunk_size!r}")
+        if self.loss_chunk_size and self.label_smoothing_factor:
+            raise ValueError(f"loss_chunk_size={self.loss_chunk_size} and label_smoothing_factor="
+                             f"{self.label_smoothing_factor} cannot be combined: the smoothed loss needs the whole logits")
         if self.save_total_limit is not None and self.save_total_limit < 1:
             raise ValueError(f"save_total_limit must be >= 1 or None, got {self.save_total_limit}")
         if self.eval_strategy == "steps" and self.eval_steps is None:
             self.eval_steps = self.logging_steps  # HF's fallback
         if self.parallelism == "pmap" and self.sharding != "dp":
             raise ValueError(f"parallelism='pmap' is data parallel only; sharding={self.sharding!r} needs 'jit'")
+
+    def run_config(self, model_class, config):
+        """The model config a run trains with: float32 master weights, bf16 compute with ``bf16``, remat,
+        and ``loss_chunk_size`` (refused, naming the class, for a model that cannot chunk its loss)."""
+        changes = {"param_dtype": "float32"}
+        if self.bf16:
+            changes["compute_dtype"] = "bfloat16"
+        if self.remat != "none":
+            changes["remat"] = True
+        if self.loss_chunk_size:
+            if not getattr(model_class, "loss_chunks", False):
+                raise ValueError(f"loss_chunk_size={self.loss_chunk_size}: {model_class.__name__} has no chunked "
+                                 "loss (the causal LMs of the shared decoder families have one); set it to 0")
+            changes["loss_chunk_size"] = self.loss_chunk_size
+        return config.replace(**changes)
 
     def total_steps(self, batches_per_epoch: int) -> int:
         """Optimizer updates in the run: ``max_steps`` when set, else epochs x updates per epoch."""

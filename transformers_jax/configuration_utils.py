@@ -16,7 +16,7 @@ CONFIG_NAME = "config.json"
 
 # Fields that describe how we run a model, not the checkpoint; never written to config.json.
 RUNTIME_FIELDS = ("compute_dtype", "param_dtype", "scan_layers", "remat", "moe_implementation", "attn_implementation",
-                  "pallas_interpret")
+                  "pallas_interpret", "loss_chunk_size")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -52,6 +52,9 @@ class PretrainedConfig:
     attn_implementation: str = "auto"
     # Run Pallas kernels (attn_implementation="splash") in interpret mode: how they run on a CPU (tests).
     pallas_interpret: bool = False
+    # Causal LMs that support it (``loss_chunks``) compute their training loss over chunks of this many
+    # positions, never holding the whole [B, T, vocab] logits (0: one piece; ``losses.chunked_causal_lm_loss``).
+    loss_chunk_size: int = 0
     # Every config.json key this class does not model, written back unchanged.
     extra: dict = dataclasses.field(default_factory=dict)
 

@@ -23,6 +23,36 @@ def causal_lm_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return cross_entropy(logits, shifted)
 
 
+def chunked_causal_lm_loss(hidden: jax.Array, labels: jax.Array, logits_fn, chunk_size: int) -> jax.Array:
+    """:func:`causal_lm_loss` of ``logits_fn(hidden)`` without ever holding the [B, T, V] logits.
+
+    The sequence is cut into chunks of ``chunk_size`` positions (the last one padded with ignored labels);
+    a scan computes each chunk's logits ``logits_fn(h)`` ([B, c, D] -> [B, c, V]) and its summed token
+    losses, under ``jax.checkpoint`` so the backward pass recomputes a chunk's logits instead of keeping
+    them: the memory of the LM head falls from B*T*V to B*c*V. The rows stay whole in every chunk, so a
+    batch split over devices stays split. Same numbers as the unchunked loss up to float32 summation order.
+    """
+    batch, length, width = hidden.shape
+    shifted = jnp.concatenate([labels[:, 1:], jnp.full_like(labels[:, :1], IGNORE_INDEX)], axis=1)
+    chunks = -(-length // chunk_size)
+    spare = chunks * chunk_size - length
+    hidden = jnp.pad(hidden, ((0, 0), (0, spare), (0, 0)))
+    shifted = jnp.pad(shifted, ((0, 0), (0, spare)), constant_values=IGNORE_INDEX)
+    hidden = hidden.reshape(batch, chunks, chunk_size, width).swapaxes(0, 1)  # [n, B, c, D]
+    shifted = shifted.reshape(batch, chunks, chunk_size).swapaxes(0, 1)  # [n, B, c]
+
+    @jax.checkpoint
+    def chunk_loss(h, y):  # summed token losses of one chunk: h [B, c, D], y [B, c]
+        logits = logits_fn(h).astype(jnp.float32)  # [B, c, V]
+        valid = y != IGNORE_INDEX
+        safe = jnp.where(valid, y, 0)
+        nll = jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(logits, safe[..., None], axis=-1)[..., 0]
+        return jnp.sum(jnp.where(valid, nll, 0.0))
+
+    total, _ = jax.lax.scan(lambda acc, xs: (acc + chunk_loss(*xs), None), jnp.float32(0), (hidden, shifted))
+    return total / jnp.sum(shifted != IGNORE_INDEX)
+
+
 def sequence_classification_loss(logits: jax.Array, labels: jax.Array, config) -> jax.Array:
     """Regression (MSE), single-label (CE) or multi-label (BCE with logits) loss by ``problem_type``.
 

@@ -31,7 +31,7 @@ import numpy as np
 from transformers_jax import layers as L
 from transformers_jax.configuration_utils import PretrainedConfig
 from transformers_jax.generation.utils import GenerationMixin
-from transformers_jax.losses import causal_lm_loss, cross_entropy, sequence_classification_loss
+from transformers_jax.losses import causal_lm_loss, chunked_causal_lm_loss, cross_entropy, sequence_classification_loss
 from transformers_jax.modeling_outputs import (
     BaseModelOutput,
     CausalLMOutput,
@@ -491,6 +491,7 @@ class DecoderForCausalLM(GenerationMixin, DecoderPreTrainedModel):
     """The decoder with a language-modelling head (tied to the input embeddings when configured)."""
 
     flax_untied_weights = ("lm_head.weight",)  # HF Flax's causal LMs always stored their own lm_head
+    loss_chunks = True  # honours config.loss_chunk_size (see ``logits_and_loss``)
 
     @classmethod
     def param_specs(cls, config):
@@ -520,9 +521,19 @@ class DecoderForCausalLM(GenerationMixin, DecoderPreTrainedModel):
                 output_hidden_states=False, output_attentions=False, dropout_rng=None):
         out = cls._base(params, config, input_ids, attention_mask, position_ids, output_hidden_states, output_attentions,
                         dropout_rng)
-        logits = cls.lm_logits(params, config, out.last_hidden_state)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        logits, loss = cls.logits_and_loss(params, config, out.last_hidden_state, labels)
         return CausalLMOutput(loss=loss, logits=logits, **extras(out))
+
+    @classmethod
+    def logits_and_loss(cls, params, config, hidden, labels):
+        """(logits [B, T, V], next-token loss or None) of the last hidden states. With labels and
+        ``config.loss_chunk_size`` the loss is computed chunk by chunk (``losses.chunked_causal_lm_loss``)
+        and the logits are None: the whole [B, T, V] array is never made (training large vocabularies)."""
+        if labels is not None and config.loss_chunk_size:
+            return None, chunked_causal_lm_loss(hidden, labels, lambda h: cls.lm_logits(params, config, h),
+                                                config.loss_chunk_size)
+        logits = cls.lm_logits(params, config, hidden)
+        return logits, causal_lm_loss(logits, labels) if labels is not None else None
 
     init_cache = staticmethod(init_cache)
 

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from transformers_jax import layers as L
-from transformers_jax.losses import causal_lm_loss
 from transformers_jax.modeling_outputs import MoeCausalLMOutput
 from transformers_jax.models._decoder import (
     HEADS,
@@ -154,8 +153,7 @@ class MoeDecoderForCausalLM(DecoderForCausalLM):
         out, _ = decoder_forward(params[cls.base_model_prefix], config, input_ids, attention_mask, position_ids,
                                  output_hidden_states, output_attentions, dropout_rng=dropout_rng,
                                  output_router_logits=want_router)
-        logits = cls.lm_logits(params, config, out.last_hidden_state)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        logits, loss = cls.logits_and_loss(params, config, out.last_hidden_state, labels)
         aux_loss = router_logits = None
         if want_router:
             router_logits = out.router_logits
