@@ -2,7 +2,6 @@
 and gradients as the whole-logits loss, no [B, T, V] array in the compiled step, the Trainer and its eval path,
 the memory estimate, and the errors."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
