@@ -240,8 +240,8 @@ def _prefill_row(params, cache, ids, length, slot, sampling, *, decode, init_cac
     bucket = ids.shape[1]
     row = init_cache(config, 1, bucket)
     mask = (jnp.arange(bucket)[None] < length).astype(jnp.int32)
-    logits, row = decode(params, config, ids, jnp.arange(bucket)[None], mask, row, 0)
-    last = jax.lax.dynamic_index_in_dim(logits[0], length - 1, axis=0, keepdims=True).astype(jnp.float32)  # [1, V]
+    logits, row = decode(params, config, ids, jnp.arange(bucket)[None], mask, row, 0, logits_index=length - 1)
+    last = logits[0].astype(jnp.float32)  # [1, V]: the last real token's
     batch_of_one = {name: value[None] for name, value in sampling.items()}
     token = _choose(last, batch_of_one["greedy"], batch_of_one, length[None])[0]
     cache = kv_cache.write_row(cache, row, slot)
@@ -405,7 +405,7 @@ class Engine:
             raise RuntimeError("warmup() must run before start() (the cache belongs to the loop thread then)")
         for bucket in sorted(set(self.buckets() if buckets is None else buckets)):
             ids = np.zeros((1, bucket), np.int32)
-            self._cache, token = self._prefill(self.params, self._cache, ids, np.int32(1), np.int32(0),
+            self._cache, token = self._prefill(self._decode_params, self._cache, ids, np.int32(1), np.int32(0),
                                                self._sampling_row(SamplingParams(temperature=0.0)),
                                                sharding=self.mesh_rules)
             jax.block_until_ready(token)
@@ -561,7 +561,7 @@ class Engine:
         ids = np.zeros((1, bucket), np.int32)
         ids[0, :n] = handle.prompt_ids
         sampling = self._sampling_row(p)
-        self._cache, token = self._prefill(self.params, self._cache, ids, np.int32(n), np.int32(slot), sampling,
+        self._cache, token = self._prefill(self._decode_params, self._cache, ids, np.int32(n), np.int32(slot), sampling,
                                            sharding=self.mesh_rules)
         token = int(token)
         stop = self._stop_ids(p)

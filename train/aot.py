@@ -27,6 +27,8 @@ from collections import defaultdict
 import jax
 import jax.numpy as jnp
 
+from transformers_jax import hlo_text
+
 # Published per-chip figures: dense bf16 peak FLOP/s, HBM bytes, HBM bandwidth (bytes/s).
 CHIPS = {
     "v4": {"peak_flops": 275e12, "hbm_bytes": 32 * 2**30, "hbm_bandwidth": 1.2e12, "cores_per_chip": 2},
@@ -98,18 +100,7 @@ def topology_devices(name: str) -> tuple[str, list]:
 
 
 # ----------------------------------------------------------------------------- reading the HLO
-_SHAPE = re.compile(r"\b(pred|s4|u4|s8|u8|s16|u16|s32|u32|s64|u64|f16|bf16|f32|f64|f8e4m3fn|f8e5m2)\[([0-9,]*)\]")
-_BYTES = {"pred": 1, "s4": 0.5, "u4": 0.5, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4,
-          "u32": 4, "f32": 4, "s64": 8, "u64": 8, "f64": 8, "f8e4m3fn": 1, "f8e5m2": 1}
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
-
-
-def _shapes(text: str) -> list[tuple[str, tuple[int, ...]]]:
-    return [(dtype, tuple(int(d) for d in dims.split(",") if d)) for dtype, dims in _SHAPE.findall(text)]
-
-
-def _nbytes(shapes) -> int:
-    return int(sum(_BYTES[dtype] * math.prod(dims) for dtype, dims in shapes))
 
 
 @dataclasses.dataclass
@@ -118,25 +109,6 @@ class HloSummary:
 
     collectives: dict  # kind -> {"count": runs per call, "bytes": result bytes summed over runs}
     unknown_trip_counts: int  # while loops whose trip count could not be read (their body counted once)
-
-
-def _computations(text: str) -> tuple[dict[str, list[str]], str]:
-    """The HLO module's computations (name -> instruction lines) and the entry's name."""
-    computations: dict[str, list[str]] = {}
-    entry = current = None
-    for line in text.splitlines():
-        header = re.match(r"(ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$", line)
-        if header and not line[:1].isspace():
-            current = header.group(2)
-            computations[current] = []
-            entry = current if header.group(1) else entry
-        elif line.rstrip() == "}":  # (a custom call's multi-line config may put "}}, ..." at column 0)
-            current = None
-        elif current is not None and "=" in line:
-            computations[current].append(line)
-    if entry is None:
-        raise ValueError("no ENTRY computation in the HLO text")
-    return computations, entry
 
 
 def _trip_count(line: str, computations: dict) -> int | None:
@@ -156,7 +128,7 @@ def summarize_hlo(text: str) -> HloSummary:
     """The collectives of an optimized HLO module's text, each counted as many times as it runs: the entry
     computation once, a ``while`` body times its trip count, and whatever a computation calls (fusions, async
     wrappers, conditionals' branches) as often as its caller. Bytes are each collective's result size."""
-    computations, entry = _computations(text)
+    computations, entry = hlo_text.computations(text)
     runs: dict[str, float] = defaultdict(float)
     scattered: dict[str, list[str]] = defaultdict(list)  # computation -> its reduce-scatter fusion calls
     unknown = 0
@@ -191,15 +163,15 @@ def summarize_hlo(text: str) -> HloSummary:
 
     for name, times in runs.items():
         for line in dict.fromkeys(scattered[name]):
-            add("reduce-scatter", times, _nbytes(_shapes(line.split("=", 1)[1].split(" fusion(", 1)[0])))
+            add("reduce-scatter", times, hlo_text.nbytes(hlo_text.shapes(line.split("=", 1)[1].split(" fusion(", 1)[0])))
         opcodes = {m.group(1): m.group(2) for line in computations[name]
                    for m in [re.match(r"\s*(?:ROOT\s+)?%([\w.\-]+)\s*=\s*\S.*?\s([a-z][\w\-]*)\(", line)] if m}
         for line in computations[name]:
             for kind in COLLECTIVES:
                 match = re.search(rf"=\s*(.*?)\s{kind}(-start)?\((.*?)\)", line)
                 if match:
-                    shapes = _shapes(match.group(1))
-                    size = max((_nbytes([shape]) for shape in shapes), default=0) if match.group(2) else _nbytes(shapes)
+                    shapes = hlo_text.shapes(match.group(1))
+                    size = max((hlo_text.nbytes([shape]) for shape in shapes), default=0) if match.group(2) else hlo_text.nbytes(shapes)
                     operands = [o.strip().lstrip("%") for o in match.group(3).split(",")]
                     if kind == "all-reduce" and all(opcodes.get(o) == "dynamic-update-slice" or "dynamic-update-slice"
                                                     in o for o in operands):

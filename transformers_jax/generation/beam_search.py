@@ -37,7 +37,6 @@ import jax.numpy as jnp
 
 import numpy as np
 
-from transformers_jax.generation.utils import decoding_params
 from transformers_jax.layers import kv_cache
 from transformers_jax.generation import logits_process as lp_
 from transformers_jax.generation.buckets import MIN_BUCKET, bucket_size, pad_left
@@ -91,10 +90,9 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
     n_valid = prompt_mask.sum(-1)  # [B]
     prefill_mask = jnp.concatenate([prompt_mask, jnp.zeros((batch, budget), jnp.int32)], axis=1)
     cache = {**init_cache(config, batch, cache_len), **context}
-    logits, cache = decode(params, config, prompt_ids, positions, prefill_mask, cache, 0)
+    logits, cache = decode(params, config, prompt_ids, positions, prefill_mask, cache, 0, logits_index=prompt_len - 1)
     logits = jnp.repeat(logits[:, -1].astype(jnp.float32), k, axis=0)  # [B*K, V]
     cache = kv_cache.repeat_rows(cache, k)
-    params = decoding_params(decode, params)
     beam_prompt_mask = jnp.repeat(prompt_mask, k, axis=0)  # [B*K, P]
     beam_n_valid = jnp.repeat(n_valid, k, axis=0)  # [B*K]
     beam_prompt_ids = jnp.repeat(prompt_ids, k, axis=0)  # [B*K, P]
@@ -281,7 +279,7 @@ def beam_search(model, input_ids, attention_mask=None, generation_config=None, *
     use_max_length = early_stopping == "never" and length_penalty > 0.0
 
     tokens, gen_lengths, scores = _beam_search_program(
-        model.params if params is None else params, ids, full_mask, np.int32(padded_len - prompt_len),
+        model.decoding_params(params), ids, full_mask, np.int32(padded_len - prompt_len),
         np.asarray(eos, np.int32), penalty, np.int32(max_new_tokens), np.int32(min_new), np.int32(fill),
         np.bool_(use_max_length), np.float32(repetition_penalty), {} if context is None else context,
         np.int32(forced_bos_token_id if forced_bos_token_id is not None else -1), np.asarray(forced_eos or [0], np.int32),

@@ -16,6 +16,7 @@ longest-running row.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -49,8 +50,8 @@ class StaticOptions(NamedTuple):
 
 
 def decoding_params(decode, params):
-    """``params`` as a decoding loop should hand them to every ``decode`` step: laid out once, outside
-    the loop, by the model class's ``decode_params`` when it has one."""
+    """``params`` as a decoding loop should hand them to its prefill and every ``decode`` step: laid out once,
+    outside the loop, by the model class's ``decode_params`` when it has one."""
     prepare = getattr(getattr(decode, "__self__", None), "decode_params", None)
     return params if prepare is None else prepare(params)
 
@@ -80,9 +81,8 @@ def _run_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, s
     counts = jnp.sum(mask, axis=-1)  # valid prompt tokens per row
     positions = jnp.where(mask == 1, jnp.cumsum(mask, axis=-1) - 1, 1)
     cache_mask = jnp.concatenate([mask, jnp.ones((batch, budget_bucket), jnp.int32)], axis=1)
-    logits, cache = decode(params, config, input_ids, positions, cache_mask, cache, 0)
+    logits, cache = decode(params, config, input_ids, positions, cache_mask, cache, 0, logits_index=prompt_bucket - 1)
     logits = logits[:, -1].astype(jnp.float32)
-    params = decoding_params(decode, params)
     pad = static.pad_token_id
     tokens = jnp.concatenate([input_ids.astype(jnp.int32), jnp.full((batch, budget_bucket), pad, jnp.int32)], axis=1)
     slots = jnp.arange(total)[None, :]
@@ -146,6 +146,33 @@ def _compiled_loop():
     return jax.jit(_decode_loop, static_argnames=("decode", "config", "static", "sharding"), donate_argnames=("cache",))
 
 
+_LOOP_RECORDERS: list[list] = []
+
+
+@contextlib.contextmanager
+def recorded_loops():
+    """Record the compiled decoding loop's calls that ``generate`` makes inside the block: yields a list that
+    fills with one ``lower()`` callable per call, giving the ``jax.stages.Lowered`` of exactly that program
+    (its shapes, static options and sharding), for inspecting the compiled HLO (tests, ``scripts/profile_decode.py``)."""
+    calls: list = []
+    _LOOP_RECORDERS.append(calls)
+    try:
+        yield calls
+    finally:
+        _LOOP_RECORDERS.remove(calls)
+
+
+def _run_compiled_loop(*args, **kwargs):
+    """``_compiled_loop()(*args, **kwargs)``, shown first to any :func:`recorded_loops` block (shapes only: the
+    donated cache is described by its ``ShapeDtypeStruct`` before the call consumes it)."""
+    if _LOOP_RECORDERS:
+        shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=getattr(a, "sharding", None)),
+                              args)
+        for calls in _LOOP_RECORDERS:
+            calls.append(functools.partial(_compiled_loop().lower, *shapes, **kwargs))
+    return _compiled_loop()(*args, **kwargs)
+
+
 def _to_numpy_ids(input_ids, attention_mask):
     if isinstance(input_ids, Mapping) or hasattr(input_ids, "keys"):
         if attention_mask is None and "attention_mask" in input_ids:
@@ -187,6 +214,20 @@ class GenerationMixin:
         if not isinstance(value, GenerationConfig):
             raise TypeError(f"generation_config must be a GenerationConfig, got {type(value).__name__}")
         self._generation_config = value
+
+    def decoding_params(self, params=None):
+        """``params`` (default: the model's) as generation reads them, made once per params tree and kept on
+        the model: the class's ``decode_params`` layout (on CPU the layer weights unstacked into separate
+        arrays, a second copy of them; elsewhere the same arrays). A later ``generate`` with the same params
+        reuses it, so a call's time to first token never includes the copy."""
+        params = self.params if params is None else params
+        leaves = jax.tree.leaves(params)
+        kept = self.__dict__.get("_decoding_params")
+        if kept is not None and len(kept[0]) == len(leaves) and all(a is b for a, b in zip(kept[0], leaves)):
+            return kept[1]
+        prepared = decoding_params(type(self).decode, params)
+        self._decoding_params = (leaves, prepared)
+        return prepared
 
     def _resolve_generation_config(self, generation_config, kwargs) -> GenerationConfig:
         base = generation_config if generation_config is not None else GenerationConfig()
@@ -306,7 +347,8 @@ class GenerationMixin:
         else:
             params, cache, padded_ids, padded_mask = _placed_inputs(self, params, padded_ids, padded_mask,
                                                                     prompt_bucket + budget_bucket)
-        tokens, steps, _ = _compiled_loop()(
+        params = self.decoding_params(params)
+        tokens, steps, _ = _run_compiled_loop(
             params, cache, padded_ids, padded_mask, prng_key, scalars,
             decode=type(self).decode, config=self.config, static=static, sharding=self.mesh_rules,
         )

@@ -14,13 +14,16 @@ from transformers_jax.layers.basic import (
     activation,
     dense,
     dropout,
+    dense_split,
     embed,
+    fuse_dense,
     layer_norm,
     merge_heads,
     rms_norm,
     softcap,
     split_heads,
     split_key,
+    take_positions,
     tied_logits,
 )
 from transformers_jax.layers.masks import (

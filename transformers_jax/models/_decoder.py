@@ -261,6 +261,15 @@ def moe_mlp_specs(config: DecoderConfig) -> dict:
     return block
 
 
+def fuse_layer(layer: dict) -> dict:
+    """One layer's params with q/k/v fused into ``qkv_proj`` and a gated MLP's gate/up into ``gate_up_proj``
+    (``layers.fuse_dense``); an MoE block's experts are left as they are."""
+    layer = {**layer, "self_attn": L.fuse_dense(layer["self_attn"], ("q_proj", "k_proj", "v_proj"), "qkv_proj")}
+    if "mlp" in layer:
+        layer["mlp"] = L.fuse_dense(layer["mlp"], ("gate_proj", "up_proj"), "gate_up_proj")
+    return layer
+
+
 def layer_segments(config: DecoderConfig) -> list[tuple[int, int, bool]]:
     """Runs of consecutive layers of one kind: (first layer, end, sparse) for each."""
     sparse = np.asarray(config.sparse_layers(), bool)
@@ -372,9 +381,12 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
     def attention_block(p, h, layer_in, layer_cache, key):
         """Self-attention of one layer: (output [B, T, D], probabilities, the layer-stacked cache)."""
         attn_key, out_key = L.split_key(key, 2) if key is not None else (None, None)
-        q = L.split_heads(L.dense(p["q_proj"], h), heads)  # [B, T, H, D]
-        k = L.split_heads(L.dense(p["k_proj"], h), kv_heads)  # [B, T, K, D]
-        v = L.split_heads(L.dense(p["v_proj"], h), kv_heads)
+        if "qkv_proj" in p:  # decoding's fused view (``decode_params``): one product for q, k and v
+            q, k, v = L.dense_split(p["qkv_proj"], h, (heads * config.head_dim,) + (kv_heads * config.head_dim,) * 2)
+        else:
+            q, k, v = L.dense(p["q_proj"], h), L.dense(p["k_proj"], h), L.dense(p["v_proj"], h)
+        q = L.split_heads(q, heads)  # [B, T, H, D]
+        k, v = L.split_heads(k, kv_heads), L.split_heads(v, kv_heads)  # [B, T, K, D]
         if config.qk_norm:
             q, k = _norm(config, p["q_norm"], q), _norm(config, p["k_norm"], k)
         if cos is not None:
@@ -539,23 +551,28 @@ class DecoderForCausalLM(GenerationMixin, DecoderPreTrainedModel):
 
     @classmethod
     def decode_params(cls, params):
-        """The params a decoding loop hands to every :meth:`decode` step, laid out once before the
-        loop: on XLA:CPU the layers are unstacked into separate arrays (a scan would copy each
-        layer's slice of the stacked weights at every step, ~25-35% of a batch-1 step); elsewhere
-        they stay stacked. The same numbers either way (the unrolled stack equals the scan)."""
+        """The params a decoding loop hands to its prefill and every :meth:`decode` step, laid out once
+        before the loop. On XLA:CPU the layers are unstacked into separate arrays (a scan would copy each
+        layer's slice of the stacked weights at every step, ~25-35% of a batch-1 step), and each layer's
+        q/k/v and gate/up projections are fused into one product each (``qkv_proj``, ``gate_up_proj``:
+        a mat-vec reads its weights faster in one larger call; ``scripts/profile_decode.py``). Elsewhere they
+        stay as they are. The tokens are the same either way."""
         if jax.default_backend() != "cpu":
             return params
         base = params[cls.base_model_prefix]
-        return {**params, cls.base_model_prefix: {**base, "layers": L.unstack_layers(base["layers"])}}
+        return {**params, cls.base_model_prefix: {**base, "layers": tuple(fuse_layer(layer) for layer in
+                                                                          L.unstack_layers(base["layers"]))}}
 
     @classmethod
-    def decode(cls, params, config, input_ids, position_ids, cache_mask, cache, cache_index):
+    def decode(cls, params, config, input_ids, position_ids, cache_mask, cache, cache_index, logits_index=None):
         """One cached step for generation: feed ``input_ids`` [B, T] at cache slots
         ``cache_index ... cache_index + T - 1``; ``cache_mask`` [B, S] marks valid slots (the new
-        ones included). Returns (logits [B, T, V], updated cache)."""
+        ones included). Returns (logits [B, T, V], updated cache); with ``logits_index`` (an int, or
+        one position per row [B]) only that position's logits, [B, 1, V] (a prefill's last token)."""
         out, cache = decoder_forward(params[cls.base_model_prefix], config, input_ids, cache_mask, position_ids, False,
                                      False, cache=cache, cache_index=cache_index)
-        return cls.lm_logits(params, config, out.last_hidden_state), cache
+        hidden = out.last_hidden_state if logits_index is None else L.take_positions(out.last_hidden_state, logits_index)
+        return cls.lm_logits(params, config, hidden), cache
 
 
 def last_token_logits(logits, input_ids, config, class_name: str):

@@ -724,14 +724,15 @@ class Seq2SeqForConditionalGeneration(GenerationMixin, Seq2SeqPreTrainedModel):
         return {**params, cls.base_model_prefix: {**base, DECODER: decoder}}
 
     @classmethod
-    def decode(cls, params, config, input_ids, position_ids, cache_mask, cache, cache_index):
+    def decode(cls, params, config, input_ids, position_ids, cache_mask, cache, cache_index, logits_index=None):
         """One cached decoder step: ``input_ids`` [B, T] at self-attention slots ``cache_index ...``,
         ``cache_mask`` [B, S] the valid slots, the encoder keys/values read from the cache. Returns
-        (logits [B, T, V], updated cache)."""
+        (logits [B, T, V], updated cache); with ``logits_index`` (int or [B]) only that position's, [B, 1, V]."""
         base = params[cls.base_model_prefix]
         out, cache = stack_forward(base[DECODER], config, DECODER, token_tables(base)[1], input_ids, cache_mask,
                                    cache=cache, cache_index=cache_index, position_ids=position_ids)
-        return cls.lm_logits(params, config, out.last_hidden_state), cache
+        hidden = out.last_hidden_state if logits_index is None else L.take_positions(out.last_hidden_state, logits_index)
+        return cls.lm_logits(params, config, hidden), cache
 
 
 class Seq2SeqForSequenceClassification(Seq2SeqPreTrainedModel):

@@ -1,0 +1,89 @@
+"""Structural facts of the compiled decoding program (``generate``'s loop) that make a token cost little more than
+reading the weights once, asserted on its optimized HLO so the gain cannot silently regress (issue 15):
+each weight matrix read by exactly one dot per step and never copied, the KV cache updated in place and never
+copied whole, the prompt's logits made for its last position only, and the decoding params laid out once."""
+import jax
+import numpy as np
+import pytest
+
+import transformers_jax as tj
+from transformers_jax import hlo_text
+from transformers_jax.generation.utils import recorded_loops
+
+VOCAB, LAYERS = 389, 2  # sizes found nowhere else in the program
+LLAMA = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=160, num_hidden_layers=LAYERS, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False, bos_token_id=1,
+             eos_token_id=2, pad_token_id=0)
+PROMPT, NEW = 12, 20  # buckets of 16 and 32: 48 cache slots
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tj.LlamaForCausalLM(tj.LlamaConfig.from_dict(LLAMA), seed=0)
+
+
+def compiled_loop(model, batch):
+    ids = np.random.RandomState(batch).randint(3, VOCAB, (batch, PROMPT))
+    with recorded_loops() as calls:
+        tokens = model.generate(ids, max_new_tokens=NEW, min_new_tokens=NEW)
+    assert len(calls) == 1 and tokens.shape == (batch, PROMPT + NEW)
+    ops = hlo_text.instructions(calls[0]().compile().as_text())
+    return ops, hlo_text.loop_instructions(ops)
+
+
+def weight_shapes(model) -> set:
+    """The 2-D weight matrices a decoding step reads, in the layout generation reads them."""
+    leaves = jax.tree.leaves(model.decoding_params())
+    return {tuple(a.shape) for a in leaves if a.ndim == 2 and a.shape[0] != VOCAB}  # (the embedding is gathered)
+
+
+def cache_entry_shape(batch):
+    config = tj.LlamaConfig.from_dict(LLAMA)
+    return (LAYERS, batch, 48, config.num_key_value_heads, config.head_dim)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_decode_step_reads_each_weight_once_and_copies_no_weight_and_no_whole_cache(model, batch):
+    ops, loop = compiled_loop(model, batch)
+    assert loop, "the decoding loop (a while) is missing from the program"
+    body = [ops[name] for name in loop]
+    weights = weight_shapes(model)
+    # q/k/v and gate/up are fused: per layer qkv, o, gate_up, down; plus the LM head
+    assert len(weights) == 5 and (64, 64 + 2 * 32) in weights and (64, 2 * 160) in weights
+    weight_dots = [op for op in body if hlo_text.is_product(op) and any(s[1] in weights for s in op.operands)]
+    assert len(weight_dots) == 4 * LAYERS + 1  # every matrix read by one product per step, none twice
+    moves = [op for op in body if not hlo_text.is_product(op) and op.opcode not in ("parameter", "get-tuple-element", "tuple", "bitcast",
+                                                      "constant", "while")]
+    copied_weights = [op.name for op in moves if any(s[1] in weights for s in op.result)]
+    assert copied_weights == []  # no per-layer slice or copy of any weight inside the loop
+    entry = cache_entry_shape(batch)
+    whole_cache = [op for op in moves if any(s[1] == entry for s in op.result)]
+    # the only ops whose result is a whole cache entry are the in-place updates of it: one K and one V per layer
+    assert all("dynamic-update-slice" in op.name or op.opcode == "dynamic-update-slice" for op in whole_cache), \
+        [op.name for op in whole_cache]
+    assert len(whole_cache) == 2 * LAYERS
+    copies = [op for op in body if op.opcode in ("copy", "transpose") and any(s[1] == entry for s in op.result)]
+    assert copies == []
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+def test_the_prefill_makes_logits_for_the_last_prompt_position_only(model):
+    ops, loop = compiled_loop(model, 2)
+    vocab_arrays = {s[1] for op in ops.values() for s in op.result if s[1] and s[1][-1] == VOCAB}
+    assert (2, 1, VOCAB) in vocab_arrays or (2, VOCAB) in vocab_arrays
+    assert (2, 16, VOCAB) not in vocab_arrays and (32, VOCAB) not in vocab_arrays  # no [B, prompt, V] logits
+
+
+def test_decoding_params_are_made_once_and_follow_new_params(model):
+    first = model.decoding_params()
+    assert model.decoding_params() is first  # kept: a later generate does not lay them out again
+    layers = first["model"]["layers"]
+    if jax.default_backend() == "cpu":
+        assert isinstance(layers, tuple) and len(layers) == LAYERS
+        assert set(layers[0]["self_attn"]) >= {"qkv_proj", "o_proj"} and "q_proj" not in layers[0]["self_attn"]
+        assert set(layers[0]["mlp"]) == {"gate_up_proj", "down_proj"}
+        q = np.asarray(model.params["model"]["layers"]["self_attn"]["q_proj"]["kernel"][1])
+        np.testing.assert_array_equal(np.asarray(layers[1]["self_attn"]["qkv_proj"]["kernel"])[:, :64], q)
+    other = jax.tree.map(lambda a: a + 1, model.params)
+    assert model.decoding_params(other) is not first
