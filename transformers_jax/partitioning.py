@@ -195,6 +195,16 @@ def active_sharding():
     return _ACTIVE.get()
 
 
+def target_platform() -> str:
+    """"tpu", "gpu" or "cpu": the platform of the devices the program being traced is built for, i.e. of the
+    active ``logical_sharding`` mesh (an ahead-of-time compile for a described TPU topology on a CPU host is
+    "tpu"), else JAX's default backend. Kernel choices (attention, grouped matmuls) go by it."""
+    active = _ACTIVE.get()
+    if active is not None:
+        return active[0].devices.flat[0].platform
+    return jax.default_backend()
+
+
 def constrain(x: jax.Array, axes: Sequence[str | None]) -> jax.Array:
     """Name ``x``'s logical axes; a sharding constraint only inside ``logical_sharding``."""
     active = _ACTIVE.get()

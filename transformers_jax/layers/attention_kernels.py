@@ -45,7 +45,7 @@ import jax.numpy as jnp
 
 from transformers_jax.layers.attention import dot_product_attention
 from transformers_jax.layers.masks import causal_padding_mask, sliding_window_mask
-from transformers_jax.partitioning import active_sharding, constrain, logical_to_partition_spec
+from transformers_jax.partitioning import active_sharding, constrain, logical_to_partition_spec, target_platform
 
 ATTN_IMPLEMENTATIONS = ("auto", "xla", "splash", "cudnn")
 # Hugging Face's values: "eager" is the plain softmax(QK)V (our XLA path); "sdpa" lets torch pick a
@@ -66,14 +66,6 @@ def normalize_attn_implementation(value: str) -> str:
         hint = ": for a fused kernel use 'cudnn' on an NVIDIA GPU or 'splash' on TPU ('auto' picks one)"
     raise ValueError(f"attn_implementation={value!r} is not one of {', '.join(map(repr, ATTN_IMPLEMENTATIONS))} "
                      f"(Hugging Face's 'eager' and 'sdpa' are accepted as 'xla' and 'auto'){hint}")
-
-
-def target_platform() -> str:
-    """"tpu", "gpu" or "cpu": the platform of the active ``logical_sharding`` mesh, else JAX's default backend."""
-    active = active_sharding()
-    if active is not None:
-        return active[0].devices.flat[0].platform
-    return jax.default_backend()
 
 
 def _cudnn_problems(dtype, head_dim: int, logit_softcap) -> list[str]:

@@ -23,7 +23,8 @@ from jax.sharding import PartitionSpec as P
 
 from transformers_jax.layers.basic import activation, dense
 from transformers_jax.layers.mlp import gated_mlp
-from transformers_jax.partitioning import active_sharding, check_expert_split, constrain, validate_rules
+from transformers_jax.partitioning import (active_sharding, check_expert_split, constrain, target_platform,
+                                          validate_rules)
 
 GROUPED_MATMUL_IMPLEMENTATIONS = ("auto", "ragged_dot", "tiled")
 
@@ -179,13 +180,14 @@ def grouped_matmul(x: jax.Array, w: jax.Array, group_sizes: jax.Array, implement
     ``"ragged_dot"`` is ``jax.lax.ragged_dot`` (native grouped matmuls on TPU and GPU; XLA:CPU
     lowers it to a dense product over every group); ``"tiled"`` loops over row tiles, each with one
     group's weights (the work of the rows actually present, on any backend); ``"auto"`` takes
-    ragged_dot except on CPU.
+    ragged_dot except on CPU (the platform the program is built for: :func:`~transformers_jax.partitioning.target_platform`,
+    so an ahead-of-time compile for TPU on a CPU host takes ragged_dot).
     """
     if implementation not in GROUPED_MATMUL_IMPLEMENTATIONS:
         raise ValueError(f"unknown grouped matmul implementation {implementation!r}; "
                          f"known: {GROUPED_MATMUL_IMPLEMENTATIONS}")
     if implementation == "auto":
-        implementation = "tiled" if jax.default_backend() == "cpu" else "ragged_dot"
+        implementation = "tiled" if target_platform() == "cpu" else "ragged_dot"
     if implementation == "ragged_dot":
         return jax.lax.ragged_dot(x, w.astype(x.dtype), group_sizes.astype(jnp.int32))
     return _tiled_grouped_matmul(x, w, group_sizes)
