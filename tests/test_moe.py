@@ -183,6 +183,28 @@ def test_more_experts_per_token_than_experts_is_refused():
         tj.Qwen2MoeConfig(num_hidden_layers=2, num_experts=4, num_experts_per_tok=2, mlp_only_layers=[7])
 
 
+def test_auto_grouped_matmul_follows_the_target_platform():
+    """"auto" is the tiled loop for a CPU program and ragged_dot for a TPU one, the platform being that of the
+    active ``logical_sharding`` mesh: an ahead-of-time compile for a described TPU slice on this CPU host gets
+    ragged_dot (libtpu is a test extra: a missing one fails here, it is not skipped)."""
+    from jax.sharding import Mesh
+
+    from train.aot import topology_devices
+    from transformers_jax.partitioning import logical_sharding, target_platform
+
+    args = (jnp.ones((8, 4)), jnp.ones((2, 4, 3)), jnp.array([5, 3], jnp.int32))
+
+    def primitives():
+        jaxpr = jax.make_jaxpr(lambda x, w, g: moe.grouped_matmul(x, w, g, "auto"))(*args)
+        return {str(eqn.primitive) for eqn in jaxpr.jaxpr.eqns}
+
+    assert target_platform() == "cpu" and "ragged_dot_general" not in primitives()
+    tpu = Mesh(np.array(topology_devices("v5e:2x2")[1][:1]), ("data",))
+    with logical_sharding(tpu, ()):
+        assert target_platform() == "tpu"
+        assert "ragged_dot_general" in primitives()
+
+
 def test_unknown_grouped_matmul_implementation_is_refused():
     with pytest.raises(ValueError, match="moe_implementation='megablox' is not one of"):
         tj.MixtralConfig(**TINY, moe_implementation="megablox")

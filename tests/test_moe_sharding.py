@@ -1,7 +1,9 @@
-"""Expert parallelism on 8 simulated CPU devices: the ``ep`` and ``fsdp_ep`` presets train like one
-device (aux loss included), the compiled step exchanges tokens by all-to-all and never gathers whole
-expert weights, the expert-parallel forward equals one device (also when every token picks the same
-experts), an expert axis that does not divide the experts is refused, and FLOPs count active params.
+"""MoE on 8 simulated CPU devices: the ``ep`` and ``fsdp_ep`` presets (expert parallelism) and ``fsdp``
+(the local dispatch: every device routes its own tokens against all experts) train like one device
+(aux loss included); the compiled expert-parallel step exchanges tokens by all-to-all and never gathers
+whole expert weights, the compiled fsdp step exchanges no tokens at all; the expert-parallel forward
+equals one device (also when every token picks the same experts), an expert axis that does not divide
+the experts is refused, and FLOPs count active params.
 """
 import re
 
@@ -30,7 +32,7 @@ CONFIGS = {
                                               moe_intermediate_size=12, shared_expert_intermediate_size=20,
                                               num_experts=16, num_experts_per_tok=4)),
 }
-MESHES = {"ep": {"data": 2, "expert": 4}, "fsdp_ep": {"fsdp": 2, "expert": 4}}
+MESHES = {"ep": {"data": 2, "expert": 4}, "fsdp_ep": {"fsdp": 2, "expert": 4}, "fsdp": {"data": 2, "fsdp": 4}}
 
 
 def make_model(name, seed=3, **overrides):
@@ -125,6 +127,25 @@ def test_compiled_ep_step_uses_all_to_all_and_keeps_experts_split(trained):
     assert not gathered, f"all-gathers of whole expert weights {gathered} (experts {sorted(full)})"
 
 
+def test_compiled_fsdp_step_keeps_tokens_on_their_devices(trained):
+    """Under fsdp (no expert axis) each device sorts its own tokens: no all-to-all, and no collective of the
+    global batch's N * k (token, expert) assignments or of its [N, D] tokens (the single-program dispatch
+    sorts the global assignments and gathers [N * k, D] rows to do it); the expert kernels are gathered."""
+    cls, config, runs = trained
+    trainer, _, step_fn = runs["fsdp"]
+    batch = place_batch({k: v[:8] for k, v in make_batch(config.vocab_size).items()}, trainer.mesh, trainer.rules)
+    hlo = step_fn.lower(trainer._train_state, batch).compile().as_text()
+    tokens, dim = batch["input_ids"].size, config.hidden_size
+    assignments = tokens * config.num_experts_per_tok
+    assert not _collectives(hlo, "all-to-all")
+    for op in ("all-gather", "all-reduce", "collective-permute", "reduce-scatter"):
+        shapes = _collectives(hlo, op)
+        assert not [s for s in shapes if assignments in s or s[-2:] == (tokens, dim)], (op, shapes)
+    full = {tuple(leaf.shape[-3:]) for path, leaf in jax.tree_util.tree_leaves_with_path(trainer.model.params)
+            if "experts" in jax.tree_util.keystr(path)}
+    assert [s for s in _collectives(hlo, "all-gather") if tuple(s[-3:]) in full], "expert kernels are not gathered"
+
+
 def _forward(cls, config, params, batch, mesh=None, rules=None):
     """Logits and aux loss of the causal LM, jitted; under ``mesh`` with params and batch placed."""
     def run(p, b):
@@ -166,10 +187,11 @@ def test_forward_equals_one_device(rules, collapsed):
     assert_same_up_to_rounding(sharded_aux, aux, ulps=16, name="aux loss")
 
 
+@pytest.mark.parametrize("preset", ["fsdp_ep", "fsdp"])
 @pytest.mark.parametrize("implementation", ["tiled", "ragged_dot"])
-def test_dispatch_equals_single_device_with_gradients(implementation):
-    """The dispatch function alone on uneven routing, values and gradients, under ``fsdp_ep``; 60
-    tokens over 8 devices are padded to 64 inside."""
+def test_dispatch_equals_single_device_with_gradients(implementation, preset):
+    """The dispatch function alone on uneven routing, values and gradients, under ``fsdp_ep`` (expert
+    parallel) and ``fsdp`` (local); 60 tokens over 8 devices are padded to 64 inside."""
     rng = np.random.RandomState(0)
     e, d, f, n, k = 8, 16, 12, 60, 2
     params = {name: {"kernel": jnp.asarray(rng.randn(*shape), jnp.float32)}
@@ -177,8 +199,9 @@ def test_dispatch_equals_single_device_with_gradients(implementation):
     x = jnp.asarray(rng.randn(n, d), jnp.float32)
     logits = jnp.asarray(rng.randn(n, e) + 3 * (np.arange(e) == 5), jnp.float32)  # expert 5 is popular
     weights, experts = moe.route(logits, k, True)
-    mesh = create_mesh(MESHES["fsdp_ep"])
-    dispatch = moe.expert_parallel_dispatch(mesh, rules_for_mesh("fsdp_ep", mesh))
+    mesh = create_mesh(MESHES[preset])
+    make = moe.expert_parallel_dispatch if preset == "fsdp_ep" else moe.local_dispatch
+    dispatch = make(mesh, rules_for_mesh(preset, mesh))
     cotangent = jnp.asarray(rng.randn(n, d), jnp.float32)
 
     def value_and_grads(fn, p, inputs, w):  # the output [N, D] and the gradients of <output, cotangent>
@@ -221,7 +244,15 @@ def test_presets_place_the_expert_axis():
     without = create_mesh({"data": 8})
     assert dict(rules_for_mesh("ep", without)) == {"batch": ("data",), "expert": None}
     with logical_sharding(without, rules_for_mesh("ep", without)):
-        assert moe.active_dispatch() is None  # no expert axis: the single-program dispatch
+        assert moe.active_dispatch().__name__ == "local"  # no expert axis: each device routes its tokens
+    with logical_sharding(mesh, rules_for_mesh("ep", mesh)):
+        assert moe.active_dispatch().__name__ == "expert_parallel"
+    tensor = create_mesh({"fsdp": 4, "tensor": 2})
+    with logical_sharding(tensor, rules_for_mesh("fsdp_tp", tensor)):
+        assert moe.active_dispatch() is None  # experts split along mlp: one program, partitioned by the compiler
+    one = Mesh(np.array(jax.devices()[:1]), ("data",))
+    with logical_sharding(one, rules_for_mesh("fsdp", one)):
+        assert moe.active_dispatch() is None
 
 
 def test_flops_count_active_experts():

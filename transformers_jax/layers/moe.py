@@ -23,7 +23,8 @@ from jax.sharding import PartitionSpec as P
 
 from transformers_jax.layers.basic import activation, dense
 from transformers_jax.layers.mlp import gated_mlp
-from transformers_jax.partitioning import active_sharding, check_expert_split, constrain, validate_rules
+from transformers_jax.partitioning import (active_sharding, check_expert_split, constrain, target_platform,
+                                          validate_rules)
 
 GROUPED_MATMUL_IMPLEMENTATIONS = ("auto", "ragged_dot", "tiled")
 
@@ -179,13 +180,14 @@ def grouped_matmul(x: jax.Array, w: jax.Array, group_sizes: jax.Array, implement
     ``"ragged_dot"`` is ``jax.lax.ragged_dot`` (native grouped matmuls on TPU and GPU; XLA:CPU
     lowers it to a dense product over every group); ``"tiled"`` loops over row tiles, each with one
     group's weights (the work of the rows actually present, on any backend); ``"auto"`` takes
-    ragged_dot except on CPU.
+    ragged_dot except on CPU (the platform the program is built for: :func:`~transformers_jax.partitioning.target_platform`,
+    so an ahead-of-time compile for TPU on a CPU host takes ragged_dot).
     """
     if implementation not in GROUPED_MATMUL_IMPLEMENTATIONS:
         raise ValueError(f"unknown grouped matmul implementation {implementation!r}; "
                          f"known: {GROUPED_MATMUL_IMPLEMENTATIONS}")
     if implementation == "auto":
-        implementation = "tiled" if jax.default_backend() == "cpu" else "ragged_dot"
+        implementation = "tiled" if target_platform() == "cpu" else "ragged_dot"
     if implementation == "ragged_dot":
         return jax.lax.ragged_dot(x, w.astype(x.dtype), group_sizes.astype(jnp.int32))
     return _tiled_grouped_matmul(x, w, group_sizes)
@@ -334,6 +336,34 @@ def _expert_parallel_shard(x, weights, experts, gate, up, down, *, axis, shards,
     return jnp.einsum("nkd,nk->nd", y, weights.astype(y.dtype))
 
 
+def _token_sharded(shard, mesh, token_axes: tuple[str, ...], kernel_spec: P):
+    """``shard`` (tokens ``x``, ``weights``, ``experts``, then the ``gate``/``up``/``down`` kernels, with
+    keywords ``act`` and ``implementation``; returns the tokens' outputs) as a dispatch function over
+    ``mesh``: the [N, ...] token arrays split over ``token_axes`` (padded to a multiple of their size
+    first: the padded rows route to expert 0 with weight 0 and are cut off after), the kernels entering
+    ``shard_map`` as ``kernel_spec`` says (the compiler gathers whatever other split they have on the way
+    in, and sums their gradients on the way out)."""
+    token_shards = math.prod(mesh.shape[a] for a in token_axes)
+    token_spec = P(token_axes, None)
+
+    def dispatch(expert_params, x, weights, experts, act, implementation="auto"):
+        num_tokens = x.shape[0]
+        pad = -num_tokens % token_shards
+        if pad:
+            x, weights, experts = (jnp.pad(v, ((0, pad), (0, 0))) for v in (x, weights, experts))
+        kernels = [expert_params[name]["kernel"] for name in ("gate_proj", "up_proj", "down_proj")]
+        run = _shard_map(functools.partial(shard, act=act, implementation=implementation), mesh,
+                         (token_spec,) * 3 + (kernel_spec,) * 3, token_spec)
+        return run(x, weights, experts, *kernels)[:num_tokens]
+
+    return dispatch
+
+
+def _token_axes(table: dict, mesh, *extra: str) -> tuple[str, ...]:
+    """The mesh axes that split tokens: those of ``batch``, then ``length``, then ``extra``, each once."""
+    return tuple(dict.fromkeys(_mesh_axes(table, "batch", mesh) + _mesh_axes(table, "length", mesh) + extra))
+
+
 def expert_parallel_dispatch(mesh, rules):
     """A :func:`dispatch_combine` that runs expert-parallel over ``mesh`` with ``rules``.
 
@@ -346,38 +376,63 @@ def expert_parallel_dispatch(mesh, rules):
     """
     table = validate_rules(rules)
     expert_axes = _mesh_axes(table, "expert", mesh)
-    token_axes = tuple(dict.fromkeys(_mesh_axes(table, "batch", mesh) + _mesh_axes(table, "length", mesh)
-                                     + expert_axes))
     axis = expert_axes[0] if len(expert_axes) == 1 else expert_axes
-    token_shards = math.prod(mesh.shape[a] for a in token_axes)
-    expert_shards = math.prod(mesh.shape[a] for a in expert_axes)
-    token_spec = P(token_axes, None)
+    shard = functools.partial(_expert_parallel_shard, axis=axis,
+                              shards=math.prod(mesh.shape[a] for a in expert_axes))
+    run = _token_sharded(shard, mesh, _token_axes(table, mesh, *expert_axes), P(axis, None, None))
 
-    def dispatch(expert_params, x, weights, experts, act, implementation="auto"):
-        num_experts = expert_params["gate_proj"]["kernel"].shape[0]
-        check_expert_split(num_experts, expert_axes, mesh)
-        num_tokens = x.shape[0]
-        pad = -num_tokens % token_shards
-        if pad:  # padded rows route to expert 0 with weight 0 and are cut off below
-            x, weights, experts = (jnp.pad(v, ((0, pad), (0, 0))) for v in (x, weights, experts))
-        kernels = [expert_params[name]["kernel"] for name in ("gate_proj", "up_proj", "down_proj")]
-        shard = functools.partial(_expert_parallel_shard, axis=axis, shards=expert_shards, act=act,
-                                  implementation=implementation)
-        run = _shard_map(shard, mesh, (token_spec,) * 3 + (P(axis, None, None),) * 3, token_spec)
-        return run(x, weights, experts, *kernels)[:num_tokens]
+    def expert_parallel(expert_params, x, weights, experts, act, implementation="auto"):
+        check_expert_split(expert_params["gate_proj"]["kernel"].shape[0], expert_axes, mesh)
+        return run(expert_params, x, weights, experts, act, implementation)
 
-    return dispatch
+    return expert_parallel
+
+
+def _local_shard(x, weights, experts, gate, up, down, *, act, implementation):
+    """One device's part of the local dispatch (inside ``shard_map``): :func:`dispatch_combine` of its
+    own tokens against every expert's whole kernels."""
+    params = {"gate_proj": {"kernel": gate}, "up_proj": {"kernel": up}, "down_proj": {"kernel": down}}
+    return dispatch_combine(params, x, weights, experts, act, implementation)
+
+
+def local_dispatch(mesh, rules):
+    """A :func:`dispatch_combine` that runs on each device for its own tokens (MaxText's dispatch without
+    expert parallelism): tokens [N, D] split over the mesh axes of ``batch`` and ``length``, each device
+    sorting only its tokens by expert and running the grouped matmuls against all experts' kernels, which
+    enter whole (an FSDP split is gathered layer by layer as for any dense weight; the gradients of the
+    kernels come back summed over the devices). No token leaves its device. Under the single-program
+    :func:`dispatch_combine` the sort by expert is over the global batch instead, and the partitioner
+    gathers tokens across devices to do it."""
+    table = validate_rules(rules)
+    run = _token_sharded(_local_shard, mesh, _token_axes(table, mesh), P(None, None, None))
+
+    def local(expert_params, x, weights, experts, act, implementation="auto"):
+        return run(expert_params, x, weights, experts, act, implementation)
+
+    return local
 
 
 def active_dispatch():
-    """The expert-parallel dispatch (:func:`expert_parallel_dispatch`) when a ``logical_sharding``
-    context is active whose rules split ``expert`` over mesh axes of more than one device; else None
-    (the single-program :func:`dispatch_combine`, which the compiler partitions like any other op)."""
+    """The dispatch for the active ``logical_sharding`` context, or None (the single-program
+    :func:`dispatch_combine`) without one.
+
+    * rules that split ``expert`` over mesh axes of more than one device: :func:`expert_parallel_dispatch`;
+    * else, tokens split over more than one device and the experts' ``mlp`` dim not split (no tensor
+      parallelism of the experts): :func:`local_dispatch`;
+    * else None: one device's worth of tokens, or experts split along ``mlp``, which the compiler
+      partitions like any other op.
+    """
     active = active_sharding()
     if active is None:
         return None
     mesh, rules = active
-    axes = _mesh_axes(validate_rules(rules), "expert", mesh)
-    if math.prod(mesh.shape[a] for a in axes) <= 1:
-        return None
-    return expert_parallel_dispatch(mesh, rules)
+    table = validate_rules(rules)
+
+    def ways(axes):
+        return math.prod(mesh.shape[a] for a in axes)
+
+    if ways(_mesh_axes(table, "expert", mesh)) > 1:
+        return expert_parallel_dispatch(mesh, rules)
+    if ways(_token_axes(table, mesh)) > 1 and ways(_mesh_axes(table, "mlp", mesh)) == 1:
+        return local_dispatch(mesh, rules)
+    return None
