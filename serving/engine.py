@@ -1,7 +1,7 @@
 """Continuous-batching inference engine over one slot-indexed KV cache.
 
-A fixed number of *slots* share one KV cache ``{"k", "v"}: [layers, num_slots, max_length,
-kv_heads, head_dim]`` (``model.init_cache``). A background thread runs the scheduling loop:
+A fixed number of *slots* share one KV cache ``{"k", "v"}: [layers, num_slots, kv_heads,
+max_length, head_dim]`` (``model.init_cache``, ``layers.kv_cache``). A background thread runs the scheduling loop:
 
 1. **Admit** (between chunks): while a slot is free and requests are queued, the next request is
    *prefilled* into that slot: its prompt, right padded to a length bucket (powers of two from 16,

@@ -191,7 +191,7 @@ def test_decode_step_splits_params_and_cache_by_heads(tmp_path):
     report = aot.compile_decode_step(loaded, "v5e:2x2", {"tensor": 4}, batch=2, max_length=256)
     c = RECIPE["model"]["config"]
     layers, d, f, head_dim = c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"], 512 // 8
-    cache = 2 * layers * 2 * 256 * 4 * head_dim * 2  # k and v [L, B, S, K, D] in bf16, all chips together
+    cache = 2 * layers * 2 * 256 * 4 * head_dim * 2  # k and v [L, B, K, S, D] in bf16, all chips together
     kv = 4 * head_dim
     split = (layers * (2 * d * d + 2 * d * kv + 3 * d * f) + 2 * 512 * d) * 2  # q/k/v/o, MLP, embedding, lm_head
     replicated = (2 * layers + 1) * d * 2  # the norms' scales

@@ -2,6 +2,8 @@
 reading the weights once, asserted on its optimized HLO so the gain cannot silently regress (issue 15):
 each weight matrix read by exactly one dot per step and never copied, the KV cache updated in place and never
 copied whole, the prompt's logits made for its last position only, and the decoding params laid out once."""
+import itertools
+
 import jax
 import numpy as np
 import pytest
@@ -39,7 +41,7 @@ def weight_shapes(model) -> set:
 
 def cache_entry_shape(batch):
     config = tj.LlamaConfig.from_dict(LLAMA)
-    return (LAYERS, batch, 48, config.num_key_value_heads, config.head_dim)
+    return (LAYERS, batch, config.num_key_value_heads, 48, config.head_dim)
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
@@ -65,6 +67,12 @@ def test_a_decode_step_reads_each_weight_once_and_copies_no_weight_and_no_whole_
     assert len(whole_cache) == 2 * LAYERS
     copies = [op for op in body if op.opcode in ("copy", "transpose") and any(s[1] == entry for s in op.result)]
     assert copies == []
+    # a layer's keys and values are read as they lie (heads before slots, the keys the left operand of the
+    # scores product): never copied transposed; at most one plain slice of each out of the stacked buffer
+    layer_entry = entry[1:] if batch > 1 else entry[2:]  # [B, K, S, D] ([K, S, D]: XLA drops a batch of 1)
+    transposed = {p for p in itertools.permutations(layer_entry) if p != layer_entry}
+    assert [op.name for op in body if any(s[1] in transposed for s in op.result)] == []
+    assert len([op for op in body if any(s[1] == layer_entry for s in op.result)]) <= 2 * LAYERS
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")

@@ -87,9 +87,9 @@ def test_params_and_cache_are_split_the_cache_donated_and_a_bucket_compiles_once
         model.generate(ids[:, 5:], attention_mask=mask[:, 5:], max_new_tokens=13, do_sample=False)  # same buckets
     assert len(compiles) == 1, compiles
     cache = made[0]
-    for entry in cache.values():  # [L, B, S, K, D] = [2, 4, 48, 2, 16]: one row and one KV head per device
-        assert tuple(entry.sharding.spec)[:4] == (None, "data", None, "tensor")
-        assert entry.sharding.shard_shape(entry.shape) == (2, 1, 48, 1, 16)
+    for entry in cache.values():  # [L, B, K, S, D] = [2, 4, 2, 48, 16]: one row and one KV head per device
+        assert tuple(entry.sharding.spec)[:3] == (None, "data", "tensor")
+        assert entry.sharding.shard_shape(entry.shape) == (2, 1, 1, 48, 16)
         assert entry.is_deleted()  # donated: the loop updated it in place
 
 
@@ -115,9 +115,9 @@ def test_engine_on_a_mesh_answers_like_one_device(requests):
     expected = run_engine(Engine(model, num_slots=4, max_length=32, chunk_steps=4), requests)
     engine = Engine(model, num_slots=4, max_length=32, chunk_steps=4, mesh=create_mesh(MESHES["tp"][0]), rules="tp")
     assert model.mesh_rules is None  # the engine placed its own params; the model is left as it was
-    for entry in engine._cache.values():  # [L, slots, S, K, D]
-        assert tuple(entry.sharding.spec)[:4] == (None, "data", None, "tensor")
-        assert entry.sharding.shard_shape(entry.shape) == (2, 1, 32, 1, 16)
+    for entry in engine._cache.values():  # [L, slots, K, S, D]
+        assert tuple(entry.sharding.spec)[:3] == (None, "data", "tensor")
+        assert entry.sharding.shard_shape(entry.shape) == (2, 1, 1, 32, 16)
     with count_compiles() as compiles:
         engine.warmup()
     assert compiles.count("jit(_decode_chunk)") == len(engine.buckets())  # one chunk program per window bucket

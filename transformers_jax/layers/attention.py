@@ -30,7 +30,11 @@ def dot_product_attention(q, k, v, mask, *, scale: float, bias=None, logit_softc
     q = q.reshape(batch, num_kv, groups * q_len, head_dim)  # [B, K, G*T, D]
     k = k.transpose(0, 2, 3, 1)  # [B, K, D, S]
     v = v.transpose(0, 2, 1, 3)  # [B, K, S, D]
-    scores = jnp.matmul(q, k).astype(jnp.float32) * scale  # [B, K, G*T, S]
+    if q_len == 1:  # a decoding step: the cache's keys as the left operand, read as they lie in the cache
+        scores = jnp.matmul(k.transpose(0, 1, 3, 2), q.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # [B, K, G, S]
+    else:
+        scores = jnp.matmul(q, k)  # [B, K, G*T, S]
+    scores = scores.astype(jnp.float32) * scale
     scores = scores.reshape(batch, num_heads, q_len, kv_len)  # [B, H, T, S]
     scores = softcap(scores, logit_softcap)
     if bias is not None:

@@ -1,10 +1,14 @@
 """The KV cache: one place that knows its layout.
 
-A cache is ``{"k": [L, B, S, K, D], "v": [L, B, S, K, D]}`` (layers, rows, slots, kv heads, head
-dim). An encoder-decoder's cache adds the cross-attention entries of :func:`cross_entries`:
-``cross_k`` / ``cross_v`` [L, B, S_enc, H, D], the encoder output's keys and values computed once
-per generation, and ``cross_mask`` [1, B, S_enc], the encoder's padding (the row axis is axis 1
-everywhere, so the row operations below treat every entry alike). Generation, beam search and the
+A cache is ``{"k": [L, B, K, S, D], "v": [L, B, K, S, D]}`` (layers, rows, kv heads, slots, head dim):
+heads before slots, so a layer's keys and values are read by the attention products as they lie (on
+XLA:CPU a slots-first cache made every step copy each layer's keys and values transposed; issue 15).
+:func:`write` hands attention a layer's entries as [B, S, K, D], a transposed view the compiler folds
+into the products. An encoder-decoder's cache adds the cross-attention entries of
+:func:`cross_entries`: ``cross_k`` / ``cross_v`` [L, B, S_enc, H, D], the encoder output's keys and
+values computed once per generation and read as they are, and ``cross_mask`` [1, B, S_enc], the
+encoder's padding. The row axis is axis 1 everywhere, so the row operations below treat every entry
+alike; slots (:func:`prefix`) are the self-attention entries' only. Generation, beam search and the
 serving engine go through these functions only.
 
 On a mesh (:class:`transformers_jax.partitioning.MeshRules`) the rows are split like a batch (the
@@ -22,16 +26,17 @@ import jax.numpy as jnp
 from transformers_jax.partitioning import MeshRules
 from transformers_jax.partitioning import constrain as constrain_axes
 
-ROW_AXIS, SLOT_AXIS = 1, 2
-# Logical axes of each entry: [L, B, S, K, D] (the cross entries' heads are the decoder's kv heads too),
-# and the cross mask [1, B, S].
-_ENTRY_AXES = (None, "batch", None, "kv_heads", None)
+ROW_AXIS, SLOT_AXIS = 1, 3  # of the self-attention entries [L, B, K, S, D]
+# Logical axes: the self-attention entries [L, B, K, S, D], the cross entries [L, B, S, K, D] (their heads are
+# the decoder's kv heads too) and the cross mask [1, B, S].
+_ENTRY_AXES = (None, "batch", "kv_heads", None, None)
+_CROSS_AXES = (None, "batch", None, "kv_heads", None)
 _MASK_AXES = (None, "batch", None)
 
 
 def init_cache(num_layers: int, batch: int, length: int, num_kv_heads: int, head_dim: int, dtype) -> dict:
     """An empty self-attention cache of ``length`` slots per row."""
-    shape = (num_layers, batch, length, num_kv_heads, head_dim)
+    shape = (num_layers, batch, num_kv_heads, length, head_dim)
     return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
 
@@ -66,23 +71,29 @@ def cache_rows(cache: dict) -> int:
 
 def write(cache: dict, layer, index, k, v) -> tuple[dict, jax.Array, jax.Array]:
     """Write ``k``, ``v`` [B, T, K, D] into layer ``layer`` at slot ``index`` (a scalar, or one slot
-    per row: [B]); returns (cache, that layer's keys, that layer's values) [B, S, K, D]."""
+    per row: [B]); returns (cache, that layer's keys, that layer's values) as attention takes them,
+    [B, S, K, D] (a transposed view of the stored [B, K, S, D])."""
     dtype = cache["k"].dtype
     index = jnp.asarray(index)
+    k, v = _heads_first(k).astype(dtype), _heads_first(v).astype(dtype)  # [B, K, T, D]
     if index.ndim == 0:
-        start = (layer, 0, index, 0, 0)
+        start = (layer, 0, 0, index, 0)
         cache = {**cache,
-                 "k": jax.lax.dynamic_update_slice(cache["k"], k[None].astype(dtype), start),
-                 "v": jax.lax.dynamic_update_slice(cache["v"], v[None].astype(dtype), start)}
-        return cache, cache["k"][layer], cache["v"][layer]
+                 "k": jax.lax.dynamic_update_slice(cache["k"], k[None], start),
+                 "v": jax.lax.dynamic_update_slice(cache["v"], v[None], start)}
+        return cache, _heads_first(cache["k"][layer]), _heads_first(cache["v"][layer])
 
-    def write_rows(buffer, new):  # buffer [B, S, K, D], new [B, T, K, D]: row b at slot index[b]
-        return jax.vmap(lambda b, n, i: jax.lax.dynamic_update_slice(b, n, (i, 0, 0)))(buffer, new, index)
+    def write_rows(buffer, new):  # buffer [B, K, S, D], new [B, K, T, D]: row b at slot index[b]
+        return jax.vmap(lambda b, n, i: jax.lax.dynamic_update_slice(b, n, (0, i, 0)))(buffer, new, index)
 
-    layer_k = write_rows(cache["k"][layer], k.astype(dtype))
-    layer_v = write_rows(cache["v"][layer], v.astype(dtype))
+    layer_k, layer_v = write_rows(cache["k"][layer], k), write_rows(cache["v"][layer], v)
     cache = {**cache, "k": cache["k"].at[layer].set(layer_k), "v": cache["v"].at[layer].set(layer_v)}
-    return cache, layer_k, layer_v
+    return cache, _heads_first(layer_k), _heads_first(layer_v)
+
+
+def _heads_first(x):
+    """[B, T, K, D] <-> [B, K, T, D] (its own inverse)."""
+    return x.transpose(0, 2, 1, 3)
 
 
 def repeat_rows(cache: dict, times: int) -> dict:
@@ -111,18 +122,22 @@ def write_row(cache: dict, row_cache: dict, row) -> dict:
 
 
 def prefix(cache: dict, length: int) -> dict:
-    """The first ``length`` slots of every row (attention over a shorter cache costs less)."""
-    return jax.tree.map(lambda c: jax.lax.slice_in_dim(c, 0, length, axis=SLOT_AXIS), cache)
+    """The first ``length`` self-attention slots of every row (attention over a shorter cache costs less);
+    cross entries are kept whole."""
+    return {**cache, **jax.tree.map(lambda c: jax.lax.slice_in_dim(c, 0, length, axis=SLOT_AXIS), self_entries(cache))}
 
 
 def restore_prefix(full: dict, head: dict) -> dict:
     """``full`` with its first slots replaced by ``head`` (the inverse of :func:`prefix` after updates)."""
-    return jax.tree.map(lambda c, h: jax.lax.dynamic_update_slice_in_dim(c, h, 0, axis=SLOT_AXIS), full, head)
+    return {**head, **jax.tree.map(lambda c, h: jax.lax.dynamic_update_slice_in_dim(c, h, 0, axis=SLOT_AXIS),
+                                   self_entries(full), self_entries(head))}
 
 
 # ----------------------------------------------------------------------------- on a mesh
 def _axes(name: str) -> tuple:
-    return _MASK_AXES if name == "cross_mask" else _ENTRY_AXES
+    if name == "cross_mask":
+        return _MASK_AXES
+    return _CROSS_AXES if name.startswith(CROSS_PREFIX) else _ENTRY_AXES
 
 
 def shardings(cache: dict, placement: MeshRules, rows: str = "batch size") -> dict:

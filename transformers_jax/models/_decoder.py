@@ -437,7 +437,7 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
 
     num_layers = config.num_hidden_layers
     layer_inputs = {name: jnp.asarray(value) for name, value in per_layer_inputs(config).items()}
-    layer_inputs["index"] = jnp.arange(num_layers)
+    layer_inputs["index"] = np.arange(num_layers)  # static when the layers run unrolled: a static slice of the cache
     if layer_rng is not None:
         layer_inputs["rng"] = jax.random.split(layer_rng, num_layers)
     embeddings = x

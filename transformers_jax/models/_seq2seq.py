@@ -456,7 +456,7 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
                                   probs["self"] if output_attentions else None,
                                   probs.get("cross") if output_attentions else None)
 
-    layer_inputs = {"index": jnp.arange(num_layers)}  # a layer's index (a KV cache writes its slice by it)
+    layer_inputs = {"index": np.arange(num_layers)}  # a layer's index: a KV cache writes its slice by it (static unrolled)
     if layer_rng is not None:
         layer_inputs["rng"] = jax.random.split(layer_rng, num_layers)
     self_cache = None
