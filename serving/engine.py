@@ -62,7 +62,6 @@ import numpy as np
 from transformers_jax.generation.buckets import bucket_size, bucket_sizes
 from transformers_jax.generation.configuration_utils import resolve_eos_token_ids
 from transformers_jax.generation.sampling import choose_tokens, fold_in_rows, host_prng_key, validate_sampling_args
-from transformers_jax.generation.utils import decoding_params
 from transformers_jax.layers import kv_cache
 from transformers_jax.partitioning import activate, mesh_rules
 
@@ -376,7 +375,8 @@ class Engine:
             self.params = self.mesh_rules.place_params(self.params, cls.param_specs(self.config))
         # The decode chunks read the params as the model class lays them out for decoding loops, made
         # once here rather than in every chunk (on CPU: the layers unstacked, a second copy of the weights).
-        self._decode_params = decoding_params(cls.decode, self.params)
+        # The model keeps that layout, so an engine over the model's own params shares generate's copy.
+        self._decode_params = model.decoding_params(self.params)
         self._state = empty_state(num_slots)
         self._slots: list[_Slot | None] = [None] * num_slots
         self._queue: collections.deque[RequestHandle] = collections.deque()

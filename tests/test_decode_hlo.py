@@ -55,8 +55,8 @@ def test_a_decode_step_reads_each_weight_once_and_copies_no_weight_and_no_whole_
     assert len(weights) == 5 and (64, 64 + 2 * 32) in weights and (64, 2 * 160) in weights
     weight_dots = [op for op in body if hlo_text.is_product(op) and any(s[1] in weights for s in op.operands)]
     assert len(weight_dots) == 4 * LAYERS + 1  # every matrix read by one product per step, none twice
-    moves = [op for op in body if not hlo_text.is_product(op) and op.opcode not in ("parameter", "get-tuple-element", "tuple", "bitcast",
-                                                      "constant", "while")]
+    bookkeeping = ("parameter", "get-tuple-element", "tuple", "bitcast", "constant", "while")
+    moves = [op for op in body if not hlo_text.is_product(op) and op.opcode not in bookkeeping]
     copied_weights = [op.name for op in moves if any(s[1] in weights for s in op.result)]
     assert copied_weights == []  # no per-layer slice or copy of any weight inside the loop
     entry = cache_entry_shape(batch)
@@ -93,5 +93,8 @@ def test_decoding_params_are_made_once_and_follow_new_params(model):
         assert set(layers[0]["mlp"]) == {"gate_up_proj", "down_proj"}
         q = np.asarray(model.params["model"]["layers"]["self_attn"]["q_proj"]["kernel"][1])
         np.testing.assert_array_equal(np.asarray(layers[1]["self_attn"]["qkv_proj"]["kernel"])[:, :64], q)
+    from serving.engine import Engine
+
+    assert Engine(model, num_slots=2, max_length=32)._decode_params is first  # the engine shares generate's copy
     other = jax.tree.map(lambda a: a + 1, model.params)
     assert model.decoding_params(other) is not first

@@ -30,8 +30,9 @@ def dot_product_attention(q, k, v, mask, *, scale: float, bias=None, logit_softc
     q = q.reshape(batch, num_kv, groups * q_len, head_dim)  # [B, K, G*T, D]
     k = k.transpose(0, 2, 3, 1)  # [B, K, D, S]
     v = v.transpose(0, 2, 1, 3)  # [B, K, S, D]
-    if q_len == 1:  # a decoding step: the cache's keys as the left operand, read as they lie in the cache
-        scores = jnp.matmul(k.transpose(0, 1, 3, 2), q.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # [B, K, G, S]
+    if q_len == 1:  # a decoding step: the keys [B, K, S, D] as the left operand, read as they lie in the KV cache
+        keys, queries = k.transpose(0, 1, 3, 2), q.transpose(0, 1, 3, 2)  # [B, K, S, D], [B, K, D, G]
+        scores = jnp.matmul(keys, queries).transpose(0, 1, 3, 2)  # [B, K, G, S]
     else:
         scores = jnp.matmul(q, k)  # [B, K, G*T, S]
     scores = scores.astype(jnp.float32) * scale
