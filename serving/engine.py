@@ -253,21 +253,24 @@ def _decode_chunk(params, cache, state, *, decode, config, steps: int, window: i
     their constraints and the cache stays split, rows (slots) over the batch axes and KV heads over the tensor
     axes. The compiled serving decode step: ``train.aot.compile_decode_step`` compiles this for TPU slices."""
     with activate(sharding):
-        cache, state, out = _run_chunk(params, cache, state, decode=decode, config=config, steps=steps, window=window)
+        cache, state, out = _run_chunk(params, cache, state, decode=decode, config=config, steps=steps, window=window,
+                                       sharding=sharding)
         return kv_cache.constrain(cache), state, out
 
 
-def _run_chunk(params, cache, state, *, decode, config, steps: int, window: int):
+def _run_chunk(params, cache, state, *, decode, config, steps: int, window: int, sharding=None):
     """Up to ``steps`` decoding steps over every slot. state (all [B] unless noted): ``token`` (the
     last token, not yet in the cache), ``position`` (its position), ``remaining`` (tokens still
     allowed), ``active``, ``stop`` [B, MAX_STOP_IDS] (-1 = none) and the sampling arrays.
     Only the first ``window`` cache positions take part (every active slot stays below it during
     the chunk), so attention costs what the longest running sequence needs, not ``max_length``.
+    The loop holds the window as generate's loop does (``kv_cache.loop_form``: one buffer per layer on XLA:CPU).
     Returns (cache, state, tokens [B, steps] with -1 where a slot emitted nothing)."""
     num_slots, total = kv_cache.cache_rows(cache), kv_cache.cache_length(cache)
     full = cache
     if window < total:
         cache = kv_cache.prefix(cache, window)
+    stacked, cache = cache, kv_cache.loop_form(cache, params, sharding)
     slots = jnp.arange(window)[None]
     out = jnp.full((num_slots, steps), -1, jnp.int32)
 
@@ -294,6 +297,8 @@ def _run_chunk(params, cache, state, *, decode, config, steps: int, window: int)
         return step + 1, cache, st, out
 
     _, cache, state, out = jax.lax.while_loop(cond, body, (jnp.int32(0), cache, state, out))
+    if kv_cache.is_split(cache):
+        cache = kv_cache.stack_layers(cache, stacked)
     if window < total:
         cache = kv_cache.restore_prefix(full, cache)
     return cache, state, out

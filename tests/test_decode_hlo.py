@@ -17,6 +17,7 @@ LLAMA = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=160, num_hidden
              num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False, bos_token_id=1,
              eos_token_id=2, pad_token_id=0)
 PROMPT, NEW = 12, 20  # buckets of 16 and 32: 48 cache slots
+BOOKKEEPING = ("parameter", "get-tuple-element", "tuple", "bitcast", "constant", "while")  # ops that move nothing
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +40,15 @@ def weight_shapes(model) -> set:
     return {tuple(a.shape) for a in leaves if a.ndim == 2 and a.shape[0] != VOCAB}  # (the embedding is gathered)
 
 
-def cache_entry_shape(batch):
+def layer_buffer_shape(batch):
+    """One layer's keys (or values) as the decoding loop holds them (``kv_cache.split_layers``): [B*K, S, D]."""
     config = tj.LlamaConfig.from_dict(LLAMA)
-    return (LAYERS, batch, config.num_key_value_heads, 48, config.head_dim)
+    return (batch * config.num_key_value_heads, 48, config.head_dim)
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
 @pytest.mark.parametrize("batch", [1, 3])
-def test_a_decode_step_reads_each_weight_once_and_copies_no_weight_and_no_whole_cache(model, batch):
+def test_a_decode_step_reads_each_weight_once_and_copies_no_weight_and_no_cache(model, batch):
     ops, loop = compiled_loop(model, batch)
     assert loop, "the decoding loop (a while) is missing from the program"
     body = [ops[name] for name in loop]
@@ -55,24 +57,38 @@ def test_a_decode_step_reads_each_weight_once_and_copies_no_weight_and_no_whole_
     assert len(weights) == 5 and (64, 64 + 2 * 32) in weights and (64, 2 * 160) in weights
     weight_dots = [op for op in body if hlo_text.is_product(op) and any(s[1] in weights for s in op.operands)]
     assert len(weight_dots) == 4 * LAYERS + 1  # every matrix read by one product per step, none twice
-    bookkeeping = ("parameter", "get-tuple-element", "tuple", "bitcast", "constant", "while")
-    moves = [op for op in body if not hlo_text.is_product(op) and op.opcode not in bookkeeping]
+    moves = [op for op in body if not hlo_text.is_product(op) and op.opcode not in BOOKKEEPING]
     copied_weights = [op.name for op in moves if any(s[1] in weights for s in op.result)]
     assert copied_weights == []  # no per-layer slice or copy of any weight inside the loop
-    entry = cache_entry_shape(batch)
-    whole_cache = [op for op in moves if any(s[1] == entry for s in op.result)]
-    # the only ops whose result is a whole cache entry are the in-place updates of it: one K and one V per layer
-    assert all("dynamic-update-slice" in op.name or op.opcode == "dynamic-update-slice" for op in whole_cache), \
-        [op.name for op in whole_cache]
-    assert len(whole_cache) == 2 * LAYERS
-    copies = [op for op in body if op.opcode in ("copy", "transpose") and any(s[1] == entry for s in op.result)]
-    assert copies == []
-    # a layer's keys and values are read as they lie (heads before slots, the keys the left operand of the
-    # scores product): never copied transposed; at most one plain slice of each out of the stacked buffer
-    layer_entry = entry[1:] if batch > 1 else entry[2:]  # [B, K, S, D] ([K, S, D]: XLA drops a batch of 1)
-    transposed = {p for p in itertools.permutations(layer_entry) if p != layer_entry}
-    assert [op.name for op in body if any(s[1] in transposed for s in op.result)] == []
-    assert len([op for op in body if any(s[1] == layer_entry for s in op.result)]) <= 2 * LAYERS
+    assert_cache_updated_in_place_and_never_copied(moves, layer_buffer_shape(batch), batch)
+
+
+def assert_cache_updated_in_place_and_never_copied(moves, buffer, rows, update="dynamic-update-slice"):
+    """Of the loop's ops that move data (``moves``), the only ones whose result is a layer's keys or values are
+    their in-place updates (``update``: a slice update, or a scatter for one slot per row): one K and one V per
+    layer, each the very [B*K, S, D] buffer the loop carries; no slice of a stacked cache, no copy, no transposed
+    copy, in any arrangement of the rows, heads, slots and head dim (a batch of 1 dropped included)."""
+    heads = buffer[0] // rows
+    layouts = set(itertools.permutations(buffer)) | set(itertools.permutations((rows, heads) + buffer[1:]))
+    layouts |= set(itertools.permutations((heads,) + buffer[1:])) | {(LAYERS, rows, heads) + buffer[1:]}
+    cache_sized = [op for op in moves if any(s[1] in layouts for s in op.result)]
+    assert all(update in op.name and op.result[0][1] == buffer for op in cache_sized), \
+        [(op.name, op.result) for op in cache_sized]
+    assert len(cache_sized) == 2 * LAYERS
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+def test_the_serving_engine_chunk_reads_its_cache_window_in_place(model):
+    from serving.engine import Engine
+
+    engine = Engine(model, num_slots=3, max_length=48)
+    lowered = engine._chunk.lower(engine._decode_params, engine._cache, engine._state, window=32, sharding=None)
+    ops = hlo_text.instructions(lowered.compile().as_text())
+    body = [ops[name] for name in hlo_text.loop_instructions(ops)]
+    assert any(hlo_text.is_product(op) for op in body), "the chunk's decoding loop is missing"
+    moves = [op for op in body if not hlo_text.is_product(op) and op.opcode not in BOOKKEEPING]
+    # the window's 32 slots, [slots * KV heads, 32, D]; one slot per row is written by a scatter
+    assert_cache_updated_in_place_and_never_copied(moves, (3 * 2, 32, 16), 3, update="scatter")
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")

@@ -77,21 +77,25 @@ def instructions(text: str) -> dict[str, Instruction]:
 
 def loop_instructions(ops: dict[str, Instruction]) -> set[str]:
     """The names of the instructions that run inside the module's outermost ``while`` loop: its body's, and
-    those of whatever the body calls (nested loops included); empty without a loop."""
+    those of whatever the body calls (nested loops included); empty without a loop. Of several outermost
+    loops, the one that runs the most instructions (a decoding loop, not a small loop beside it)."""
     members: dict[str, list[str]] = {}
     for op in ops.values():
         members.setdefault(op.computation, []).append(op.name)
     loops = [op for op in ops.values() if op.opcode == "while"]
     bodies = {c for op in loops for c in op.calls}
-    outer = [op for op in loops if op.computation not in bodies]
-    inside: set[str] = set()
-    pending = list(outer[0].calls) if outer else []
-    while pending:
-        for name in members.get(pending.pop(), []):
-            if name not in inside:
-                inside.add(name)
-                pending.extend(ops[name].calls)
-    return inside
+
+    def inside(loop: Instruction) -> set[str]:
+        names: set[str] = set()
+        pending = list(loop.calls)
+        while pending:
+            for name in members.get(pending.pop(), []):
+                if name not in names:
+                    names.add(name)
+                    pending.extend(ops[name].calls)
+        return names
+
+    return max((inside(op) for op in loops if op.computation not in bodies), key=len, default=set())
 
 
 def is_product(op: Instruction) -> bool:

@@ -62,8 +62,10 @@ def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config
     mesh) it is traced inside that placement's ``logical_sharding``: the activations carry their constraints,
     the cache stays split by rows and KV heads through the loop, the tokens come back split by rows."""
     with activate(sharding):
-        tokens, steps, cache = _run_loop(params, cache, input_ids, mask, key, scalars, decode=decode, config=config,
-                                         static=static)
+        loop_cache = kv_cache.loop_form(cache, params, sharding)
+        tokens, steps, loop_cache = _run_loop(params, loop_cache, input_ids, mask, key, scalars, decode=decode,
+                                              config=config, static=static)
+        cache = kv_cache.stack_layers(loop_cache, cache) if kv_cache.is_split(loop_cache) else loop_cache
         return constrain(tokens, ("batch", None)), steps, kv_cache.constrain(cache)
 
 

@@ -30,9 +30,11 @@ def dot_product_attention(q, k, v, mask, *, scale: float, bias=None, logit_softc
     q = q.reshape(batch, num_kv, groups * q_len, head_dim)  # [B, K, G*T, D]
     k = k.transpose(0, 2, 3, 1)  # [B, K, D, S]
     v = v.transpose(0, 2, 1, 3)  # [B, K, S, D]
-    if q_len == 1:  # a decoding step: the keys [B, K, S, D] as the left operand, read as they lie in the KV cache
-        keys, queries = k.transpose(0, 1, 3, 2), q.transpose(0, 1, 3, 2)  # [B, K, S, D], [B, K, D, G]
-        scores = jnp.matmul(keys, queries).transpose(0, 1, 3, 2)  # [B, K, G, S]
+    decoding = q_len == 1
+    if decoding:  # a step: the keys as the left operand, [B*K, S, D] as they lie in a per-layer KV cache buffer
+        keys = k.transpose(0, 1, 3, 2).reshape(batch * num_kv, kv_len, head_dim)  # [B*K, S, D]
+        queries = q.transpose(0, 1, 3, 2).reshape(batch * num_kv, head_dim, groups)  # [B*K, D, G]
+        scores = jnp.matmul(keys, queries).reshape(batch, num_kv, kv_len, groups).transpose(0, 1, 3, 2)  # [B, K, G, S]
     else:
         scores = jnp.matmul(q, k)  # [B, K, G*T, S]
     scores = scores.astype(jnp.float32) * scale
@@ -46,6 +48,10 @@ def dot_product_attention(q, k, v, mask, *, scale: float, bias=None, logit_softc
         probs = probs * head_mask.astype(jnp.float32)[None, :, None, None]
     probs = dropout(probs, dropout_rate, dropout_rng)
     weights = probs.astype(v.dtype).reshape(batch, num_kv, groups * q_len, kv_len)
-    out = jnp.matmul(weights, v).reshape(batch, num_kv, groups, q_len, head_dim)  # [B, K, G, T, D]
+    if decoding:  # the values too as the cache buffer holds them, [B*K, S, D]
+        out = jnp.matmul(weights.reshape(batch * num_kv, groups, kv_len), v.reshape(batch * num_kv, kv_len, head_dim))
+    else:
+        out = jnp.matmul(weights, v)
+    out = out.reshape(batch, num_kv, groups, q_len, head_dim)  # [B, K, G, T, D]
     out = out.transpose(0, 3, 1, 2, 4).reshape(batch, q_len, num_heads, head_dim)  # [B, T, H, D]
     return constrain(out, ("batch", "length", "act_heads", None)), probs

@@ -23,6 +23,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from transformers_jax.layers.stack import has_unstacked_layers
 from transformers_jax.partitioning import MeshRules
 from transformers_jax.partitioning import constrain as constrain_axes
 
@@ -45,7 +46,7 @@ CROSS_PREFIX = "cross_"
 
 def cache_length(cache: dict) -> int:
     """Self-attention slots per row."""
-    return cache["k"].shape[SLOT_AXIS]
+    return cache["k"][0].shape[1] if is_split(cache) else cache["k"].shape[SLOT_AXIS]
 
 
 def cross_entries(k, v, encoder_mask) -> dict:
@@ -72,7 +73,10 @@ def cache_rows(cache: dict) -> int:
 def write(cache: dict, layer, index, k, v) -> tuple[dict, jax.Array, jax.Array]:
     """Write ``k``, ``v`` [B, T, K, D] into layer ``layer`` at slot ``index`` (a scalar, or one slot
     per row: [B]); returns (cache, that layer's keys, that layer's values) as attention takes them,
-    [B, S, K, D] (a transposed view of the stored [B, K, S, D])."""
+    [B, S, K, D] (a transposed view of the stored [B, K, S, D]). A cache in the per-layer form
+    (:func:`split_layers`) needs a static ``layer``."""
+    if is_split(cache):
+        return _write_split(cache, layer, index, k, v)
     dtype = cache["k"].dtype
     index = jnp.asarray(index)
     k, v = _heads_first(k).astype(dtype), _heads_first(v).astype(dtype)  # [B, K, T, D]
@@ -89,6 +93,69 @@ def write(cache: dict, layer, index, k, v) -> tuple[dict, jax.Array, jax.Array]:
     layer_k, layer_v = write_rows(cache["k"][layer], k), write_rows(cache["v"][layer], v)
     cache = {**cache, "k": cache["k"].at[layer].set(layer_k), "v": cache["v"].at[layer].set(layer_v)}
     return cache, _heads_first(layer_k), _heads_first(layer_v)
+
+
+# ----------------------------------------------------------------------------- the per-layer form
+# Inside a decoding loop whose layers run unrolled (XLA:CPU, ``decode_params``), the self-attention entries are
+# held as one buffer per layer, [B*K, S, D] (rows and KV heads merged): a layer's attention then reads the very
+# buffer its update wrote in place. Read out of the stacked [L, ...] entries, every step sliced each layer's keys
+# and values into a fresh array (issue 15); and with a separate row axis XLA drops a batch of 1 from the
+# products' operands and then updates the buffer twice, out of place. The form lives only inside a compiled
+# program: :func:`split_layers` at the loop's start, :func:`stack_layers` at its end.
+def split_layers(cache: dict) -> dict:
+    """``cache`` with its self-attention entries as tuples of per-layer [B*K, S, D] buffers (cross entries as
+    they are)."""
+    def split(entry):  # [L, B, K, S, D]
+        layers, rows, heads, slots, dim = entry.shape
+        return tuple(entry[i].reshape(rows * heads, slots, dim) for i in range(layers))
+
+    return {**cache, **{name: split(value) for name, value in self_entries(cache).items()}}
+
+
+def loop_form(cache: dict, params, sharding=None) -> dict:
+    """``cache`` as a decoding loop over ``params`` holds it: in the per-layer form when the params' layers run
+    unrolled (``decode_params`` on XLA:CPU) and no mesh placement (``sharding``) splits it, else as it is. The
+    loop hands it back through :func:`stack_layers` when :func:`is_split`."""
+    if sharding is None and has_unstacked_layers(params):
+        return split_layers(cache)
+    return cache
+
+
+def stack_layers(cache: dict, like: dict) -> dict:
+    """The per-layer form ``cache`` stacked back into the layout of ``like`` (the cache it was split from)."""
+    def stack(layers, entry):
+        return jnp.stack([layer.reshape(entry.shape[1:]) for layer in layers])  # [L, B, K, S, D]
+
+    return {**cache, **{name: stack(cache[name], value) for name, value in self_entries(like).items()}}
+
+
+def is_split(cache: dict) -> bool:
+    """Whether ``cache`` is in the per-layer form of :func:`split_layers`."""
+    return isinstance(cache["k"], tuple)
+
+
+def _write_split(cache: dict, layer, index, k, v):
+    try:
+        layer = int(layer)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError):
+        raise ValueError("a KV cache in the per-layer form (kv_cache.split_layers) is written by a static layer "
+                         "index: its layers must run unrolled, not under a scan") from None
+    rows, _, heads, dim = k.shape
+    index = jnp.asarray(index)
+
+    def update(buffers, new):  # buffers: per-layer [B*K, S, D]; new [B, T, K, D]
+        buffer = buffers[layer]
+        new = _heads_first(new).astype(buffer.dtype).reshape(rows * heads, -1, dim)  # [B*K, T, D]
+        if index.ndim == 0:
+            buffer = jax.lax.dynamic_update_slice(buffer, new, (0, index, 0))
+        else:  # one slot per row, the same for each of its heads
+            starts = jnp.repeat(index, heads)
+            buffer = jax.vmap(lambda b, n, i: jax.lax.dynamic_update_slice(b, n, (i, 0)))(buffer, new, starts)
+        view = _heads_first(buffer.reshape(rows, heads, -1, dim))  # [B, S, K, D]
+        return buffers[:layer] + (buffer,) + buffers[layer + 1:], view
+
+    (keys, k_view), (values, v_view) = update(cache["k"], k), update(cache["v"], v)
+    return {**cache, "k": keys, "v": values}, k_view, v_view
 
 
 def _heads_first(x):

@@ -40,3 +40,12 @@ def unstack_layers(stacked_params) -> tuple:
     """A stacked layer tree ([L, ...] leaves) as a tuple of L per-layer trees."""
     num_layers = jax.tree.leaves(stacked_params)[0].shape[0]
     return tuple(jax.tree.map(lambda a: a[i], stacked_params) for i in range(num_layers))
+
+
+def has_unstacked_layers(params) -> bool:
+    """Whether some ``layers`` entry of the params tree ``params`` is a tuple of per-layer trees
+    (:func:`unstack_layers`): its layers then run unrolled."""
+    if not isinstance(params, dict):
+        return False
+    return any(isinstance(value, tuple) if name == "layers" else has_unstacked_layers(value)
+               for name, value in params.items())

@@ -1,0 +1,70 @@
+"""The KV cache's per-layer form (``kv_cache.split_layers``): what a decoding loop over unrolled layers holds, equal
+entry for entry to the stacked cache it came from and goes back to."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from transformers_jax.layers import kv_cache, unstack_layers
+
+LAYERS, ROWS, HEADS, SLOTS, DIM = 3, 2, 2, 8, 4
+
+
+def random_cache(seed=0, cross=False):
+    rng = np.random.default_rng(seed)
+    shape = (LAYERS, ROWS, HEADS, SLOTS, DIM)
+    cache = {"k": jnp.asarray(rng.standard_normal(shape), jnp.float32),
+             "v": jnp.asarray(rng.standard_normal(shape), jnp.float32)}
+    if cross:
+        enc = jnp.asarray(rng.standard_normal((LAYERS, ROWS, 5, HEADS, DIM)), jnp.float32)
+        cache.update(kv_cache.cross_entries(enc, enc + 1, np.ones((ROWS, 5), np.int32)))
+    return cache
+
+
+def new_entries(seed, length):
+    rng = np.random.default_rng(seed)
+    shape = (ROWS, length, HEADS, DIM)  # [B, T, K, D] as attention makes them
+    return jnp.asarray(rng.standard_normal(shape), jnp.float32), jnp.asarray(rng.standard_normal(shape), jnp.float32)
+
+
+def test_split_and_stack_give_back_the_cache_and_keep_cross_entries():
+    cache = random_cache(cross=True)
+    split = kv_cache.split_layers(cache)
+    assert kv_cache.is_split(split) and not kv_cache.is_split(cache)
+    assert len(split["k"]) == LAYERS and split["k"][1].shape == (ROWS * HEADS, SLOTS, DIM)  # [B*K, S, D]
+    np.testing.assert_array_equal(split["v"][2].reshape(ROWS, HEADS, SLOTS, DIM), cache["v"][2])
+    assert split["cross_k"] is cache["cross_k"] and split["cross_mask"] is cache["cross_mask"]
+    assert kv_cache.cache_length(split) == kv_cache.cache_length(cache) == SLOTS
+    back = kv_cache.stack_layers(split, cache)
+    assert set(back) == set(cache)
+    for name in cache:
+        np.testing.assert_array_equal(back[name], cache[name])
+
+
+@pytest.mark.parametrize("index", [3, np.array([1, 5], np.int32)], ids=["one slot", "a slot per row"])
+def test_writing_the_split_form_equals_writing_the_stacked_cache(index):
+    cache = random_cache(1)
+    k, v = new_entries(2, 1)
+    stacked, k_view, v_view = kv_cache.write(cache, 1, index, k, v)
+    split, split_k, split_v = kv_cache.write(kv_cache.split_layers(cache), np.int64(1), index, k, v)
+    np.testing.assert_array_equal(split_k, k_view)  # attention sees the same [B, S, K, D] keys and values
+    np.testing.assert_array_equal(split_v, v_view)
+    assert split_k.shape == (ROWS, SLOTS, HEADS, DIM)
+    for name in ("k", "v"):
+        np.testing.assert_array_equal(kv_cache.stack_layers(split, cache)[name], stacked[name])
+
+
+def test_a_split_cache_under_a_scan_is_a_clear_error():
+    split = kv_cache.split_layers(random_cache())
+    k, v = new_entries(3, 1)
+    with pytest.raises(ValueError, match="static layer index.*unrolled"):
+        jax.lax.scan(lambda c, layer: (kv_cache.write(c, layer, 0, k, v)[0], None), split, jnp.arange(LAYERS))
+
+
+def test_a_loop_holds_the_split_form_only_over_unrolled_layers_off_a_mesh():
+    cache = random_cache()
+    stacked_params = {"model": {"layers": {"w": jnp.zeros((LAYERS, 2, 2))}, "norm": jnp.zeros(2)}}
+    unrolled = {"model": {**stacked_params["model"], "layers": unstack_layers(stacked_params["model"]["layers"])}}
+    assert kv_cache.is_split(kv_cache.loop_form(cache, unrolled))
+    assert kv_cache.loop_form(cache, stacked_params) is cache
+    assert kv_cache.loop_form(cache, unrolled, sharding=object()) is cache  # a placed cache keeps its shardings
