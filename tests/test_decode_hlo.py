@@ -114,3 +114,25 @@ def test_decoding_params_are_made_once_and_follow_new_params(model):
     assert Engine(model, num_slots=2, max_length=32)._decode_params is first  # the engine shares generate's copy
     other = jax.tree.map(lambda a: a + 1, model.params)
     assert model.decoding_params(other) is not first
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+def test_an_encoder_decoder_step_reads_the_encoder_keys_and_values_as_they_lie():
+    config = tj.BartConfig(vocab_size=VOCAB, d_model=64, encoder_layers=LAYERS, decoder_layers=LAYERS,
+                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
+                           decoder_ffn_dim=128, max_position_embeddings=128)
+    model = tj.BartForConditionalGeneration(config, seed=0)
+    batch, source = 3, 40  # an encoder bucket of 64 slots
+    ids = np.random.RandomState(0).randint(3, VOCAB, (batch, source))
+    with recorded_loops() as calls:
+        model.generate(ids, max_new_tokens=NEW, min_new_tokens=NEW)
+    ops = hlo_text.instructions(calls[0]().compile().as_text())
+    body = [ops[name] for name in hlo_text.loop_instructions(ops)]
+    moves = [op for op in body if not hlo_text.is_product(op) and op.opcode not in BOOKKEEPING]
+    heads, dim = 4, 16
+    encoder_sized = {(batch * heads, 64, dim), (heads, batch, 64, dim), (batch, heads, 64, dim), (batch, 64, heads, dim),
+                     (batch * heads, dim, 64), (LAYERS, batch, heads, 64, dim)}
+    # the encoder's keys and values are read-only: no op of the loop copies, transposes or slices them
+    assert [op.name for op in moves if any(s[1] in encoder_sized for s in op.result)] == []
+    # the decoder's own: the start token and 32 new ones
+    assert_cache_updated_in_place_and_never_copied(moves, (batch * heads, 33, dim), batch)

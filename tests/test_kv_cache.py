@@ -16,8 +16,9 @@ def random_cache(seed=0, cross=False):
     cache = {"k": jnp.asarray(rng.standard_normal(shape), jnp.float32),
              "v": jnp.asarray(rng.standard_normal(shape), jnp.float32)}
     if cross:
-        enc = jnp.asarray(rng.standard_normal((LAYERS, ROWS, 5, HEADS, DIM)), jnp.float32)
+        enc = jnp.asarray(rng.standard_normal((LAYERS, ROWS, 5, HEADS, DIM)), jnp.float32)  # [L, B, S_enc, K, D]
         cache.update(kv_cache.cross_entries(enc, enc + 1, np.ones((ROWS, 5), np.int32)))
+        np.testing.assert_array_equal(kv_cache.cross_layer(cache, 1)[1], enc[1] + 1)  # stored heads first, read back
     return cache
 
 
@@ -27,14 +28,18 @@ def new_entries(seed, length):
     return jnp.asarray(rng.standard_normal(shape), jnp.float32), jnp.asarray(rng.standard_normal(shape), jnp.float32)
 
 
-def test_split_and_stack_give_back_the_cache_and_keep_cross_entries():
+def test_split_and_stack_give_back_the_cache_and_its_cross_entries():
     cache = random_cache(cross=True)
     split = kv_cache.split_layers(cache)
     assert kv_cache.is_split(split) and not kv_cache.is_split(cache)
     assert len(split["k"]) == LAYERS and split["k"][1].shape == (ROWS * HEADS, SLOTS, DIM)  # [B*K, S, D]
     np.testing.assert_array_equal(split["v"][2].reshape(ROWS, HEADS, SLOTS, DIM), cache["v"][2])
-    assert split["cross_k"] is cache["cross_k"] and split["cross_mask"] is cache["cross_mask"]
+    assert len(split["cross_k"]) == LAYERS and split["cross_mask"] is cache["cross_mask"]
     assert kv_cache.cache_length(split) == kv_cache.cache_length(cache) == SLOTS
+    k, v = kv_cache.cross_layer(split, np.int64(2))  # the encoder's keys/values as attention takes them
+    np.testing.assert_array_equal(k, kv_cache.cross_layer(cache, 2)[0])
+    np.testing.assert_array_equal(v, kv_cache.cross_layer(cache, 2)[1])
+    assert k.shape == (ROWS, 5, HEADS, DIM)  # [B, S_enc, K, D]
     back = kv_cache.stack_layers(split, cache)
     assert set(back) == set(cache)
     for name in cache:
@@ -59,6 +64,9 @@ def test_a_split_cache_under_a_scan_is_a_clear_error():
     k, v = new_entries(3, 1)
     with pytest.raises(ValueError, match="static layer index.*unrolled"):
         jax.lax.scan(lambda c, layer: (kv_cache.write(c, layer, 0, k, v)[0], None), split, jnp.arange(LAYERS))
+    split = kv_cache.split_layers(random_cache(cross=True))
+    with pytest.raises(ValueError, match="static layer index.*unrolled"):
+        jax.lax.scan(lambda c, layer: (c, kv_cache.cross_layer(split, layer)[0]), 0, jnp.arange(LAYERS))
 
 
 def test_a_loop_holds_the_split_form_only_over_unrolled_layers_off_a_mesh():

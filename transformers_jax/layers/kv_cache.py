@@ -5,9 +5,9 @@ heads before slots, so a layer's keys and values are read by the attention produ
 XLA:CPU a slots-first cache made every step copy each layer's keys and values transposed; issue 15).
 :func:`write` hands attention a layer's entries as [B, S, K, D], a transposed view the compiler folds
 into the products. An encoder-decoder's cache adds the cross-attention entries of
-:func:`cross_entries`: ``cross_k`` / ``cross_v`` [L, B, S_enc, H, D], the encoder output's keys and
-values computed once per generation and read as they are, and ``cross_mask`` [1, B, S_enc], the
-encoder's padding. The row axis is axis 1 everywhere, so the row operations below treat every entry
+:func:`cross_entries`: ``cross_k`` / ``cross_v`` [L, B, K, S_enc, D], the encoder output's keys and
+values computed once per generation, laid out as the self-attention entries and read by
+:func:`cross_layer`, and ``cross_mask`` [1, B, S_enc], the encoder's padding. The row axis is axis 1 everywhere, so the row operations below treat every entry
 alike; slots (:func:`prefix`) are the self-attention entries' only. Generation, beam search and the
 serving engine go through these functions only.
 
@@ -27,11 +27,10 @@ from transformers_jax.layers.stack import has_unstacked_layers
 from transformers_jax.partitioning import MeshRules
 from transformers_jax.partitioning import constrain as constrain_axes
 
-ROW_AXIS, SLOT_AXIS = 1, 3  # of the self-attention entries [L, B, K, S, D]
-# Logical axes: the self-attention entries [L, B, K, S, D], the cross entries [L, B, S, K, D] (their heads are
-# the decoder's kv heads too) and the cross mask [1, B, S].
+ROW_AXIS, SLOT_AXIS = 1, 3  # of the keys and values [L, B, K, S, D], self-attention and cross entries alike
+# Logical axes: the keys and values [L, B, K, S, D] (the cross entries' heads are the decoder's kv heads too) and
+# the cross mask [1, B, S].
 _ENTRY_AXES = (None, "batch", "kv_heads", None, None)
-_CROSS_AXES = (None, "batch", None, "kv_heads", None)
 _MASK_AXES = (None, "batch", None)
 
 
@@ -51,8 +50,19 @@ def cache_length(cache: dict) -> int:
 
 def cross_entries(k, v, encoder_mask) -> dict:
     """The cross-attention entries of a cache: ``k``, ``v`` [L, B, S, H, D] of the encoder output under
-    every decoder layer, and its [B, S] padding mask (stored as [1, B, S])."""
-    return {"cross_k": k, "cross_v": v, "cross_mask": jnp.asarray(encoder_mask, jnp.int32)[None]}
+    every decoder layer (stored heads first, [L, B, H, S, D]), and its [B, S] padding mask (stored as [1, B, S])."""
+    return {"cross_k": k.transpose(0, 1, 3, 2, 4), "cross_v": v.transpose(0, 1, 3, 2, 4),
+            "cross_mask": jnp.asarray(encoder_mask, jnp.int32)[None]}
+
+
+def cross_layer(cache: dict, layer) -> tuple[jax.Array, jax.Array]:
+    """Layer ``layer``'s cross-attention keys and values as attention takes them, [B, S_enc, K, D] (views of the
+    stored entries; a cache in the per-layer form needs a static ``layer``)."""
+    if is_split(cache):
+        layer = _static_layer(layer)
+        rows = cache["cross_mask"].shape[ROW_AXIS]
+        return tuple(_heads_first(_rows_and_heads(cache[name][layer], rows)) for name in ("cross_k", "cross_v"))
+    return _heads_first(cache["cross_k"][layer]), _heads_first(cache["cross_v"][layer])
 
 
 def cross_mask(cache: dict) -> jax.Array:
@@ -96,20 +106,20 @@ def write(cache: dict, layer, index, k, v) -> tuple[dict, jax.Array, jax.Array]:
 
 
 # ----------------------------------------------------------------------------- the per-layer form
-# Inside a decoding loop whose layers run unrolled (XLA:CPU, ``decode_params``), the self-attention entries are
-# held as one buffer per layer, [B*K, S, D] (rows and KV heads merged): a layer's attention then reads the very
-# buffer its update wrote in place. Read out of the stacked [L, ...] entries, every step sliced each layer's keys
-# and values into a fresh array (issue 15); and with a separate row axis XLA drops a batch of 1 from the
-# products' operands and then updates the buffer twice, out of place. The form lives only inside a compiled
+# Inside a decoding loop whose layers run unrolled (XLA:CPU, ``decode_params``), the keys and values (self-attention
+# and cross entries) are held as one buffer per layer, [B*K, S, D] (rows and KV heads merged): a layer's attention
+# then reads the very buffer its update wrote in place. Read out of the stacked [L, ...] entries, every step sliced
+# each layer's keys and values into a fresh array (issue 15); and with a separate row axis XLA drops a batch of 1
+# from the products' operands and then updates the buffer twice, out of place. The form lives only inside a compiled
 # program: :func:`split_layers` at the loop's start, :func:`stack_layers` at its end.
 def split_layers(cache: dict) -> dict:
-    """``cache`` with its self-attention entries as tuples of per-layer [B*K, S, D] buffers (cross entries as
-    they are)."""
+    """``cache`` with its keys and values (self-attention and cross entries) as tuples of per-layer
+    [B*K, S, D] buffers."""
     def split(entry):  # [L, B, K, S, D]
         layers, rows, heads, slots, dim = entry.shape
         return tuple(entry[i].reshape(rows * heads, slots, dim) for i in range(layers))
 
-    return {**cache, **{name: split(value) for name, value in self_entries(cache).items()}}
+    return {**cache, **{name: split(value) for name, value in _keys_and_values(cache).items()}}
 
 
 def loop_form(cache: dict, params, sharding=None) -> dict:
@@ -126,7 +136,7 @@ def stack_layers(cache: dict, like: dict) -> dict:
     def stack(layers, entry):
         return jnp.stack([layer.reshape(entry.shape[1:]) for layer in layers])  # [L, B, K, S, D]
 
-    return {**cache, **{name: stack(cache[name], value) for name, value in self_entries(like).items()}}
+    return {**cache, **{name: stack(cache[name], value) for name, value in _keys_and_values(like).items()}}
 
 
 def is_split(cache: dict) -> bool:
@@ -134,12 +144,25 @@ def is_split(cache: dict) -> bool:
     return isinstance(cache["k"], tuple)
 
 
-def _write_split(cache: dict, layer, index, k, v):
+def _keys_and_values(cache: dict) -> dict:
+    return {name: value for name, value in cache.items() if name != "cross_mask"}
+
+
+def _static_layer(layer) -> int:
     try:
-        layer = int(layer)
+        return int(layer)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError):
-        raise ValueError("a KV cache in the per-layer form (kv_cache.split_layers) is written by a static layer "
-                         "index: its layers must run unrolled, not under a scan") from None
+        raise ValueError("a KV cache in the per-layer form (kv_cache.split_layers) is read and written by a static "
+                         "layer index: its layers must run unrolled, not under a scan") from None
+
+
+def _rows_and_heads(buffer, rows: int):
+    """A per-layer buffer [B*K, S, D] as [B, K, S, D]."""
+    return buffer.reshape(rows, -1, *buffer.shape[1:])
+
+
+def _write_split(cache: dict, layer, index, k, v):
+    layer = _static_layer(layer)
     rows, _, heads, dim = k.shape
     index = jnp.asarray(index)
 
@@ -151,7 +174,7 @@ def _write_split(cache: dict, layer, index, k, v):
         else:  # one slot per row, the same for each of its heads
             starts = jnp.repeat(index, heads)
             buffer = jax.vmap(lambda b, n, i: jax.lax.dynamic_update_slice(b, n, (i, 0)))(buffer, new, starts)
-        view = _heads_first(buffer.reshape(rows, heads, -1, dim))  # [B, S, K, D]
+        view = _heads_first(_rows_and_heads(buffer, rows))  # [B, S, K, D]
         return buffers[:layer] + (buffer,) + buffers[layer + 1:], view
 
     (keys, k_view), (values, v_view) = update(cache["k"], k), update(cache["v"], v)
@@ -202,9 +225,7 @@ def restore_prefix(full: dict, head: dict) -> dict:
 
 # ----------------------------------------------------------------------------- on a mesh
 def _axes(name: str) -> tuple:
-    if name == "cross_mask":
-        return _MASK_AXES
-    return _CROSS_AXES if name.startswith(CROSS_PREFIX) else _ENTRY_AXES
+    return _MASK_AXES if name == "cross_mask" else _ENTRY_AXES
 
 
 def shardings(cache: dict, placement: MeshRules, rows: str = "batch size") -> dict:

@@ -440,7 +440,7 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
 
         def cross_block(h):
             if decoding:
-                k, v = layer_in["cross_k"], layer_in["cross_v"]
+                k, v = L.kv_cache.cross_layer(cache, layer_in["index"])
             else:
                 k, v = _keys_values(p["encoder_attn"], heads, encoder_hidden)
             out, probs["cross"] = _attention(p["encoder_attn"], config, side, h, k, v, cross_mask, None, keys[2],
@@ -459,10 +459,7 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
     layer_inputs = {"index": np.arange(num_layers)}  # a layer's index: a KV cache writes its slice by it (static unrolled)
     if layer_rng is not None:
         layer_inputs["rng"] = jax.random.split(layer_rng, num_layers)
-    self_cache = None
-    if decoding:  # the cross-attention keys/values are read-only: each layer gets its slice as a scan input
-        layer_inputs["cross_k"], layer_inputs["cross_v"] = cache["cross_k"], cache["cross_v"]
-        self_cache = L.kv_cache.self_entries(cache)
+    self_cache = L.kv_cache.self_entries(cache) if decoding else None  # the cross entries are read-only
     embeddings = x
     (x, self_cache), (layer_outputs, attentions, cross_attentions) = L.run_layers(
         layer, (x, self_cache), stack_params["layers"], config, layer_inputs)
