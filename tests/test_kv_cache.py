@@ -76,3 +76,13 @@ def test_a_loop_holds_the_split_form_only_over_unrolled_layers_off_a_mesh():
     assert kv_cache.is_split(kv_cache.loop_form(cache, unrolled))
     assert kv_cache.loop_form(cache, stacked_params) is cache
     assert kv_cache.loop_form(cache, unrolled, sharding=object()) is cache  # a placed cache keeps its shardings
+
+
+def test_reordering_beams_in_the_split_form_equals_the_stacked_cache():
+    cache = random_cache(4, cross=True)
+    rows = jnp.asarray([1, 1], jnp.int32)  # both rows continue row 1
+    stacked = kv_cache.reorder_beams(cache, rows)
+    split = kv_cache.reorder_beams(kv_cache.split_layers(cache), rows)
+    for name in cache:
+        np.testing.assert_array_equal(kv_cache.stack_layers(split, cache)[name], stacked[name])
+    np.testing.assert_array_equal(stacked["k"][:, 0], cache["k"][:, 1])

@@ -92,7 +92,7 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
     cache = {**init_cache(config, batch, cache_len), **context}
     logits, cache = decode(params, config, prompt_ids, positions, prefill_mask, cache, 0, logits_index=prompt_len - 1)
     logits = jnp.repeat(logits[:, -1].astype(jnp.float32), k, axis=0)  # [B*K, V]
-    cache = kv_cache.repeat_rows(cache, k)
+    cache = kv_cache.loop_form(kv_cache.repeat_rows(cache, k), params)  # one buffer per layer when unrolled
     beam_prompt_mask = jnp.repeat(prompt_mask, k, axis=0)  # [B*K, P]
     beam_n_valid = jnp.repeat(n_valid, k, axis=0)  # [B*K]
     beam_prompt_ids = jnp.repeat(prompt_ids, k, axis=0)  # [B*K, P]

@@ -199,10 +199,17 @@ def take_rows(cache: dict, rows: jax.Array) -> dict:
 
 def reorder_beams(cache: dict, rows: jax.Array) -> dict:
     """Beam search's reordering: the self-attention rows taken from ``rows`` [B*K] (each beam's
-    source beam, always a beam of the same prompt). The cross entries are left as they are: every
-    beam of a prompt holds the same encoder keys and values, so gathering them would copy them to
-    themselves."""
-    return {**cache, **take_rows(self_entries(cache), rows)}
+    source beam, always a beam of the same prompt), in either form. The cross entries are left as
+    they are: every beam of a prompt holds the same encoder keys and values, so gathering them would
+    copy them to themselves."""
+    if not is_split(cache):
+        return {**cache, **take_rows(self_entries(cache), rows)}
+
+    def take(buffer):  # [R*H, S, D]: row r's heads are buffers r*H ... r*H + H-1
+        heads = buffer.shape[0] // rows.shape[0]
+        return jnp.take(buffer, (rows[:, None] * heads + jnp.arange(heads)).reshape(-1), axis=0)
+
+    return {**cache, **{name: tuple(take(layer) for layer in cache[name]) for name in ("k", "v")}}
 
 
 def write_row(cache: dict, row_cache: dict, row) -> dict:
