@@ -181,6 +181,20 @@ def test_jaxpr_flops_counts_shard_maps_and_ragged_products():
     assert aot.jaxpr_flops(ragged) == 2 * 10 * 8 * 3
 
 
+def test_decode_step_on_rows_and_heads_never_gathers_the_cache(tmp_path):
+    """Slots over data and KV heads over tensor, several of each per chip: attention reads each chip's part of the
+    cache where it lies. (Products over rows and heads merged into one axis made the partitioner gather the
+    whole cache on every step; on a mesh they keep the two axes apart.)"""
+    _, path = recipe(tmp_path)
+    loaded = cli.load_recipe(path, ["training.sharding=tp", "model.config.num_key_value_heads=4",
+                                    "model.config.vocab_size=512"], DATA_DEFAULTS)
+    report = aot.compile_decode_step(loaded, "v5e:2x2", {"data": 2, "tensor": 2}, batch=8, max_length=256)
+    c = RECIPE["model"]["config"]
+    cache = 2 * c["num_hidden_layers"] * 8 * 4 * 256 * (512 // 8) * 2  # k and v [L, B, K, S, D] in bf16, all chips
+    gathered = report.hlo.collectives.get("all-gather", {"bytes": 0})["bytes"]
+    assert gathered < cache // 4, report.format()  # less than one chip's quarter of the cache, all gathers together
+
+
 def test_decode_step_splits_params_and_cache_by_heads(tmp_path):
     """The serving decode step under tensor parallelism: each chip holds a quarter of the attention and MLP
     weights and of the KV cache (4 KV heads over 4 chips), the cache is donated (updated in place), and the

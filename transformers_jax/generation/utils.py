@@ -168,11 +168,17 @@ def _run_compiled_loop(*args, **kwargs):
     """``_compiled_loop()(*args, **kwargs)``, shown first to any :func:`recorded_loops` block (shapes only: the
     donated cache is described by its ``ShapeDtypeStruct`` before the call consumes it)."""
     if _LOOP_RECORDERS:
-        shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=getattr(a, "sharding", None)),
-                              args)
+        shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=_placed_sharding(a)), args)
         for calls in _LOOP_RECORDERS:
             calls.append(functools.partial(_compiled_loop().lower, *shapes, **kwargs))
     return _compiled_loop()(*args, **kwargs)
+
+
+def _placed_sharding(array):
+    """The sharding of an array placed over several devices, else None (one device's array, like a host one, goes
+    where the compiled program puts it)."""
+    sharding = getattr(array, "sharding", None)
+    return sharding if sharding is not None and len(sharding.device_set) > 1 else None
 
 
 def _to_numpy_ids(input_ids, attention_mask):

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from transformers_jax.layers.basic import dropout, softcap
-from transformers_jax.partitioning import constrain
+from transformers_jax.partitioning import active_sharding, constrain
 
 
 def dot_product_attention(q, k, v, mask, *, scale: float, bias=None, logit_softcap: float | None = None,
@@ -31,9 +31,8 @@ def dot_product_attention(q, k, v, mask, *, scale: float, bias=None, logit_softc
     k = k.transpose(0, 2, 3, 1)  # [B, K, D, S]
     v = v.transpose(0, 2, 1, 3)  # [B, K, S, D]
     decoding = q_len == 1
-    if decoding:  # a step: the keys as the left operand, [B*K, S, D] as they lie in a per-layer KV cache buffer
-        keys = k.transpose(0, 1, 3, 2).reshape(batch * num_kv, kv_len, head_dim)  # [B*K, S, D]
-        queries = q.transpose(0, 1, 3, 2).reshape(batch * num_kv, head_dim, groups)  # [B*K, D, G]
+    if decoding:  # a step: the keys as the left operand, read as they lie in the KV cache
+        keys, queries = _rows_and_heads_merged(k.transpose(0, 1, 3, 2)), _rows_and_heads_merged(q.transpose(0, 1, 3, 2))
         scores = jnp.matmul(keys, queries).reshape(batch, num_kv, kv_len, groups).transpose(0, 1, 3, 2)  # [B, K, G, S]
     else:
         scores = jnp.matmul(q, k)  # [B, K, G*T, S]
@@ -48,10 +47,20 @@ def dot_product_attention(q, k, v, mask, *, scale: float, bias=None, logit_softc
         probs = probs * head_mask.astype(jnp.float32)[None, :, None, None]
     probs = dropout(probs, dropout_rate, dropout_rng)
     weights = probs.astype(v.dtype).reshape(batch, num_kv, groups * q_len, kv_len)
-    if decoding:  # the values too as the cache buffer holds them, [B*K, S, D]
-        out = jnp.matmul(weights.reshape(batch * num_kv, groups, kv_len), v.reshape(batch * num_kv, kv_len, head_dim))
+    if decoding:  # the values too as the cache holds them
+        out = jnp.matmul(_rows_and_heads_merged(weights), _rows_and_heads_merged(v))
     else:
         out = jnp.matmul(weights, v)
     out = out.reshape(batch, num_kv, groups, q_len, head_dim)  # [B, K, G, T, D]
     out = out.transpose(0, 3, 1, 2, 4).reshape(batch, q_len, num_heads, head_dim)  # [B, T, H, D]
     return constrain(out, ("batch", "length", "act_heads", None)), probs
+
+
+def _rows_and_heads_merged(x):
+    """[B, K, ...] as [B*K, ...], the layout of a KV cache buffer inside an unrolled decoding loop
+    (``kv_cache.split_layers``): a product reads that buffer itself only when its operand has exactly that
+    shape. On a mesh (rows and heads split over different mesh axes) ``x`` stays as it is: merged, the
+    partitioner gathers the cache."""
+    if active_sharding() is not None:
+        return x
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
