@@ -47,6 +47,7 @@ _ADVICE = {
     "gradients": "shard params (and so gradients) over more devices (a larger fsdp or tensor mesh axis)",
     "optimizer_state": "shard over more devices (a larger fsdp mesh axis) or use an optimizer with less state",
     "activations": "turn on remat (remat=True), lower batch_per_device or seq_len, or add tensor sharding",
+    "activations with remat": "remat is already full: lower batch_per_device or seq_len, or add tensor sharding",
     "logits": "set loss_chunk_size (a chunked loss), lower batch_per_device or seq_len, or shard the vocab axis "
               "over a tensor mesh axis",
 }
@@ -70,6 +71,14 @@ class MemoryEstimate:
     def dominant(self) -> str:
         """The name of the largest component."""
         return max(COMPONENTS, key=lambda name: getattr(self, name))
+
+    def advice(self) -> str:
+        """What to try when the step does not fit: the remedies of the largest component, given the settings
+        (with full remat, turning remat on is no remedy)."""
+        top = self.dominant()
+        if top == "activations" and self.settings.get("remat") == "full":
+            return _ADVICE["activations with remat"]
+        return _ADVICE[top]
 
     def format(self) -> str:
         """A readable table of the components and the total, in MiB or GiB."""
@@ -287,6 +296,6 @@ def check_fits(estimate: MemoryEstimate, available: int | None = None, headroom:
         raise ValueError(
             f"estimated {format_bytes(estimate.total)} per device does not fit in {headroom:.0%} of "
             f"{format_bytes(available)} available\n{estimate.format()}\n"
-            f"{top} dominates ({share:.0%} of the total); try: {_ADVICE[top]}"
+            f"{top} dominates ({share:.0%} of the total); try: {estimate.advice()}"
         )
     return estimate.total / available

@@ -167,6 +167,7 @@ def test_script_exit_codes_name_the_problem(tmp_path, capsys):
     assert exit_.value.code == 1, captured
     assert "does not fit" in captured.err and "over by" in captured.err and "the largest term is" in captured.err
     assert "our estimate's largest component is logits" in captured.err  # 64 x 8192 x 32000 of them per chip
+    assert "set loss_chunk_size (a chunked loss)" in captured.err  # what to try, for that component
 
 
 def test_jaxpr_flops_counts_shard_maps_and_ragged_products():

@@ -1,4 +1,5 @@
 """Per-device memory estimates (sharding.memory) and multi-host start-up (sharding.distributed)."""
+import dataclasses
 import os
 from types import SimpleNamespace
 
@@ -154,6 +155,13 @@ def test_llama_1b_does_not_fit_and_says_why():
         check_fits(long, available=2 * 2**30)
     remat = estimate_memory(config, specs, batch_per_device=4, seq_len=4096, remat=True)
     assert remat.activations < long.activations / 10
+    # activations still dominating under full remat: the advice does not say to turn remat on
+    longer = estimate_memory(config, specs, batch_per_device=256, seq_len=4096, remat=True)
+    longer = dataclasses.replace(longer, logits=0)  # (as under a chunked loss)
+    assert longer.dominant() == "activations" and longer.settings["remat"] == "full"
+    with pytest.raises(ValueError, match=r"activations dominates .*; try: remat is already full: lower") as err:
+        check_fits(longer, available=2 * 2**30)
+    assert "turn on remat" not in str(err.value)
     assert check_fits(est, available=10**12) == pytest.approx(est.total / 10**12)
 
 

@@ -49,9 +49,10 @@ class TopologyError(ValueError):
 class DoesNotFit(RuntimeError):
     """The compiler refused the program: its buffers outgrow the chip's HBM. ``estimate`` is ours, by component."""
 
-    def __init__(self, message: str, required: float | None, available: float | None, estimate: dict | None):
+    def __init__(self, message: str, required: float | None, available: float | None, estimate: dict | None,
+                 advice: str | None = None):
         super().__init__(message)
-        self.required, self.available, self.estimate = required, available, estimate
+        self.required, self.available, self.estimate, self.advice = required, available, estimate, advice
 
 
 def parse_topology(name: str) -> tuple[str, str]:
@@ -243,6 +244,7 @@ class AotReport:
     hbm_bytes_min: int  # bytes that must cross HBM per call at least (arguments read, outputs written)
     tokens: int  # tokens per call, all devices
     compile_seconds: float
+    advice: str | None = None  # what to try should it not fit (``MemoryEstimate.advice``)
     text: str = dataclasses.field(repr=False, default="")
 
     @property
@@ -326,7 +328,7 @@ def _cost_flops(compiled) -> float | None:
     return float(cost["flops"]) if cost and "flops" in cost else None
 
 
-def _compile(lowered, chip: str, estimate: dict | None):
+def _compile(lowered, chip: str, estimate: dict | None, advice: str | None = None):
     """``lowered.compile()``; the compiler's out-of-memory refusal becomes :class:`DoesNotFit` with its figures."""
     try:
         return lowered.compile()
@@ -338,7 +340,7 @@ def _compile(lowered, chip: str, estimate: dict | None):
         scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
         values = [float(v) * scale[u] for v, u in sizes]
         required, available = (values + [None, None])[:2]
-        raise DoesNotFit(text.splitlines()[0], required, available, estimate) from None
+        raise DoesNotFit(text.splitlines()[0], required, available, estimate, advice) from None
 
 
 def _with_sharding(tree, shardings):
@@ -415,7 +417,7 @@ def compile_train_step(recipe, topology: str, mesh_spec=None, check_fits: bool =
     estimate_parts = {**{k: getattr(estimate, k) for k in ("params", "gradients", "optimizer_state", "activations",
                                                            "logits")}, "total": estimate.total}
     start = time.perf_counter()
-    compiled = _compile(step_fn.lower(state, batch), chip, estimate_parts)
+    compiled = _compile(step_fn.lower(state, batch), chip, estimate_parts, estimate.advice())
     seconds = time.perf_counter() - start
     text = compiled.as_text()
     memory = _memory(compiled)
@@ -430,7 +432,7 @@ def compile_train_step(recipe, topology: str, mesh_spec=None, check_fits: bool =
         hlo=summarize_hlo(text), program_flops=jaxpr_flops(jax.make_jaxpr(step_fn)(state, batch)) / len(devices),
         cost_analysis_flops=_cost_flops(compiled), model_flops=model_flops,
         hbm_bytes_min=memory["argument"] + memory["output"], tokens=tokens,
-        compile_seconds=seconds, text=text)
+        compile_seconds=seconds, advice=estimate.advice(), text=text)
 
 
 # ----------------------------------------------------------------------------- compiling the decode step
@@ -491,14 +493,14 @@ def _device_bytes(x) -> int:
 
 
 # ----------------------------------------------------------------------------- command line
-def _advice(estimate: dict | None) -> str:
+def _advice(estimate: dict | None, advice: str | None) -> str:
     if not estimate:
         return ""
-    from sharding.memory import _ADVICE, format_bytes
+    from sharding.memory import format_bytes
 
     dominant = max((k for k in estimate if k != "total"), key=estimate.get)
     return (f"; our estimate's largest component is {dominant} ({format_bytes(estimate[dominant])} of "
-            f"{format_bytes(estimate['total'])}): {_ADVICE[dominant]}")
+            f"{format_bytes(estimate['total'])}): {advice}")
 
 
 def _fit_message(report: AotReport) -> str:
@@ -510,17 +512,17 @@ def _fit_message(report: AotReport) -> str:
     largest = max(parts, key=parts.get)
     return (f"does not fit: {format_bytes(mem['total'])} per device, the {report.chip} chip has "
             f"{format_bytes(hbm)} (over by {format_bytes(mem['total'] - hbm)}); the largest term is {largest} "
-            f"at {format_bytes(parts[largest])}" + _advice(report.estimate))
+            f"at {format_bytes(parts[largest])}" + _advice(report.estimate, report.advice))
 
 
 def _refusal_message(err: DoesNotFit) -> str:
     from sharding.memory import format_bytes
 
     if err.required is None or err.available is None:
-        return f"does not fit: the compiler refused the program ({err})" + _advice(err.estimate)
+        return f"does not fit: the compiler refused the program ({err})" + _advice(err.estimate, err.advice)
     return (f"does not fit: the compiler needs {format_bytes(err.required)} of temporaries per device, the chip offers "
             f"{format_bytes(err.available)} (over by {format_bytes(err.required - err.available)}); the largest term "
-            f"is the temporaries (activations, logits, buffers)" + _advice(err.estimate))
+            f"is the temporaries (activations, logits, buffers)" + _advice(err.estimate, err.advice))
 
 
 def main(argv=None) -> AotReport:
