@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from transformers_jax.models._seq2seq import Seq2SeqConfig
+from transformers_jax.models._seq2seq_config import Seq2SeqConfig
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from transformers_jax.models._seq2seq import Seq2SeqConfig
+from transformers_jax.models._seq2seq_config import Seq2SeqConfig
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

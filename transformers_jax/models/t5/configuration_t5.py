@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from transformers_jax import layers as L
 from transformers_jax.configuration_utils import PretrainedConfig
-from transformers_jax.models._seq2seq import ENCODER, Seq2SeqArchitecture
+from transformers_jax.models._seq2seq_config import ENCODER, Seq2SeqArchitecture
 from transformers_jax.params import embedding_spec
 
 
