@@ -130,8 +130,8 @@ def test_an_encoder_decoder_step_reads_the_encoder_keys_and_values_as_they_lie()
     body = [ops[name] for name in hlo_text.loop_instructions(ops)]
     moves = [op for op in body if not hlo_text.is_product(op) and op.opcode not in BOOKKEEPING]
     heads, dim = 4, 16
-    encoder_sized = {(batch * heads, 64, dim), (heads, batch, 64, dim), (batch, heads, 64, dim), (batch, 64, heads, dim),
-                     (batch * heads, dim, 64), (LAYERS, batch, heads, 64, dim)}
+    encoder_sized = {(batch * heads, 64, dim), (heads, batch, 64, dim), (batch, heads, 64, dim),
+                     (batch, 64, heads, dim), (batch * heads, dim, 64), (LAYERS, batch, heads, 64, dim)}
     # the encoder's keys and values are read-only: no op of the loop copies, transposes or slices them
     assert [op.name for op in moves if any(s[1] in encoder_sized for s in op.result)] == []
     # the decoder's own: the start token and 32 new ones

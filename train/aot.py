@@ -417,7 +417,8 @@ def compile_train_step(recipe, topology: str, mesh_spec=None, check_fits: bool =
     estimate_parts = {**{k: getattr(estimate, k) for k in ("params", "gradients", "optimizer_state", "activations",
                                                            "logits")}, "total": estimate.total}
     start = time.perf_counter()
-    compiled = _compile(step_fn.lower(state, batch), chip, estimate_parts, estimate.advice())
+    advice = estimate.advice()
+    compiled = _compile(step_fn.lower(state, batch), chip, estimate_parts, advice)
     seconds = time.perf_counter() - start
     text = compiled.as_text()
     memory = _memory(compiled)
@@ -432,7 +433,7 @@ def compile_train_step(recipe, topology: str, mesh_spec=None, check_fits: bool =
         hlo=summarize_hlo(text), program_flops=jaxpr_flops(jax.make_jaxpr(step_fn)(state, batch)) / len(devices),
         cost_analysis_flops=_cost_flops(compiled), model_flops=model_flops,
         hbm_bytes_min=memory["argument"] + memory["output"], tokens=tokens,
-        compile_seconds=seconds, advice=estimate.advice(), text=text)
+        compile_seconds=seconds, advice=advice, text=text)
 
 
 # ----------------------------------------------------------------------------- compiling the decode step

@@ -48,13 +48,13 @@ from transformers_jax.layers.positions import (
     rope_inverse_frequencies,
     rotary_cos_sin,
 )
-from transformers_jax.layers.stack import has_unstacked_layers, run_layers, unstack_layers
+from transformers_jax.layers.stack import run_layers, unstack_layers
 
 
 __all__ = [
     "ACT2FN", "activation", "apply_rotary", "attention_kernels", "causal_attention", "CausalMaskSpec",
     "causal_padding_mask", "select_attention_implementation", "dense", "dot_product_attention", "dropout",
-    "embed", "gated_mlp", "gather_relative_scores", "has_unstacked_layers", "kv_cache", "layer_norm", "log_bucket_distances", "merge_heads", "moe",
+    "embed", "gated_mlp", "gather_relative_scores", "kv_cache", "layer_norm", "log_bucket_distances", "merge_heads", "moe",
     "padding_mask", "plain_mlp", "query_key_padding_mask", "query_key_slots", "relative_distance_table",
     "relative_bucket_table", "relative_position_bias", "relative_position_buckets",
     "relative_position_map", "rms_norm", "ROPE_TYPES", "rope_cos_sin",

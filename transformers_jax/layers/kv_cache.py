@@ -7,9 +7,9 @@ XLA:CPU a slots-first cache made every step copy each layer's keys and values tr
 into the products. An encoder-decoder's cache adds the cross-attention entries of
 :func:`cross_entries`: ``cross_k`` / ``cross_v`` [L, B, K, S_enc, D], the encoder output's keys and
 values computed once per generation, laid out as the self-attention entries and read by
-:func:`cross_layer`, and ``cross_mask`` [1, B, S_enc], the encoder's padding. The row axis is axis 1 everywhere, so the row operations below treat every entry
-alike; slots (:func:`prefix`) are the self-attention entries' only. Generation, beam search and the
-serving engine go through these functions only.
+:func:`cross_layer`, and ``cross_mask`` [1, B, S_enc], the encoder's padding. The row axis is axis 1
+everywhere, so the row operations below treat every entry alike; slots (:func:`prefix`) are the
+self-attention entries' only. Generation, beam search and the serving engine go through these functions only.
 
 On a mesh (:class:`transformers_jax.partitioning.MeshRules`) the rows are split like a batch (the
 ``batch`` logical axis: ``data``/``fsdp``) and the KV heads like the attention heads (``kv_heads``:
