@@ -78,6 +78,26 @@ def assert_cache_updated_in_place_and_never_copied(moves, buffer, rows, update="
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+def test_generate_holds_the_cache_once():
+    """The program makes its KV cache itself and holds it once: no argument or result is a cache (no donated
+    stacked cache beside the loop's per-layer buffers), and the prefill attends over the prompt's slots only (no
+    scores against every empty slot). Before, its memory was the cache as argument and result plus ~3x in
+    temporaries."""
+    config = tj.LlamaConfig.from_dict(dict(LLAMA, max_position_embeddings=1024))
+    model = tj.LlamaForCausalLM(config, seed=0)
+    batch, new = 4, 500  # buckets: 16 prompt slots + 512 new ones
+    ids = np.random.RandomState(0).randint(3, VOCAB, (batch, PROMPT))
+    with recorded_loops() as calls:
+        model.generate(ids, max_new_tokens=new, min_new_tokens=new)
+    memory = calls[0]().compile().memory_analysis()
+    cache_bytes = 2 * LAYERS * batch * config.num_key_value_heads * (16 + 512) * config.head_dim * 4
+    params_bytes = sum(a.nbytes for a in jax.tree.leaves(model.decoding_params()))
+    assert memory.argument_size_in_bytes < params_bytes + cache_bytes // 8  # the params, ids, mask, key, knobs
+    assert memory.output_size_in_bytes < cache_bytes // 8  # the tokens and the step count
+    assert memory.temp_size_in_bytes < 1.5 * cache_bytes, (memory.temp_size_in_bytes, cache_bytes)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
 def test_the_serving_engine_chunk_reads_its_cache_window_in_place(model):
     from serving.engine import Engine
 

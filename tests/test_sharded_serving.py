@@ -16,7 +16,8 @@ import transformers_jax as tj
 from parity import assert_same_up_to_rounding, count_compiles
 from serving.engine import Engine, SamplingParams
 from sharding import create_mesh
-from transformers_jax.layers import kv_cache
+from transformers_jax import hlo_text
+from transformers_jax.generation.utils import recorded_loops
 from transformers_jax.partitioning import logical_sharding
 
 VOCAB = 97
@@ -66,10 +67,10 @@ def test_greedy_generate_on_a_mesh_equals_one_device(family, preset):
     assert_same_up_to_rounding(logits, np.asarray(one(ids, attention_mask=mask).logits), name="logits")
 
 
-def test_params_and_cache_are_split_the_cache_donated_and_a_bucket_compiles_once(monkeypatch):
-    """tp on data 4 x tensor 2: each device holds half of every attention and MLP weight; generate's KV cache is
-    made in its shards (rows over data, KV heads over tensor) and donated to the compiled loop, which compiles
-    once for prompts and budgets within one bucket."""
+def test_params_and_cache_are_split_and_a_bucket_compiles_once():
+    """tp on data 4 x tensor 2: each device holds half of every attention and MLP weight; generate's compiled loop
+    makes its KV cache in its shards (rows over data, KV heads over tensor: no device ever holds more) and
+    compiles once for prompts and budgets within one bucket."""
     model = make_model("llama").shard(create_mesh(MESHES["tp"][0]), "tp")
     layers = model.params["model"]["layers"]
     for name, shard_shape in [(("self_attn", "q_proj"), (2, 64, 32)), (("self_attn", "k_proj"), (2, 64, 16)),
@@ -78,19 +79,15 @@ def test_params_and_cache_are_split_the_cache_donated_and_a_bucket_compiles_once
         assert kernel.sharding.shard_shape(kernel.shape) == shard_shape, name
     assert model.params["model"]["norm"]["scale"].sharding.is_fully_replicated
 
-    made = []
-    original = kv_cache.init_placed
-    monkeypatch.setattr(kv_cache, "init_placed", lambda *a, **k: made.append(original(*a, **k)) or made[-1])
     ids, mask = prompts(length=24)  # a prompt bucket (32) the other tests do not compile
-    with count_compiles("jit(_decode_loop)") as compiles:
+    with count_compiles("jit(_decode_loop)") as compiles, recorded_loops() as calls:
         model.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False)
         model.generate(ids[:, 5:], attention_mask=mask[:, 5:], max_new_tokens=13, do_sample=False)  # same buckets
     assert len(compiles) == 1, compiles
-    cache = made[0]
-    for entry in cache.values():  # [L, B, K, S, D] = [2, 4, 2, 48, 16]: one row and one KV head per device
-        assert tuple(entry.sharding.spec)[:3] == (None, "data", "tensor")
-        assert entry.sharding.shard_shape(entry.shape) == (2, 1, 1, 48, 16)
-        assert entry.is_deleted()  # donated: the loop updated it in place
+    # the per-device program: the cache [L, B, K, S, D] = [2, 4, 2, 48, 16] is one row and one KV head per device
+    shapes = {shape for _, shape in hlo_text.shapes(calls[0]().compile().as_text())}
+    assert (2, 1, 1, 48, 16) in shapes
+    assert not shapes & {(2, 4, 2, 48, 16), (2, 4, 1, 48, 16), (2, 1, 2, 48, 16)}  # never more of it
 
 
 @pytest.fixture(scope="module")

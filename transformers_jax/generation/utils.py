@@ -2,8 +2,8 @@
 
 The prompt (left padded, as HF expects for decoder-only models) gets extra left padding up to a
 bucket length (``generation.buckets``), the output budget is rounded up to a bucket too, and a
-fixed-size KV cache of ``prompt bucket + budget bucket`` slots is allocated (``model.init_cache``)
-and donated. One jitted program runs the prefill and then every decoding step (logits processing,
+fixed-size KV cache of ``prompt bucket + budget bucket`` slots (``model.init_cache``) is made inside
+the program that uses it. One jitted program runs the prefill and then every decoding step (logits processing,
 the token choice of ``generation.sampling.choose_tokens``, which the serving engine shares, EOS
 bookkeeping) inside a ``lax.while_loop``; the requested ``max_new_tokens``, the prompt length and
 the numeric knobs (temperature, top-k, top-p, penalty, min lengths) are traced values, so calls
@@ -56,22 +56,25 @@ def decoding_params(decode, params):
     return params if prepare is None else prepare(params)
 
 
-def _decode_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, static: StaticOptions,
-                 sharding: MeshRules | None = None):
-    """Prefill + the whole decoding loop (:func:`_run_loop`). Under ``sharding`` (the model's placement on a
-    mesh) it is traced inside that placement's ``logical_sharding``: the activations carry their constraints,
-    the cache stays split by rows and KV heads through the loop, the tokens come back split by rows."""
+def _decode_loop(params, context, input_ids, mask, key, scalars, *, decode, init_cache, config, static: StaticOptions,
+                 cache_length: int, sharding: MeshRules | None = None):
+    """Prefill + the whole decoding loop (:func:`_run_loop`) over a KV cache of ``cache_length`` slots per row that
+    the program makes itself (``init_cache``, empty) and adds to ``context`` (an encoder-decoder's cross entries,
+    else empty): the cache exists only inside the program, in the one form its loop holds it (per layer on
+    XLA:CPU, :func:`kv_cache.loop_form`), never also as an argument or a result beside it. Under ``sharding``
+    (the model's placement on a mesh) it is traced inside that placement's ``logical_sharding``: the activations
+    carry their constraints, the cache is made and stays split by rows and KV heads, the tokens come back split
+    by rows. Returns (token buffer, number of steps run)."""
     with activate(sharding):
-        loop_cache = kv_cache.loop_form(cache, params, sharding)
-        tokens, steps, loop_cache = _run_loop(params, loop_cache, input_ids, mask, key, scalars, decode=decode,
-                                              config=config, static=static)
-        cache = kv_cache.stack_layers(loop_cache, cache) if kv_cache.is_split(loop_cache) else loop_cache
-        return constrain(tokens, ("batch", None)), steps, kv_cache.constrain(cache)
+        cache = kv_cache.constrain({**init_cache(config, input_ids.shape[0], cache_length), **context})
+        tokens, steps = _run_loop(params, kv_cache.loop_form(cache, params, sharding), input_ids, mask, key, scalars,
+                                  decode=decode, config=config, static=static)
+        return constrain(tokens, ("batch", None)), steps
 
 
 def _run_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, static: StaticOptions):
     """Prefill + the whole decoding loop. input_ids/mask: [B, Pb] (left padded); the cache has
-    Pb + Nb slots. Returns (token buffer [B, Pb + Nb], number of steps run, final cache).
+    Pb + Nb slots. Returns (token buffer [B, Pb + Nb], number of steps run).
 
     Step ``s`` picks token ``s`` from the logits of the prefill (s = 0) or of feeding token ``s - 1``;
     the loop stops once ``max_new_tokens`` tokens are picked or every row is finished, so the last
@@ -139,13 +142,13 @@ def _run_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, s
 
     tokens, unfinished, key = pick(jnp.int32(0), tokens, logits, jnp.ones((batch,), bool), key)
     carry = (jnp.int32(1), tokens, cache, unfinished, key)
-    step, tokens, cache, _, _ = jax.lax.while_loop(cond, body, carry)
-    return tokens, step, cache  # the cache comes back so the donated input buffers are reused
+    step, tokens, _, _, _ = jax.lax.while_loop(cond, body, carry)
+    return tokens, step
 
 
 @functools.cache
 def _compiled_loop():
-    return jax.jit(_decode_loop, static_argnames=("decode", "config", "static", "sharding"), donate_argnames=("cache",))
+    return jax.jit(_decode_loop, static_argnames=("decode", "init_cache", "config", "static", "cache_length", "sharding"))
 
 
 _LOOP_RECORDERS: list[list] = []
@@ -165,8 +168,8 @@ def recorded_loops():
 
 
 def _run_compiled_loop(*args, **kwargs):
-    """``_compiled_loop()(*args, **kwargs)``, shown first to any :func:`recorded_loops` block (shapes only: the
-    donated cache is described by its ``ShapeDtypeStruct`` before the call consumes it)."""
+    """``_compiled_loop()(*args, **kwargs)``, shown first to any :func:`recorded_loops` block (as the arguments'
+    shapes, dtypes and placements)."""
     if _LOOP_RECORDERS:
         shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=_placed_sharding(a)), args)
         for calls in _LOOP_RECORDERS:
@@ -350,15 +353,14 @@ class GenerationMixin:
         }
         if prng_key is None:
             prng_key = jax.random.PRNGKey(0)
-        if self.mesh_rules is None:
-            cache = {**type(self).init_cache(self.config, batch, prompt_bucket + budget_bucket), **context}
-        else:
-            params, cache, padded_ids, padded_mask = _placed_inputs(self, params, padded_ids, padded_mask,
-                                                                    prompt_bucket + budget_bucket)
+        if self.mesh_rules is not None:
+            params, padded_ids, padded_mask = _placed_inputs(self, params, padded_ids, padded_mask,
+                                                             prompt_bucket + budget_bucket)
         params = self.decoding_params(params)
-        tokens, steps, _ = _run_compiled_loop(
-            params, cache, padded_ids, padded_mask, prng_key, scalars,
-            decode=type(self).decode, config=self.config, static=static, sharding=self.mesh_rules,
+        tokens, steps = _run_compiled_loop(
+            params, context, padded_ids, padded_mask, prng_key, scalars, decode=type(self).decode,
+            init_cache=type(self).init_cache, config=self.config, static=static,
+            cache_length=prompt_bucket + budget_bucket, sharding=self.mesh_rules,
         )
         tokens = np.asarray(tokens)
         steps = int(steps)
@@ -443,9 +445,10 @@ SEQ2SEQ_INPUTS = ("encoder_outputs", "decoder_input_ids", "decoder_attention_mas
 
 def _placed_inputs(model, params, ids, mask, cache_length: int):
     """The compiled loop's inputs on the model's mesh (``model.mesh_rules``): params by the rules (no copy when
-    they are placed already), a KV cache made in its shards (rows by the batch axes, KV heads by the tensor
-    axes), ``ids``/``mask`` [B, Pb] split by rows. Rows are added (copies of the last one, cut from the output
-    again) up to a multiple of the data-parallel ways: rows are independent, so the real rows are unchanged."""
+    they are placed already), ``ids``/``mask`` [B, Pb] split by rows. Rows are added (copies of the last one, cut
+    from the output again) up to a multiple of the data-parallel ways: rows are independent, so the real rows are
+    unchanged. The KV cache of ``cache_length`` slots the loop will make in its shards (rows by the batch axes, KV
+    heads by the tensor axes) is checked here: either not splitting evenly is a ValueError naming it."""
     placement = model.mesh_rules
     spare = -ids.shape[0] % placement.split("batch")[1]
     if spare:
@@ -453,8 +456,9 @@ def _placed_inputs(model, params, ids, mask, cache_length: int):
         mask = np.concatenate([mask, np.repeat(mask[-1:], spare, axis=0)])
     rows = placement.exact(("batch", None), ids.shape)
     params = placement.place_params(params, type(model).param_specs(model.config))
-    cache = kv_cache.init_placed(type(model).init_cache, model.config, ids.shape[0], cache_length, placement)
-    return params, cache, jax.device_put(ids, rows), jax.device_put(mask, rows)
+    kv_cache.shardings(jax.eval_shape(lambda: type(model).init_cache(model.config, ids.shape[0], cache_length)),
+                       placement)
+    return params, jax.device_put(ids, rows), jax.device_put(mask, rows)
 
 
 def _infer_mask(ids, mask, eos, pad):

@@ -22,6 +22,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from transformers_jax.layers.stack import has_unstacked_layers
 from transformers_jax.partitioning import MeshRules
@@ -78,6 +79,13 @@ def self_entries(cache: dict) -> dict:
 def cache_rows(cache: dict) -> int:
     """Rows (batch entries, beams or serving slots)."""
     return jax.tree.leaves(cache)[0].shape[ROW_AXIS]
+
+
+def visible_slots(index, query_length: int) -> int | None:
+    """How many leading cache slots queries written at slot ``index`` can see under the causal mask: ``index +
+    query_length`` when ``index`` is static (a prefill at slot 0 then attends over its own keys, not over the empty
+    slots after them), else None (a traced index: every slot). Slice the keys, values and mask with it."""
+    return int(index) + query_length if isinstance(index, (int, np.integer)) else None
 
 
 def write(cache: dict, layer, index, k, v) -> tuple[dict, jax.Array, jax.Array]:

@@ -353,6 +353,9 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
     embed_rate, attention_rate, residual_rate = config.dropout_rates()
     rngs = L.split_key(dropout_rng, 2)
     embed_rng, layer_rng = (None, None) if rngs is None else rngs
+    visible = None if cache is None else L.kv_cache.visible_slots(cache_index, length)
+    if attention_mask is not None:
+        attention_mask = attention_mask[:, :visible]  # [B, S']: the cache slots these queries can see
     key_mask = attention_mask  # as given (None: no padding), for the kernels' segment ids
     if attention_mask is None:
         attention_mask = jnp.ones((batch, length), jnp.int32)
@@ -397,6 +400,7 @@ def decoder_forward(params, config: DecoderConfig, input_ids, attention_mask, po
             q, k = L.apply_rotary(q, layer_cos, layer_sin), L.apply_rotary(k, layer_cos, layer_sin)
         if layer_cache is not None:
             layer_cache, k, v = L.kv_cache.write(layer_cache, layer_in["index"], cache_index, k, v)
+            k, v = k[:, :visible], v[:, :visible]  # [B, S', K, D]
         layer_mask = L.CausalMaskSpec(key_mask, query_start, layer_in["window"], window_sizes, base=mask)
         out, probs = L.causal_attention(q, k, v, layer_mask, implementation=implementation, scale=layer_in["scale"],
                                         logit_softcap=softcap, dropout_rate=attention_rate, dropout_rng=attn_key,

@@ -209,9 +209,11 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
         raise ValueError(f"{type(config).__name__}: {side}_layerdrop > 0 is not supported in training")
     rngs = L.split_key(dropout_rng, 2)
     embed_rng, layer_rng = (None, None) if rngs is None else rngs
+    decoding = cache is not None
+    visible = L.kv_cache.visible_slots(cache_index, length) if decoding else None
     if attention_mask is None:
         attention_mask = jnp.ones((batch, length), jnp.int32)
-    decoding = cache is not None
+    attention_mask = attention_mask[:, :visible]  # [B, S']: the cache slots these queries can see
     if position_ids is None:
         position_ids = jnp.arange(length, dtype=jnp.int32)[None]  # [1, T]
     x = L.embed(embed_table, input_ids, dtype)
@@ -261,6 +263,7 @@ def stack_forward(stack_params, config, side: str, embed_table: dict, input_ids,
             k, v = _keys_values(p["self_attn"], heads, h)
             if decoding:
                 layer_cache, k, v = L.kv_cache.write(layer_cache, layer_in["index"], cache_index, k, v)
+                k, v = k[:, :visible], v[:, :visible]  # [B, S', K, D]
             self_bias = config.self_attention_bias(stack_params, p, side, position_ids, key_positions)
             out, probs["self"] = _attention(p["self_attn"], config, side, h, k, v, self_mask, self_bias, keys[0],
                                             attention_scale)
