@@ -115,6 +115,31 @@ def test_the_serving_engine_chunk_reads_its_cache_window_in_place(model):
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+def test_beam_search_moves_only_the_generated_slots_of_its_cache(model, monkeypatch):
+    """Each step reorders the beams' cache. The prompt's 16 slots, the same in every beam of a prompt, stay where
+    they lie: the loop's ops the size of a layer's [rows * beams * K, 48, D] buffer are in-place updates only (the
+    step's write and the gathered generated slots written back, 2 each per layer), never a copy; the gather moves
+    the 32 generated slots."""
+    from transformers_jax.generation import beam_search
+
+    calls = []
+    program = beam_search._beam_search_program
+    monkeypatch.setattr(beam_search, "_beam_search_program", lambda *a, **k: calls.append((a, k)) or program(*a, **k))
+    batch, beams = 2, 3
+    ids = np.random.RandomState(0).randint(3, VOCAB, (batch, PROMPT))
+    model.generate(ids, max_new_tokens=NEW, num_beams=beams)
+    args, kwargs = calls[0]
+    ops = hlo_text.instructions(program.lower(*args, **kwargs).compile().as_text())
+    body = [ops[name] for name in hlo_text.loop_instructions(ops)]
+    moves = [op for op in body if not hlo_text.is_product(op) and op.opcode not in BOOKKEEPING]
+    rows = batch * beams * 2  # 2 KV heads
+    whole = [op for op in moves if any(s[1] == (rows, 48, 16) for s in op.result)]
+    assert all("dynamic-update-slice" in op.name for op in whole), [(op.name, op.opcode) for op in whole]
+    assert len(whole) == 4 * LAYERS
+    assert [op for op in moves if any(s[1] == (rows, 32, 16) for s in op.result)]  # the generated slots, gathered
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
 def test_the_prefill_makes_logits_for_the_last_prompt_position_only(model):
     ops, loop = compiled_loop(model, 2)
     vocab_arrays = {s[1] for op in ops.values() for s in op.result if s[1] and s[1][-1] == VOCAB}

@@ -86,3 +86,22 @@ def test_reordering_beams_in_the_split_form_equals_the_stacked_cache():
     for name in cache:
         np.testing.assert_array_equal(kv_cache.stack_layers(split, cache)[name], stacked[name])
     np.testing.assert_array_equal(stacked["k"][:, 0], cache["k"][:, 1])
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_beams_sharing_their_prompt_slots_gather_only_the_later_ones(split):
+    """Rows 0 and 1 are two beams of one prompt (the same first 5 slots): reordering with ``shared_slots=5`` gives
+    what gathering every slot gives, in either form."""
+    cache = random_cache(5, cross=True)
+    cache = {**cache, **{name: cache[name].at[:, 1, :, :5].set(cache[name][:, 0, :, :5]) for name in ("k", "v")}}
+    rows = jnp.asarray([1, 1], jnp.int32)
+    want = kv_cache.reorder_beams(cache, rows)
+    form = kv_cache.split_layers(cache) if split else cache
+    got = kv_cache.reorder_beams(form, rows, shared_slots=5)
+    got = kv_cache.stack_layers(got, cache) if split else got
+    for name in cache:
+        np.testing.assert_array_equal(got[name], want[name])
+    unshared = {**cache, "k": cache["k"].at[:, 0, :, 0].add(1.0)}  # the assumption broken: slot 0 is kept as it was
+    kept = kv_cache.reorder_beams(unshared, rows, shared_slots=5)
+    np.testing.assert_array_equal(kept["k"][:, 0, :, 0], unshared["k"][:, 0, :, 0])
+    np.testing.assert_array_equal(kept["k"][:, 0, :, 5:], unshared["k"][:, 1, :, 5:])

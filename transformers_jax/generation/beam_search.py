@@ -191,7 +191,8 @@ def _beam_search_program(params, prompt_ids, prompt_mask, prompt_start, eos_ids,
     def feed(s):
         """Reorder the cache by source beam and run the tokens chosen at the previous step."""
         i = s["step"] - 1
-        cache = kv_cache.reorder_beams(s["cache"], s["run_source"])
+        # the prompt's slots are the same in every beam of a prompt: only the generated ones are gathered
+        cache = kv_cache.reorder_beams(s["cache"], s["run_source"], shared_slots=prompt_len)
         new_tokens = s["run_tokens"][:, :, i].reshape(batch * k, 1)
         gen_mask = jnp.broadcast_to((jnp.arange(budget) <= i).astype(jnp.int32), (batch * k, budget))
         step_mask = jnp.concatenate([beam_prompt_mask, gen_mask], axis=1)

@@ -205,19 +205,28 @@ def take_rows(cache: dict, rows: jax.Array) -> dict:
     return jax.tree.map(lambda c: jnp.take(c, rows, axis=ROW_AXIS), cache)
 
 
-def reorder_beams(cache: dict, rows: jax.Array) -> dict:
+def reorder_beams(cache: dict, rows: jax.Array, shared_slots: int = 0) -> dict:
     """Beam search's reordering: the self-attention rows taken from ``rows`` [B*K] (each beam's
     source beam, always a beam of the same prompt), in either form. The cross entries are left as
     they are: every beam of a prompt holds the same encoder keys and values, so gathering them would
-    copy them to themselves."""
+    copy them to themselves. So are the first ``shared_slots`` self-attention slots when the caller knows them
+    to be the same in every beam of a prompt (the prompt's, written once and repeated to its beams): only the
+    later slots are gathered, and written back in place."""
+    def take(entry, row_axis, slot_axis, index):  # the slots from ``shared_slots`` on, rows by ``index``
+        if shared_slots == 0:
+            return jnp.take(entry, index, axis=row_axis)
+        tail = jax.lax.slice_in_dim(entry, shared_slots, entry.shape[slot_axis], axis=slot_axis)
+        tail = jnp.take(tail, index, axis=row_axis)
+        return jax.lax.dynamic_update_slice_in_dim(entry, tail, shared_slots, axis=slot_axis)
+
     if not is_split(cache):
-        return {**cache, **take_rows(self_entries(cache), rows)}
+        return {**cache, **{name: take(cache[name], ROW_AXIS, SLOT_AXIS, rows) for name in ("k", "v")}}
 
-    def take(buffer):  # [R*H, S, D]: row r's heads are buffers r*H ... r*H + H-1
+    def take_layer(buffer):  # [R*H, S, D]: row r's heads are buffers r*H ... r*H + H-1
         heads = buffer.shape[0] // rows.shape[0]
-        return jnp.take(buffer, (rows[:, None] * heads + jnp.arange(heads)).reshape(-1), axis=0)
+        return take(buffer, 0, 1, (rows[:, None] * heads + jnp.arange(heads)).reshape(-1))
 
-    return {**cache, **{name: tuple(take(layer) for layer in cache[name]) for name in ("k", "v")}}
+    return {**cache, **{name: tuple(take_layer(layer) for layer in cache[name]) for name in ("k", "v")}}
 
 
 def write_row(cache: dict, row_cache: dict, row) -> dict:
