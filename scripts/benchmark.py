@@ -34,6 +34,17 @@ LLAMA_125M = dict(vocab_size=32000, hidden_size=768, num_hidden_layers=12, num_a
                   tie_word_embeddings=False)
 
 
+def llama_pair(**overrides):
+    """(HF's model, ours): a Llama of ``LLAMA_125M`` (with ``overrides``) that HF builds with random weights (torch
+    seed 0), and ours loaded from its checkpoint; float32, for benchmarks that run both on the same weights."""
+    torch.manual_seed(0)
+    config = hf.AutoConfig.for_model("llama", **{**LLAMA_125M, **overrides})
+    hf_model = hf.AutoModelForCausalLM.from_config(config).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        hf_model.save_pretrained(tmp)
+        return hf_model, tj.AutoModelForCausalLM.from_pretrained(tmp)
+
+
 def forward_flops(config: dict, batch: int, length: int, kind: str) -> float:
     """Matmul FLOPs of one forward pass (embeddings lookups excluded, the LM head included)."""
     d, layers, ff = config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-import transformers as hf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import transformers_jax as tj  # noqa: E402
-from scripts.benchmark import LLAMA_125M, median_time  # noqa: E402
+from scripts.benchmark import LLAMA_125M, llama_pair, median_time  # noqa: E402
 
 
 def main():
@@ -33,13 +31,8 @@ def main():
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    config = dict(LLAMA_125M, max_position_embeddings=2048)
-    hf_model = hf.AutoModelForCausalLM.from_config(hf.AutoConfig.for_model("llama", **config)).eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        hf_model.save_pretrained(tmp)
-        ours = tj.AutoModelForCausalLM.from_pretrained(tmp)
-    ids = np.random.RandomState(0).randint(3, config["vocab_size"], (args.batch, args.prompt))
+    hf_model, ours = llama_pair(max_position_embeddings=2048)
+    ids = np.random.RandomState(0).randint(3, LLAMA_125M["vocab_size"], (args.batch, args.prompt))
     settings = dict(max_new_tokens=args.new, min_new_tokens=args.new, num_beams=args.beams, do_sample=False,
                     early_stopping=False)
 

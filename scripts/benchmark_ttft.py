@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-import transformers as hf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import transformers_jax as tj  # noqa: E402
-from scripts.benchmark import LLAMA_125M, median_time  # noqa: E402
+from scripts.benchmark import LLAMA_125M, llama_pair, median_time  # noqa: E402
 
 SETTINGS = [(1, 16, 512), (1, 200, 1024), (8, 200, 1024)]  # (batch, prompt, budget)
 
@@ -30,17 +28,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    torch.manual_seed(0)
-    config = dict(LLAMA_125M, max_position_embeddings=2048)
-    hf_model = hf.AutoModelForCausalLM.from_config(hf.AutoConfig.for_model("llama", **config)).eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        hf_model.save_pretrained(tmp)
-        ours = tj.AutoModelForCausalLM.from_pretrained(tmp)
+    hf_model, ours = llama_pair(max_position_embeddings=2048)
     print(f"transformers_jax from {Path(tj.__file__).parent}; ~125M Llama, float32, greedy")
     print("| batch | prompt | budget | HF first token ms | ours, 1 new token, ms | ours, with the budget, ms |")
     print("|---|---|---|---|---|---|")
     for batch, prompt, budget in SETTINGS:
-        ids = np.random.RandomState(prompt).randint(3, config["vocab_size"], (batch, prompt))
+        ids = np.random.RandomState(prompt).randint(3, LLAMA_125M["vocab_size"], (batch, prompt))
         ids_t = torch.tensor(ids)
 
         def run_hf():
