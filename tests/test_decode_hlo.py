@@ -17,6 +17,8 @@ LLAMA = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=160, num_hidden
              num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False, bos_token_id=1,
              eos_token_id=2, pad_token_id=0)
 PROMPT, NEW = 12, 20  # buckets of 16 and 32: 48 cache slots
+XLA_CPU_ONLY = pytest.mark.skipif(jax.default_backend() != "cpu",
+                                  reason="the decoding layout asserted here is XLA:CPU's")
 BOOKKEEPING = ("parameter", "get-tuple-element", "tuple", "bitcast", "constant", "while")  # ops that move nothing
 
 
@@ -46,7 +48,7 @@ def layer_buffer_shape(batch):
     return (batch * config.num_key_value_heads, 48, config.head_dim)
 
 
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+@XLA_CPU_ONLY
 @pytest.mark.parametrize("batch", [1, 3])
 def test_a_decode_step_reads_each_weight_once_and_copies_no_weight_and_no_cache(model, batch):
     ops, loop = compiled_loop(model, batch)
@@ -77,7 +79,7 @@ def assert_cache_updated_in_place_and_never_copied(moves, buffer, rows, update="
     assert len(cache_sized) == 2 * LAYERS
 
 
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+@XLA_CPU_ONLY
 def test_generate_holds_the_cache_once():
     """The program makes its KV cache itself and holds it once: no argument or result is a cache (no donated
     stacked cache beside the loop's per-layer buffers), and the prefill attends over the prompt's slots only (no
@@ -100,7 +102,7 @@ def test_generate_holds_the_cache_once():
     assert memory.temp_size_in_bytes < 1.5 * cache_bytes, (memory.temp_size_in_bytes, cache_bytes)
 
 
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+@XLA_CPU_ONLY
 def test_the_serving_engine_chunk_reads_its_cache_window_in_place(model):
     from serving.engine import Engine
 
@@ -114,7 +116,7 @@ def test_the_serving_engine_chunk_reads_its_cache_window_in_place(model):
     assert_cache_updated_in_place_and_never_copied(moves, (3 * 2, 32, 16), 3, update="scatter")
 
 
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+@XLA_CPU_ONLY
 def test_beam_search_moves_only_the_generated_slots_of_its_cache(model, monkeypatch):
     """Each step reorders the beams' cache. The prompt's 16 slots, the same in every beam of a prompt, stay where
     they lie: the loop's ops the size of a layer's [rows * beams * K, 48, D] buffer are in-place updates only (the
@@ -139,7 +141,7 @@ def test_beam_search_moves_only_the_generated_slots_of_its_cache(model, monkeypa
     assert [op for op in moves if any(s[1] == (rows, 32, 16) for s in op.result)]  # the generated slots, gathered
 
 
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+@XLA_CPU_ONLY
 def test_the_prefill_makes_logits_for_the_last_prompt_position_only(model):
     ops, loop = compiled_loop(model, 2)
     vocab_arrays = {s[1] for op in ops.values() for s in op.result if s[1] and s[1][-1] == VOCAB}
@@ -164,7 +166,7 @@ def test_decoding_params_are_made_once_and_follow_new_params(model):
     assert model.decoding_params(other) is not first
 
 
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the decoding layout asserted here is XLA:CPU's")
+@XLA_CPU_ONLY
 def test_an_encoder_decoder_step_reads_the_encoder_keys_and_values_as_they_lie():
     config = tj.BartConfig(vocab_size=VOCAB, d_model=64, encoder_layers=LAYERS, decoder_layers=LAYERS,
                            encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,

@@ -148,7 +148,8 @@ def _run_loop(params, cache, input_ids, mask, key, scalars, *, decode, config, s
 
 @functools.cache
 def _compiled_loop():
-    return jax.jit(_decode_loop, static_argnames=("decode", "init_cache", "config", "static", "cache_length", "sharding"))
+    return jax.jit(_decode_loop,
+                   static_argnames=("decode", "init_cache", "config", "static", "cache_length", "sharding"))
 
 
 _LOOP_RECORDERS: list[list] = []
@@ -354,8 +355,7 @@ class GenerationMixin:
         if prng_key is None:
             prng_key = jax.random.PRNGKey(0)
         if self.mesh_rules is not None:
-            params, padded_ids, padded_mask = _placed_inputs(self, params, padded_ids, padded_mask,
-                                                             prompt_bucket + budget_bucket)
+            params, padded_ids, padded_mask = _placed_inputs(self, params, padded_ids, padded_mask)
         params = self.decoding_params(params)
         tokens, steps = _run_compiled_loop(
             params, context, padded_ids, padded_mask, prng_key, scalars, decode=type(self).decode,
@@ -443,12 +443,12 @@ class GenerationMixin:
 SEQ2SEQ_INPUTS = ("encoder_outputs", "decoder_input_ids", "decoder_attention_mask")
 
 
-def _placed_inputs(model, params, ids, mask, cache_length: int):
+def _placed_inputs(model, params, ids, mask):
     """The compiled loop's inputs on the model's mesh (``model.mesh_rules``): params by the rules (no copy when
     they are placed already), ``ids``/``mask`` [B, Pb] split by rows. Rows are added (copies of the last one, cut
     from the output again) up to a multiple of the data-parallel ways: rows are independent, so the real rows are
-    unchanged. The KV cache of ``cache_length`` slots the loop will make in its shards (rows by the batch axes, KV
-    heads by the tensor axes) is checked here: either not splitting evenly is a ValueError naming it."""
+    unchanged, and split evenly; the KV heads' split was checked when the model was placed (``check_placement``),
+    so the cache the loop makes in its shards (rows by the batch axes, KV heads by the tensor axes) splits too."""
     placement = model.mesh_rules
     spare = -ids.shape[0] % placement.split("batch")[1]
     if spare:
@@ -456,8 +456,6 @@ def _placed_inputs(model, params, ids, mask, cache_length: int):
         mask = np.concatenate([mask, np.repeat(mask[-1:], spare, axis=0)])
     rows = placement.exact(("batch", None), ids.shape)
     params = placement.place_params(params, type(model).param_specs(model.config))
-    kv_cache.shardings(jax.eval_shape(lambda: type(model).init_cache(model.config, ids.shape[0], cache_length)),
-                       placement)
     return params, jax.device_put(ids, rows), jax.device_put(mask, rows)
 
 
